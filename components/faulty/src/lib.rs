@@ -1,0 +1,173 @@
+//! `faulty`: a test-only backend that misbehaves on purpose, so the runtime's limits and
+//! fault handling can be tested with a real guest: traps, infinite loops, memory bombs,
+//! deep recursion, slow tools, and failing warmup, initialize and cleanup.
+use cella_guest::prelude::*;
+
+#[derive(Default)]
+struct Faulty {
+    /// Counts calls in this instance (a fresh instance starts from the warm image's value).
+    calls: u64,
+    /// Set by warmup, so tests can see the warm image.
+    warmed: bool,
+    fail_cleanup: bool,
+}
+
+#[derive(Deserialize)]
+struct BackendConfig {
+    #[serde(default)]
+    fail_warmup: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct SessionConfig {
+    fail_initialize: bool,
+    trap_initialize: bool,
+    fail_cleanup: bool,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct Alloc {
+    /// How many MiB to allocate and touch.
+    mb: usize,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct Recurse {
+    /// How deep to recurse.
+    depth: u64,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct Sleep {
+    /// How long to sleep, in milliseconds.
+    ms: u64,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct Echo {
+    /// Any value; returned as is.
+    value: Value,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct Fail {
+    /// The error code to return.
+    code: i32,
+}
+
+#[inline(never)]
+fn recurse(depth: u64, pad: &mut [u8; 256]) -> u64 {
+    pad[(depth % 256) as usize] = depth as u8;
+    if depth == 0 {
+        return pad[0] as u64;
+    }
+    let mut next = [0u8; 256];
+    next[0] = pad[1];
+    1 + recurse(
+        std::hint::black_box(depth - 1),
+        std::hint::black_box(&mut next),
+    )
+}
+
+impl Backend for Faulty {
+    fn info() -> Info {
+        Info::new(
+            "faulty",
+            "[HIDDEN] A backend that misbehaves on purpose, for tests",
+            env!("CARGO_PKG_VERSION"),
+        )
+    }
+
+    fn tools(t: &mut Tools<Self>) {
+        t.session(
+            "faulty:trap",
+            "Traps (unreachable instruction)",
+            |_, _: NoParams| -> Result<Value, Error> { std::process::abort() },
+        )
+        .session(
+            "faulty:loop",
+            "Loops forever",
+            |f, _: NoParams| -> Result<Value, Error> {
+                loop {
+                    f.calls = std::hint::black_box(f.calls.wrapping_add(1));
+                }
+            },
+        )
+        .session(
+            "faulty:alloc",
+            "Allocates and touches `mb` MiB",
+            |_, p: Alloc| {
+                let mut blocks = Vec::new();
+                for i in 0..p.mb {
+                    blocks.push(vec![i as u8 | 1; 1 << 20]);
+                }
+                Ok(json!({"allocated_mb": blocks.len()}))
+            },
+        )
+        .session(
+            "faulty:recurse",
+            "Recurses `depth` frames deep",
+            |_, p: Recurse| Ok(json!({"depth": recurse(p.depth, &mut [0u8; 256])})),
+        )
+        .session(
+            "faulty:sleep",
+            "Sleeps `ms` milliseconds (a slow tool)",
+            |_, p: Sleep| {
+                std::thread::sleep(std::time::Duration::from_millis(p.ms));
+                Ok(json!({"slept_ms": p.ms}))
+            },
+        )
+        .session(
+            "faulty:echo",
+            "Returns `value`; counts calls in this session",
+            |f, p: Echo| {
+                f.calls += 1;
+                Ok(json!({"value": p.value, "calls": f.calls}))
+            },
+        )
+        .session(
+            "faulty:fail",
+            "Returns an error with the given code",
+            |_, p: Fail| -> Result<Value, Error> { Err(Error::new(p.code, "failed on purpose")) },
+        )
+        .stateless(
+            "faulty:fresh",
+            "Stateless: counts calls in this instance and says if it is warm",
+            |f, _: NoParams| {
+                f.calls += 1;
+                Ok(json!({"calls": f.calls, "warmed": f.warmed}))
+            },
+        );
+    }
+
+    fn warmup(&mut self, config: Value) -> Result<(), Error> {
+        let config: BackendConfig = serde_json::from_value(config)?;
+        if config.fail_warmup {
+            return Err(Error::internal("warmup failed on purpose"));
+        }
+        self.warmed = true;
+        Ok(())
+    }
+
+    fn initialize(&mut self, _worker_id: &str, config: Value) -> Result<Value, Error> {
+        let config: SessionConfig = serde_json::from_value(config)?;
+        if config.trap_initialize {
+            std::process::abort();
+        }
+        if config.fail_initialize {
+            return Err(Error::internal("initialize failed on purpose"));
+        }
+        self.fail_cleanup = config.fail_cleanup;
+        Ok(json!({"warmed": self.warmed}))
+    }
+
+    fn cleanup(&mut self) -> Result<(), Error> {
+        if self.fail_cleanup {
+            return Err(Error::internal("cleanup failed on purpose"));
+        }
+        Ok(())
+    }
+}
+
+cella_guest::export_backend!(Faulty);

@@ -1,0 +1,115 @@
+//! Builds the backend components under `components/` for `wasm32-wasip2` and records where
+//! they are, so the runtime, its tests and benchmarks, and `cella serve`'s embedded default
+//! configuration all use components built from this checkout (`builtin:<name>`).
+//!
+//! The nested cargo gets its own target directory (`target/components`) so it never waits on
+//! the outer build's lock, and the outer build's RUSTFLAGS are removed: they are meant for
+//! the host, not for the guests.
+
+use std::env;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The components built here: (name, cargo package).
+const COMPONENTS: &[&str] = &["kv", "rag", "notebook", "faulty"];
+
+fn main() {
+    let manifest_dir =
+        PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let root = manifest_dir
+        .parent()
+        .expect("runtime/ lives in the repository root")
+        .to_path_buf();
+    let components_dir = root.join("components");
+    for watched in ["components", "sdk/guest-rust", "wit"] {
+        rerun_if_changed_tree(&root.join(watched));
+    }
+
+    let target_dir = env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|t| if t.is_absolute() { t } else { root.join(t) })
+        .unwrap_or_else(|| root.join("target"))
+        .join("components");
+
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(&components_dir)
+        .args(["build", "--release", "--target", "wasm32-wasip2"])
+        .env("CARGO_TARGET_DIR", &target_dir);
+    for var in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_PRIMARY_PACKAGE",
+    ] {
+        cmd.env_remove(var);
+    }
+    let output = cmd
+        .output()
+        .expect("failed to run cargo to build the components");
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let hint = if stderr.contains("wasm32-wasip2")
+            && (stderr.contains("target may not be installed")
+                || stderr.contains("can't find crate for `core`")
+                || stderr.contains("can't find crate for `std`"))
+        {
+            "\nhint: the wasm32-wasip2 target is missing: run `rustup target add wasm32-wasip2` (rust-toolchain.toml normally installs it)\n"
+        } else {
+            ""
+        };
+        panic!(
+            "building the components in {} failed:\n{stderr}{hint}",
+            components_dir.display()
+        );
+    }
+
+    let wasm_dir = target_dir.join("wasm32-wasip2").join("release");
+    let mut generated = String::from(
+        "/// Components built from `components/` by `runtime/build.rs`: (name, path of the .wasm).\npub const BUILTIN_COMPONENTS: &[(&str, &str)] = &[\n",
+    );
+    for name in COMPONENTS {
+        let path = wasm_dir.join(format!("{name}.wasm"));
+        assert!(
+            path.exists(),
+            "component {name} was not built at {}",
+            path.display()
+        );
+        writeln!(
+            generated,
+            "    ({name:?}, {:?}),",
+            path.display().to_string()
+        )
+        .expect("writing to a String");
+    }
+    generated.push_str("];\n");
+    writeln!(
+        generated,
+        "/// The repository root this binary was built from.\npub const REPO_ROOT: &str = {:?};",
+        root.display().to_string()
+    )
+    .expect("writing to a String");
+    let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("components.rs");
+    std::fs::write(out, generated).expect("writing components.rs");
+}
+
+/// Asks cargo to rerun this script when anything under `dir` changes (except build output).
+fn rerun_if_changed_tree(dir: &Path) {
+    println!("cargo:rerun-if-changed={}", dir.display());
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.file_name().is_some_and(|n| n == "target") {
+            continue;
+        }
+        if path.is_dir() {
+            rerun_if_changed_tree(&path);
+        } else {
+            println!("cargo:rerun-if-changed={}", path.display());
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! The on-disk cache of compiled components and warm images.
+//!
+//! A `.cwasm` is written next to a `.sha256` of its bytes. Loading checks the hash before
+//! handing the file to wasmtime (whose `deserialize_file` trusts its input), and wasmtime
+//! itself rejects files made by another version or with other settings. A file that fails
+//! either check is recompiled and overwritten, never trusted. Writes go to a temporary file
+//! renamed into place, so a crash or a concurrent writer never leaves half a file.
+
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+/// Where a component came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// Loaded from the cache.
+    Cached,
+    /// Compiled now (and stored).
+    Compiled,
+}
+
+/// The component cache directory.
+#[derive(Debug, Clone)]
+pub struct ComponentCache {
+    dir: PathBuf,
+}
+
+/// The sha256 of some bytes, as lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+impl ComponentCache {
+    /// A cache in `dir`, or in the user's cache directory (`$XDG_CACHE_HOME/cella`,
+    /// `~/.cache/cella`) when `dir` is `None`.
+    pub fn new(dir: Option<PathBuf>) -> ComponentCache {
+        let dir = dir.unwrap_or_else(|| {
+            std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+                .unwrap_or_else(std::env::temp_dir)
+                .join("cella")
+        });
+        ComponentCache { dir }
+    }
+
+    /// The cache directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn path_for(&self, key: &str) -> PathBuf {
+        self.dir.join(format!("{key}.cwasm"))
+    }
+
+    /// The cache key of some wasm under some engine settings.
+    pub fn key(kind: &str, parts: &[&str]) -> String {
+        let mut h = Sha256::new();
+        for p in parts {
+            h.update(p.as_bytes());
+            h.update([0]);
+        }
+        format!("{kind}-{}", &hex::encode(h.finalize())[..32])
+    }
+
+    /// Loads the component stored under `key`, or compiles `wasm()` and stores it.
+    pub fn load_or_compile(
+        &self,
+        engine: &Engine,
+        key: &str,
+        wasm: impl FnOnce() -> wasmtime::Result<Vec<u8>>,
+    ) -> wasmtime::Result<(Component, Origin)> {
+        if let Some(component) = self.get(engine, key) {
+            return Ok((component, Origin::Cached));
+        }
+        let bytes = wasm()?;
+        Ok((
+            self.compile_and_store(engine, key, &bytes)?,
+            Origin::Compiled,
+        ))
+    }
+
+    /// The component stored under `key`, if there is a usable one. An unusable file
+    /// (corrupt, stale, made by another engine) is reported and ignored.
+    pub fn get(&self, engine: &Engine, key: &str) -> Option<Component> {
+        let path = self.path_for(key);
+        match self.load(engine, &path) {
+            Ok(found) => found,
+            Err(reason) => {
+                tracing::warn!(path = %path.display(), %reason, "discarding an unusable cache file");
+                None
+            }
+        }
+    }
+
+    /// Compiles `wasm` and stores the result under `key` (a failed write is only logged:
+    /// the next start compiles again).
+    pub fn compile_and_store(
+        &self,
+        engine: &Engine,
+        key: &str,
+        wasm: &[u8],
+    ) -> wasmtime::Result<Component> {
+        let component = Component::new(engine, wasm)?;
+        let path = self.path_for(key);
+        if let Err(e) = self.store(&path, &component) {
+            tracing::warn!(path = %path.display(), error = %e, "could not write the component cache");
+        }
+        Ok(component)
+    }
+
+    /// `Ok(None)` when there is no file; `Err(reason)` when the file is there but unusable.
+    fn load(&self, engine: &Engine, path: &Path) -> Result<Option<Component>, String> {
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.to_string()),
+        };
+        let expected =
+            std::fs::read_to_string(sum_path(path)).map_err(|e| format!("no checksum: {e}"))?;
+        if expected.trim() != sha256_hex(&bytes) {
+            return Err("checksum mismatch (corrupt file)".into());
+        }
+        // SAFETY: the file was written by this cache (its checksum matches what we wrote
+        // after `serialize`), and wasmtime checks its version and settings header.
+        unsafe { Component::deserialize(engine, &bytes) }
+            .map(Some)
+            .map_err(|e| format!("stale or incompatible: {e}"))
+    }
+
+    fn store(&self, path: &Path, component: &Component) -> wasmtime::Result<()> {
+        std::fs::create_dir_all(&self.dir)?;
+        let bytes = component.serialize()?;
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, &bytes)?;
+        let sum_tmp = tmp.with_extension("sumtmp");
+        std::fs::write(&sum_tmp, sha256_hex(&bytes))?;
+        // The checksum goes in place first: a reader that sees the new .cwasm with the old
+        // checksum rejects it and recompiles, which is safe.
+        std::fs::rename(&sum_tmp, sum_path(path))?;
+        std::fs::rename(&tmp, path)?;
+        Ok(())
+    }
+}
+
+fn sum_path(path: &Path) -> PathBuf {
+    path.with_extension("sha256")
+}

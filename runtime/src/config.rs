@@ -1,0 +1,458 @@
+//! The server configuration: one JSON file in the seeds' format, extended.
+//!
+//! ```json
+//! {"server": {"host": "127.0.0.1", "port": 18890, "session_ttl": 300, "limits": {...}},
+//!  "resources": {"kv": {"enabled": true, "component": "builtin:kv", "config": {}}},
+//!  "warmup": {"enabled": false, "resources": []}}
+//! ```
+//!
+//! `${VAR}` and `${VAR:-default}` expand in every string, keys that start with `_` are
+//! comments, unknown keys are rejected, and every error names the field.
+
+use crate::error::{Error, Result};
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+include!(concat!(env!("OUT_DIR"), "/components.rs"));
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Server-wide settings.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// The backends, by resource type name.
+    #[serde(default)]
+    pub resources: BTreeMap<String, ResourceConfig>,
+    /// Backends to warm at start-up.
+    #[serde(default)]
+    pub warmup: WarmupConfig,
+    /// The directory relative paths in this file are resolved against.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+/// Server-wide settings (`server`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on (default 127.0.0.1).
+    pub host: String,
+    /// Port to listen on (default 18890, as AgentFlow).
+    pub port: u16,
+    /// Seconds an unused explicit session lives (default 300); every call renews it.
+    pub session_ttl: f64,
+    /// Where compiled components and warm images are cached (default: the user cache dir).
+    pub cache_dir: Option<PathBuf>,
+    /// A title shown by the server (kept for AgentFlow configs).
+    pub title: Option<String>,
+    /// The server URL (kept for AgentFlow configs; host and port win).
+    pub url: Option<String>,
+    /// Resource limits.
+    pub limits: Limits,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            host: "127.0.0.1".into(),
+            port: 18890,
+            session_ttl: 300.0,
+            cache_dir: None,
+            title: None,
+            url: None,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Limits on instances, memory and time (`server.limits`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Live instances the server holds at most (sessions plus calls in flight); sizes the
+    /// pooling allocator.
+    pub max_instances: u32,
+    /// Linear memory per instance, in MiB.
+    pub memory_mb: u64,
+    /// The longest a single call may run, in seconds; a request may ask for less.
+    pub call_timeout_s: f64,
+    /// The longest `warmup` may run, in seconds.
+    pub warmup_timeout_s: f64,
+    /// Instructions budget per call (fuel); off when absent.
+    pub fuel: Option<u64>,
+    /// Native stack a guest may use, in KiB.
+    pub max_wasm_stack_kb: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_instances: 1000,
+            memory_mb: 128,
+            call_timeout_s: 30.0,
+            warmup_timeout_s: 120.0,
+            fuel: None,
+            max_wasm_stack_kb: 512,
+        }
+    }
+}
+
+/// One backend (`resources.<name>`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceConfig {
+    /// Whether the backend is loaded (default true).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// The component: a path to a `.wasm` (relative to the config file) or `builtin:<name>`
+    /// for a component built from this repository.
+    pub component: String,
+    /// A description (kept for AgentFlow configs).
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Handed to `warmup` as the backend config, and the default session config that a
+    /// caller's session config is merged over.
+    #[serde(default = "empty_object")]
+    pub config: Value,
+    /// Capabilities granted to the component; none by default.
+    #[serde(default)]
+    pub grants: Grants,
+    /// Whether to snapshot `warmup` into a warm image (default true). When false, or when
+    /// the snapshot fails, warmup runs in every new instance.
+    #[serde(default = "yes")]
+    pub warm_image: bool,
+}
+
+/// Capabilities granted to a component (`resources.<name>.grants`). Nothing is granted by
+/// default: no directory, no environment variable, no network, no stdin.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grants {
+    /// Host directories the component may read, each mounted at a guest path.
+    #[serde(default)]
+    pub dirs: Vec<DirGrant>,
+    /// Environment variables the component sees.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+/// A read-only directory grant.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirGrant {
+    /// The host directory (relative to the config file).
+    pub host: PathBuf,
+    /// Where the guest sees it, e.g. `/corpus`.
+    pub guest: String,
+}
+
+/// Start-up warmup (`warmup`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WarmupConfig {
+    /// Whether to warm at start-up.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Which backends; all enabled ones when empty.
+    #[serde(default)]
+    pub resources: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn empty_object() -> Value {
+    Value::Object(Default::default())
+}
+
+/// The configuration `cella serve` uses without `--config`: the example backends, with the
+/// rag corpus and notebook glossary shipped in `examples/`.
+pub const DEFAULT_CONFIG: &str = r#"{
+  "server": {"host": "127.0.0.1", "port": 18890, "session_ttl": 300},
+  "resources": {
+    "kv": {"component": "builtin:kv", "config": {}},
+    "rag": {
+      "component": "builtin:rag",
+      "config": {"documents": ["/corpus/webassembly.md", "/corpus/component-model.md", "/corpus/wasi.md",
+                               "/corpus/sandboxing.md", "/corpus/bm25.md", "/corpus/agents.md"]},
+      "grants": {"dirs": [{"host": "examples/corpus", "guest": "/corpus"}]}
+    },
+    "notebook": {
+      "component": "builtin:notebook",
+      "config": {"glossary_file": "/data/glossary.json"},
+      "grants": {"dirs": [{"host": "examples/data", "guest": "/data"}]}
+    }
+  }
+}"#;
+
+impl Config {
+    /// Parses a configuration from JSON text; relative paths resolve against `base_dir`.
+    pub fn from_json(text: &str, base_dir: &Path) -> Result<Config> {
+        let mut value: Value = serde_json::from_str(text)
+            .map_err(|e| Error::Config(format!("not valid JSON: {e}")))?;
+        expand_env(&mut value)?;
+        strip_comments(&mut value);
+        if let Some(resources) = value.get("resources").and_then(Value::as_object) {
+            for (name, resource) in resources {
+                if resource.get("backend_class").is_some() {
+                    return Err(Error::Config(format!(
+                        "resources.{name}.backend_class: Cella loads WebAssembly components; use \"component\": \"path/to/{name}.wasm\""
+                    )));
+                }
+            }
+        }
+        let mut config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            Error::Config(format!(
+                "{}: {}",
+                if path == "." {
+                    "(top level)".into()
+                } else {
+                    path
+                },
+                e.into_inner()
+            ))
+        })?;
+        config.base_dir = base_dir.to_path_buf();
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads and parses a configuration file.
+    pub fn from_file(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Config::from_json(&text, &base).map_err(|e| match e {
+            Error::Config(m) => Error::Config(format!("{}: {m}", path.display())),
+            other => other,
+        })
+    }
+
+    /// The embedded default configuration (example backends), rooted at this checkout.
+    pub fn default_config() -> Config {
+        Config::from_json(DEFAULT_CONFIG, Path::new(REPO_ROOT))
+            .expect("the embedded default configuration is valid")
+    }
+
+    /// Resolves a path from this file against its directory.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.base_dir.join(path)
+        }
+    }
+
+    /// Resolves a resource's `component` to a file path.
+    pub fn component_path(&self, name: &str, resource: &ResourceConfig) -> Result<PathBuf> {
+        match resource.component.strip_prefix("builtin:") {
+            Some(builtin) => BUILTIN_COMPONENTS
+                .iter()
+                .find(|(n, _)| *n == builtin)
+                .map(|(_, p)| PathBuf::from(p))
+                .ok_or_else(|| {
+                    let known: Vec<&str> = BUILTIN_COMPONENTS.iter().map(|(n, _)| *n).collect();
+                    Error::Config(format!("resources.{name}.component: no builtin component '{builtin}' (known: {known:?})"))
+                }),
+            None => Ok(self.resolve(Path::new(&resource.component))),
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        let s = &self.server;
+        if !(s.session_ttl > 0.0 && s.session_ttl.is_finite()) {
+            return Err(Error::Config(
+                "server.session_ttl: must be a positive number of seconds".into(),
+            ));
+        }
+        let l = &s.limits;
+        if l.max_instances == 0 {
+            return Err(Error::Config(
+                "server.limits.max_instances: must be at least 1".into(),
+            ));
+        }
+        if l.memory_mb == 0 || l.memory_mb > 4096 {
+            return Err(Error::Config(
+                "server.limits.memory_mb: must be between 1 and 4096".into(),
+            ));
+        }
+        for (field, v) in [
+            ("call_timeout_s", l.call_timeout_s),
+            ("warmup_timeout_s", l.warmup_timeout_s),
+        ] {
+            if !(v > 0.0 && v.is_finite()) {
+                return Err(Error::Config(format!(
+                    "server.limits.{field}: must be a positive number of seconds"
+                )));
+            }
+        }
+        for (name, r) in &self.resources {
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                return Err(Error::Config(format!(
+                    "resources.{name}: a resource name uses only letters, digits, '_' and '-'"
+                )));
+            }
+            if !r.config.is_object() {
+                return Err(Error::Config(format!(
+                    "resources.{name}.config: must be a JSON object"
+                )));
+            }
+            for (i, d) in r.grants.dirs.iter().enumerate() {
+                if !d.guest.starts_with('/') {
+                    return Err(Error::Config(format!(
+                        "resources.{name}.grants.dirs[{i}].guest: must be an absolute guest path"
+                    )));
+                }
+            }
+        }
+        for name in &self.warmup.resources {
+            if !self.resources.contains_key(name) {
+                return Err(Error::Config(format!(
+                    "warmup.resources: unknown resource '{name}'"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Removes keys starting with `_` (comments) from the top level, `server`, `resources` and
+/// each resource entry. A component's own `config` is left alone.
+fn strip_comments(value: &mut Value) {
+    fn strip(v: &mut Value) {
+        if let Some(map) = v.as_object_mut() {
+            map.retain(|k, _| !k.starts_with('_'));
+        }
+    }
+    strip(value);
+    if let Some(server) = value.get_mut("server") {
+        strip(server);
+    }
+    if let Some(resources) = value.get_mut("resources") {
+        strip(resources);
+        if let Some(map) = resources.as_object_mut() {
+            map.values_mut().for_each(strip);
+        }
+    }
+}
+
+/// Expands `${VAR}` and `${VAR:-default}` in every string of the document.
+fn expand_env(value: &mut Value) -> Result<()> {
+    match value {
+        Value::String(s) if s.contains("${") => *s = expand_str(s)?,
+        Value::Array(items) => items.iter_mut().try_for_each(expand_env)?,
+        Value::Object(map) => map.values_mut().try_for_each(expand_env)?,
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Expands the variables of one string. An unset variable without a default is an error.
+pub fn expand_str(s: &str) -> Result<String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| Error::Config(format!("unclosed '${{' in \"{s}\"")))?;
+        let expr = &after[..end];
+        let (name, default) = match expr.split_once(":-") {
+            Some((n, d)) => (n, Some(d)),
+            None => (expr, None),
+        };
+        match (std::env::var(name), default) {
+            (Ok(v), _) => out.push_str(&v),
+            (Err(_), Some(d)) => out.push_str(d),
+            (Err(_), None) => {
+                return Err(Error::Config(format!(
+                    "environment variable {name} is not set (in \"{s}\")"
+                )));
+            }
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_parses_and_names_builtins() {
+        let c = Config::default_config();
+        assert_eq!(c.server.port, 18890);
+        assert!(
+            c.component_path("kv", &c.resources["kv"])
+                .unwrap()
+                .ends_with("kv.wasm")
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_their_path() {
+        let err = Config::from_json(r#"{"server": {"portt": 1}}"#, Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("server") && err.contains("portt"), "{err}");
+        let err = Config::from_json(
+            r#"{"resources": {"kv": {"component": "x", "grant": {}}}}"#,
+            Path::new("."),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("resources.kv") && err.contains("grant"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn backend_class_gets_a_hint() {
+        let err = Config::from_json(
+            r#"{"resources": {"kv": {"backend_class": "a.B"}}}"#,
+            Path::new("."),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("component"), "{err}");
+    }
+
+    #[test]
+    fn comments_and_env_expand() {
+        // SAFETY: tests in this module do not read this variable concurrently.
+        unsafe { std::env::set_var("CELLA_TEST_PORT", "19999") };
+        let c = Config::from_json(
+            r#"{"_note": "x", "server": {"_c": 1, "host": "${CELLA_TEST_HOST:-0.0.0.0}"}}"#,
+            Path::new("."),
+        )
+        .unwrap();
+        assert_eq!(c.server.host, "0.0.0.0");
+        assert_eq!(expand_str("p=${CELLA_TEST_PORT}").unwrap(), "p=19999");
+        assert!(expand_str("${CELLA_SURELY_UNSET_VAR}").is_err());
+    }
+
+    #[test]
+    fn bad_values_name_the_field() {
+        let err = Config::from_json(r#"{"server": {"session_ttl": 0}}"#, Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("server.session_ttl"), "{err}");
+        let err = Config::from_json(r#"{"server": {"port": "x"}}"#, Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("server.port"), "{err}");
+    }
+}

@@ -1,0 +1,111 @@
+//! The one wasmtime [`Engine`]: component model, pooling allocator sized from the limits,
+//! copy-on-write memory images, async calls, and epoch interruption driven by one ticker.
+
+use crate::config::Limits;
+use crate::error::{Error, Result};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How often the epoch advances. Deadlines are checked (and long guests yield to other
+/// tasks) at this granularity.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Instances kept free beyond `max_instances` for describe, warmup and stateless calls.
+const SPARE_INSTANCES: u32 = 32;
+
+/// The engine with its settings fingerprint and epoch ticker.
+pub struct EngineHandle {
+    /// The wasmtime engine shared by every backend.
+    pub engine: Engine,
+    /// A text naming every setting that changes compiled code; part of every cache key.
+    pub fingerprint: String,
+    /// Stops the ticker thread when the handle is dropped.
+    stop: Arc<AtomicBool>,
+}
+
+impl EngineHandle {
+    /// Builds the engine for `limits` and starts the epoch ticker.
+    pub fn new(limits: &Limits) -> Result<EngineHandle> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        config.consume_fuel(limits.fuel.is_some());
+        config.max_wasm_stack(limits.max_wasm_stack_kb * 1024);
+        // The async fiber stack must hold the wasm stack plus the host's own frames.
+        config.async_stack_size(limits.max_wasm_stack_kb * 1024 + 512 * 1024);
+        config.memory_init_cow(true);
+        config.parallel_compilation(true);
+
+        let memory_bytes = (limits.memory_mb as usize) * 1024 * 1024;
+        let instances = limits.max_instances.saturating_add(SPARE_INSTANCES);
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(instances)
+            // A small Rust guest has 3 core instances; interpreters have more.
+            .max_core_instances_per_component(64)
+            .total_core_instances(instances.saturating_mul(4))
+            .max_memories_per_component(8)
+            .total_memories(instances.saturating_mul(2))
+            .max_tables_per_component(16)
+            .total_tables(instances.saturating_mul(4))
+            .total_stacks(instances)
+            .max_memory_size(memory_bytes)
+            // Keep a few freed slots warm (their pages resident) for fast reuse, not all.
+            .max_unused_warm_slots(256);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+
+        let engine = Engine::new(&config).map_err(|e| Error::Engine(format!("{e:#}")))?;
+        let fingerprint = format!(
+            "wasmtime-{}|epoch|fuel={}|stack={}|{}",
+            env!("CARGO_PKG_VERSION_MAJOR"),
+            limits.fuel.is_some(),
+            limits.max_wasm_stack_kb,
+            std::env::consts::ARCH
+        );
+        check_map_count(instances);
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let ticker_engine = engine.clone();
+        let ticker_stop = stop.clone();
+        std::thread::Builder::new()
+            .name("cella-epoch".into())
+            .spawn(move || {
+                while !ticker_stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    ticker_engine.increment_epoch();
+                }
+            })
+            .map_err(|e| Error::Engine(format!("cannot start the epoch ticker: {e}")))?;
+        Ok(EngineHandle {
+            engine,
+            fingerprint,
+            stop,
+        })
+    }
+}
+
+impl Drop for EngineHandle {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Warns when Linux's `vm.max_map_count` is too low for the configured instances: each
+/// pooled instance uses a few memory mappings and the failure looks like out-of-memory.
+fn check_map_count(instances: u32) {
+    let Ok(text) = std::fs::read_to_string("/proc/sys/vm/max_map_count") else {
+        return;
+    };
+    let Ok(max) = text.trim().parse::<u64>() else {
+        return;
+    };
+    let needed = u64::from(instances) * 6 + 10_000;
+    if needed > max {
+        tracing::warn!(
+            max_map_count = max,
+            needed,
+            "vm.max_map_count may be too low for server.limits.max_instances; raise it with `sysctl -w vm.max_map_count={needed}`"
+        );
+    }
+}

@@ -1,0 +1,147 @@
+//! The state every store holds, and the host side of the `host` interface.
+//!
+//! `HostState` exposes WASI through [`WasiView`] (granting only what the resource's
+//! configuration grants), enforces the memory cap as a [`ResourceLimiter`], and carries the
+//! deadline of the call in progress and the tags the guest's log lines get.
+
+use crate::bindings::cella::backend::host::{Host, Level};
+use crate::config::Grants;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
+
+/// Who an instance works for; attached to its log lines.
+#[derive(Debug, Clone, Default)]
+pub struct Tags {
+    /// The backend (resource type).
+    pub backend: Arc<str>,
+    /// The tenant, when the instance belongs to one.
+    pub tenant: Option<Arc<str>>,
+    /// The worker, for session instances.
+    pub worker_id: Option<String>,
+    /// The session, for session instances.
+    pub session_id: Option<String>,
+}
+
+/// The memory cap of one store, with a flag saying the guest hit it.
+#[derive(Debug)]
+pub struct MemoryLimiter {
+    /// Bytes of linear memory the instance may have in all.
+    pub max_bytes: usize,
+    /// Set when a grow was refused, so a following trap is reported as a memory-limit fault.
+    pub hit: bool,
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max_bytes {
+            self.hit = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+/// The data of every store.
+pub struct HostState {
+    /// WASI state: only what the grants allow.
+    wasi: WasiCtx,
+    /// Host resources handed to the guest.
+    table: ResourceTable,
+    /// The memory cap.
+    pub limiter: MemoryLimiter,
+    /// When the call in progress must end; checked on every epoch tick.
+    pub deadline: Instant,
+    /// Log tags.
+    pub tags: Tags,
+}
+
+impl HostState {
+    /// A store state granting exactly `grants` (directories resolved against `base`).
+    pub fn new(
+        grants: &Grants,
+        base: &Path,
+        memory_bytes: usize,
+        tags: Tags,
+    ) -> wasmtime::Result<HostState> {
+        let mut builder = WasiCtx::builder();
+        for dir in &grants.dirs {
+            let host = if dir.host.is_absolute() {
+                dir.host.clone()
+            } else {
+                base.join(&dir.host)
+            };
+            builder.preopened_dir(&host, &dir.guest, FsPerms::ReadOnly)?;
+        }
+        for (k, v) in &grants.env {
+            builder.env(k, v);
+        }
+        Ok(HostState {
+            wasi: builder.build(),
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter {
+                max_bytes: memory_bytes,
+                hit: false,
+            },
+            deadline: Instant::now(),
+            tags,
+        })
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl Host for HostState {
+    fn log(&mut self, level: Level, message: String) {
+        let t = &self.tags;
+        let (backend, tenant, worker, session) = (
+            &*t.backend,
+            t.tenant.as_deref(),
+            t.worker_id.as_deref(),
+            t.session_id.as_deref(),
+        );
+        match level {
+            Level::Trace => {
+                tracing::trace!(target: "cella::guest", backend, tenant, worker_id = worker, session_id = session, "{message}")
+            }
+            Level::Debug => {
+                tracing::debug!(target: "cella::guest", backend, tenant, worker_id = worker, session_id = session, "{message}")
+            }
+            Level::Info => {
+                tracing::info!(target: "cella::guest", backend, tenant, worker_id = worker, session_id = session, "{message}")
+            }
+            Level::Warn => {
+                tracing::warn!(target: "cella::guest", backend, tenant, worker_id = worker, session_id = session, "{message}")
+            }
+            Level::Error => {
+                tracing::error!(target: "cella::guest", backend, tenant, worker_id = worker, session_id = session, "{message}")
+            }
+        }
+    }
+}
+
+impl crate::bindings::cella::backend::types::Host for HostState {}

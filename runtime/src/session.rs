@@ -1,0 +1,490 @@
+//! Sessions: one store and instance per (tenant, worker, resource type), with a TTL that
+//! every call renews, names as AgentFlow makes them, and the registry that holds them.
+//!
+//! The registry is a plain `std::sync::Mutex` over a map: every operation under it is a
+//! short map update, never an await. The instance of a session sits behind its own
+//! `tokio::sync::Mutex`, which serialises calls into one session (a store is single-threaded)
+//! while different sessions run in parallel.
+
+use crate::envelope::timestamp;
+use crate::instance::Instance;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::OwnedMutexGuard;
+
+/// Who is asking: a worker of a tenant. Worker ids are namespaced per tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Caller {
+    /// The tenant (`default` when the server runs without tenants).
+    pub tenant: Arc<str>,
+    /// The worker id the client chose.
+    pub worker_id: String,
+}
+
+impl Caller {
+    /// A worker of the default tenant.
+    pub fn new(worker_id: impl Into<String>) -> Caller {
+        Caller {
+            tenant: Arc::from("default"),
+            worker_id: worker_id.into(),
+        }
+    }
+
+    /// A worker of a named tenant.
+    pub fn of_tenant(tenant: &str, worker_id: impl Into<String>) -> Caller {
+        Caller {
+            tenant: Arc::from(tenant),
+            worker_id: worker_id.into(),
+        }
+    }
+}
+
+/// A session's status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    /// `initialize` is running.
+    Initializing,
+    /// Ready for calls.
+    Active,
+    /// `initialize` failed, or a fault ended the instance; calls get 4007.
+    Error(String),
+}
+
+impl Status {
+    /// The status as AgentFlow names it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Status::Initializing => "initializing",
+            Status::Active => "active",
+            Status::Error(_) => "error",
+        }
+    }
+}
+
+/// The mutable bookkeeping of a session.
+#[derive(Debug)]
+struct Book {
+    status: Status,
+    /// What `initialize` returned.
+    data: Value,
+    last_activity: DateTime<Utc>,
+    /// When the reaper may end the session.
+    expires: Instant,
+    expires_at: DateTime<Utc>,
+    /// Calls in progress; the reaper leaves busy sessions alone.
+    busy: u32,
+}
+
+/// One session.
+pub struct Session {
+    /// `<session_name>_<8 hex>`.
+    pub id: String,
+    /// `<rt>_<safe worker>_<NNN>[_<custom>]`.
+    pub name: String,
+    /// Who owns it.
+    pub caller: Caller,
+    /// The resource type.
+    pub resource_type: String,
+    /// True when `execute` created it implicitly.
+    pub auto_created: bool,
+    /// The config `initialize` got (backend default merged with the caller's).
+    pub config: Value,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    ttl: Duration,
+    book: Mutex<Book>,
+    /// The live instance; `None` before initialisation and after a fault or cleanup.
+    pub instance: Arc<tokio::sync::Mutex<Option<Instance>>>,
+}
+
+/// A session as listed (S-9b).
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionInfo {
+    /// The resource type.
+    pub resource_type: String,
+    /// The session id.
+    pub session_id: String,
+    /// The session name.
+    pub session_name: String,
+    /// `active`, `initializing` or `error`.
+    pub status: String,
+    /// Whether `execute` created it.
+    pub auto_created: bool,
+    /// Naive UTC ISO timestamps.
+    pub created_at: String,
+    /// Last call or refresh.
+    pub last_activity: String,
+    /// When it expires unless used.
+    pub expires_at: String,
+    /// Why it is in `error`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// What `initialize` returned.
+    pub data: Value,
+    /// The config it was initialised with.
+    pub config: Value,
+}
+
+impl Session {
+    fn book(&self) -> MutexGuard<'_, Book> {
+        self.book.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The status.
+    pub fn status(&self) -> Status {
+        self.book().status.clone()
+    }
+
+    /// Marks initialisation done with the data `initialize` returned.
+    pub fn activate(&self, data: Value) {
+        let mut b = self.book();
+        b.status = Status::Active;
+        b.data = data;
+    }
+
+    /// Puts the session in `error` (initialisation failed, or a fault ended its instance).
+    pub fn fail(&self, reason: String) {
+        self.book().status = Status::Error(reason);
+    }
+
+    /// Renews the TTL (every call and every refresh does).
+    pub fn touch(&self) -> DateTime<Utc> {
+        let mut b = self.book();
+        let now = Utc::now();
+        b.last_activity = now;
+        b.expires = Instant::now() + self.ttl;
+        b.expires_at = now + chrono::Duration::from_std(self.ttl).unwrap_or_default();
+        b.expires_at
+    }
+
+    /// Marks a call in progress and renews the TTL.
+    pub fn begin_call(&self) {
+        self.touch();
+        self.book().busy += 1;
+    }
+
+    /// Marks a call finished and renews the TTL.
+    pub fn end_call(&self) {
+        {
+            let mut b = self.book();
+            b.busy = b.busy.saturating_sub(1);
+        }
+        self.touch();
+    }
+
+    fn expired(&self, now: Instant) -> bool {
+        let b = self.book();
+        b.busy == 0 && b.expires <= now
+    }
+
+    /// The session as listed.
+    pub fn info(&self) -> SessionInfo {
+        let b = self.book();
+        SessionInfo {
+            resource_type: self.resource_type.clone(),
+            session_id: self.id.clone(),
+            session_name: self.name.clone(),
+            status: b.status.as_str().to_string(),
+            auto_created: self.auto_created,
+            created_at: timestamp(self.created_at),
+            last_activity: timestamp(b.last_activity),
+            expires_at: timestamp(b.expires_at),
+            error: match &b.status {
+                Status::Error(e) => Some(e.clone()),
+                _ => None,
+            },
+            data: b.data.clone(),
+            config: self.config.clone(),
+        }
+    }
+}
+
+/// A session just put in the registry, with its instance lock held: whoever holds this
+/// initialises the session; everyone else waits on the instance lock.
+pub struct Fresh {
+    /// The session.
+    pub session: Arc<Session>,
+    /// The instance slot, locked.
+    pub slot: OwnedMutexGuard<Option<Instance>>,
+}
+
+/// The outcome of [`Sessions::get_or_create`].
+pub enum Lookup {
+    /// A session already existed.
+    Existing(Arc<Session>),
+    /// A new session was registered; initialise it.
+    Created(Fresh),
+}
+
+#[derive(Default)]
+struct Table {
+    /// caller → resource type → session.
+    workers: HashMap<Caller, BTreeMap<String, Arc<Session>>>,
+    /// (caller, resource type) → sessions created so far; never reset (AgentFlow's NNN).
+    counters: HashMap<(Caller, String), u64>,
+}
+
+/// The registry of sessions.
+pub struct Sessions {
+    table: Mutex<Table>,
+    ttl: Duration,
+}
+
+/// `worker_id` with every character outside `[A-Za-z0-9_-]` replaced by `-`, trimmed of
+/// `-`, `worker` when empty, at most 32 characters.
+pub fn safe_worker(worker_id: &str) -> String {
+    let s: String = worker_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let s = s.trim_matches('-');
+    let s = if s.is_empty() { "worker" } else { s };
+    s.chars().take(32).collect()
+}
+
+/// A custom session name made safe; `None` when nothing is left.
+pub fn safe_custom(name: &str) -> Option<String> {
+    let s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let s: String = s
+        .trim_matches(|c| c == '-' || c == '_')
+        .chars()
+        .take(32)
+        .collect();
+    (!s.is_empty()).then_some(s)
+}
+
+impl Sessions {
+    /// An empty registry whose sessions live `ttl` unless used.
+    pub fn new(ttl: Duration) -> Sessions {
+        Sessions {
+            table: Mutex::new(Table::default()),
+            ttl,
+        }
+    }
+
+    fn table(&self) -> MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The TTL.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// Takes the next session number for (caller, resource type) and makes a name and id.
+    fn next_name(
+        table: &mut Table,
+        caller: &Caller,
+        rt: &str,
+        custom: Option<&str>,
+    ) -> (String, String) {
+        let n = table
+            .counters
+            .entry((caller.clone(), rt.to_string()))
+            .or_insert(0);
+        *n += 1;
+        let mut name = format!("{rt}_{}_{:03}", safe_worker(&caller.worker_id), n);
+        if let Some(custom) = custom.and_then(safe_custom) {
+            name.push('_');
+            name.push_str(&custom);
+        }
+        let id = format!("{name}_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        (name, id)
+    }
+
+    /// A name and id for a temporary session (counted like any other creation).
+    pub fn temporary_name(&self, caller: &Caller, rt: &str) -> (String, String) {
+        Self::next_name(&mut self.table(), caller, rt, None)
+    }
+
+    fn new_session(
+        &self,
+        caller: &Caller,
+        rt: &str,
+        name: String,
+        id: String,
+        config: Value,
+        auto_created: bool,
+    ) -> Arc<Session> {
+        let now = Utc::now();
+        Arc::new(Session {
+            id,
+            name,
+            caller: caller.clone(),
+            resource_type: rt.to_string(),
+            auto_created,
+            config,
+            created_at: now,
+            ttl: self.ttl,
+            book: Mutex::new(Book {
+                status: Status::Initializing,
+                data: Value::Null,
+                last_activity: now,
+                expires: Instant::now() + self.ttl,
+                expires_at: now + chrono::Duration::from_std(self.ttl).unwrap_or_default(),
+                busy: 0,
+            }),
+            instance: Arc::new(tokio::sync::Mutex::new(None)),
+        })
+    }
+
+    /// The session of (caller, rt), or a new one registered in `initializing` state whose
+    /// instance lock the caller now holds.
+    pub fn get_or_create(
+        &self,
+        caller: &Caller,
+        rt: &str,
+        config: Value,
+        custom: Option<&str>,
+    ) -> Lookup {
+        let mut table = self.table();
+        if let Some(existing) = table.workers.get(caller).and_then(|m| m.get(rt)) {
+            return Lookup::Existing(existing.clone());
+        }
+        let (name, id) = Self::next_name(&mut table, caller, rt, custom);
+        let session = self.new_session(caller, rt, name, id, config, false);
+        let slot = match session.instance.clone().try_lock_owned() {
+            Ok(slot) => slot,
+            Err(_) => unreachable!("a new mutex is unlocked"),
+        };
+        table
+            .workers
+            .entry(caller.clone())
+            .or_default()
+            .insert(rt.to_string(), session.clone());
+        Lookup::Created(Fresh { session, slot })
+    }
+
+    /// The session of (caller, rt).
+    pub fn get(&self, caller: &Caller, rt: &str) -> Option<Arc<Session>> {
+        self.table()
+            .workers
+            .get(caller)
+            .and_then(|m| m.get(rt))
+            .cloned()
+    }
+
+    /// Removes and returns the session of (caller, rt). The worker stays known.
+    pub fn remove(&self, caller: &Caller, rt: &str) -> Option<Arc<Session>> {
+        self.table()
+            .workers
+            .get_mut(caller)
+            .and_then(|m| m.remove(rt))
+    }
+
+    /// Removes the given session if it is still the one registered for its key.
+    pub fn remove_exact(&self, session: &Arc<Session>) -> bool {
+        let mut table = self.table();
+        let Some(map) = table.workers.get_mut(&session.caller) else {
+            return false;
+        };
+        if map
+            .get(&session.resource_type)
+            .is_some_and(|s| Arc::ptr_eq(s, session))
+        {
+            map.remove(&session.resource_type);
+            return true;
+        }
+        false
+    }
+
+    /// Removes a worker and returns its sessions.
+    pub fn remove_worker(&self, caller: &Caller) -> Vec<Arc<Session>> {
+        self.table()
+            .workers
+            .remove(caller)
+            .map(|m| m.into_values().collect())
+            .unwrap_or_default()
+    }
+
+    /// The sessions of a worker, by resource type.
+    pub fn list(&self, caller: &Caller) -> Vec<Arc<Session>> {
+        self.table()
+            .workers
+            .get(caller)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether the worker is known (it has or had sessions and has not disconnected).
+    pub fn knows_worker(&self, caller: &Caller) -> bool {
+        self.table().workers.contains_key(caller)
+    }
+
+    /// Removes and returns every expired session that has no call in progress.
+    pub fn take_expired(&self) -> Vec<Arc<Session>> {
+        let now = Instant::now();
+        let mut table = self.table();
+        let mut expired = Vec::new();
+        for map in table.workers.values_mut() {
+            map.retain(|_, s| {
+                if s.expired(now) {
+                    expired.push(s.clone());
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+        expired
+    }
+
+    /// Removes and returns every session of every worker, and forgets the workers.
+    pub fn drain(&self) -> Vec<Arc<Session>> {
+        let mut table = self.table();
+        table
+            .workers
+            .drain()
+            .flat_map(|(_, m)| m.into_values())
+            .collect()
+    }
+
+    /// (known workers, live sessions).
+    pub fn counts(&self) -> (usize, usize) {
+        let table = self.table();
+        (
+            table.workers.len(),
+            table.workers.values().map(BTreeMap::len).sum(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_agentflow() {
+        assert_eq!(safe_worker("e2e worker!"), "e2e-worker");
+        assert_eq!(safe_worker("!!!"), "worker");
+        assert_eq!(safe_worker(&"x".repeat(40)).len(), 32);
+        assert_eq!(safe_custom("my run").as_deref(), Some("my-run"));
+        assert_eq!(safe_custom("__"), None);
+        let sessions = Sessions::new(Duration::from_secs(5));
+        let caller = Caller::new("w2");
+        let (n1, _) = sessions.temporary_name(&caller, "kv");
+        let (n2, id2) = sessions.temporary_name(&caller, "kv");
+        assert_eq!(n1, "kv_w2_001");
+        assert_eq!(n2, "kv_w2_002");
+        assert!(id2.starts_with("kv_w2_002_") && id2.len() == "kv_w2_002_".len() + 8);
+    }
+}

@@ -1,0 +1,164 @@
+//! Warm images: run a backend's `warmup` once inside wasmtime-wizer and keep the snapshot.
+//!
+//! The snapshot is a component whose memories start out as warmup left them, so every
+//! instance made from it is warm at once (its memory mapped copy-on-write from the image).
+
+use crate::config::Grants;
+use crate::host::HostState;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use wasmtime::Store;
+use wasmtime::component::{Linker, Val};
+use wasmtime_wizer::Wizer;
+
+/// The exported warmup function, as wizer names it.
+const WARMUP_EXPORT: &str = "cella:backend/guest.warmup@0.1.0";
+
+/// Why no snapshot was made.
+#[derive(Debug)]
+pub enum SnapshotError {
+    /// The guest's warmup returned an error or trapped: warmup itself failed.
+    Guest(String),
+    /// The component cannot be snapshotted (the runtime falls back to warmup per instance).
+    Unsupported(String),
+}
+
+/// Runs `warmup(config)` in `store` under wizer and returns the snapshot component bytes.
+pub async fn snapshot(
+    mut store: Store<HostState>,
+    linker: &Linker<HostState>,
+    wasm: &[u8],
+    config: &str,
+    timeout: Duration,
+) -> Result<Vec<u8>, SnapshotError> {
+    let mut wizer = Wizer::new();
+    wizer.init_func(format!("{WARMUP_EXPORT}({})", wave_string(config)));
+    // The world requires the warmup export to stay.
+    wizer.keep_init_func(true);
+    store.data_mut().deadline = Instant::now() + timeout;
+    store.set_epoch_deadline(1);
+    let run = wizer.run_component(&mut store, wasm, async |store, component| {
+        linker.instantiate_async(store, component).await
+    });
+    let (image, results) = match tokio::time::timeout(timeout, run).await {
+        Ok(Ok(done)) => done,
+        Ok(Err(e)) => {
+            let text = format!("{e:#}");
+            return Err(
+                if e.downcast_ref::<wasmtime::Trap>().is_some()
+                    || text.contains("initialization function trapped")
+                {
+                    SnapshotError::Guest(format!("warmup trapped: {text}"))
+                } else {
+                    SnapshotError::Unsupported(text)
+                },
+            );
+        }
+        Err(_) => {
+            return Err(SnapshotError::Guest(format!(
+                "warmup timed out after {}s",
+                timeout.as_secs_f64()
+            )));
+        }
+    };
+    match results.first() {
+        Some(Val::Result(Err(err))) => Err(SnapshotError::Guest(describe_error(err.as_deref()))),
+        _ => Ok(image),
+    }
+}
+
+/// The message of a WIT `error` record returned by warmup.
+fn describe_error(err: Option<&Val>) -> String {
+    let Some(Val::Record(fields)) = err else {
+        return "warmup failed".into();
+    };
+    let code = fields.iter().find_map(|(k, v)| match (k.as_str(), v) {
+        ("code", Val::S32(c)) => Some(*c),
+        _ => None,
+    });
+    let message = fields.iter().find_map(|(k, v)| match (k.as_str(), v) {
+        ("message", Val::String(m)) => Some(m.clone()),
+        _ => None,
+    });
+    format!(
+        "warmup failed (code {}): {}",
+        code.unwrap_or(0),
+        message.unwrap_or_default()
+    )
+}
+
+/// Encodes `s` as a WAVE string literal.
+pub fn wave_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            ' '..='~' => out.push(c),
+            _ => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A fingerprint of what the granted directories hold (paths, sizes, modification times),
+/// so a warm image built from files is rebuilt when they change.
+pub fn grants_fingerprint(grants: &Grants, base: &Path) -> String {
+    let mut entries = Vec::new();
+    for dir in &grants.dirs {
+        let host = if dir.host.is_absolute() {
+            dir.host.clone()
+        } else {
+            base.join(&dir.host)
+        };
+        entries.push(format!("{}={}", dir.guest, host.display()));
+        collect(&host, &mut entries, 0);
+    }
+    for (k, v) in &grants.env {
+        entries.push(format!("env:{k}={v}"));
+    }
+    entries.join("\n")
+}
+
+fn collect(dir: &Path, out: &mut Vec<String>, depth: usize) {
+    if depth > 8 || out.len() > 10_000 {
+        return;
+    }
+    let Ok(read) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut children: Vec<_> = read.flatten().collect();
+    children.sort_by_key(|e| e.file_name());
+    for entry in children {
+        let Ok(meta) = entry.metadata() else { continue };
+        if meta.is_dir() {
+            collect(&entry.path(), out, depth + 1);
+        } else {
+            let mtime = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            out.push(format!(
+                "{}:{}:{}",
+                entry.path().display(),
+                meta.len(),
+                mtime
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wave_string;
+
+    #[test]
+    fn wave_strings_escape_quotes_and_non_ascii() {
+        assert_eq!(wave_string(r#"{"a":"b\c"}"#), r#""{\"a\":\"b\\c\"}""#);
+        assert_eq!(wave_string("é\n"), "\"\\u{e9}\\u{a}\"");
+    }
+}
