@@ -15,12 +15,8 @@ use std::process::Command;
 const COMPONENTS: &[&str] = &["kv", "rag", "notebook", "faulty"];
 
 fn main() {
-    let manifest_dir =
-        PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    let root = manifest_dir
-        .parent()
-        .expect("runtime/ lives in the repository root")
-        .to_path_buf();
+    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let root = manifest_dir.parent().expect("runtime/ lives in the repository root").to_path_buf();
     let components_dir = root.join("components");
     for watched in ["components", "sdk/guest-rust", "wit"] {
         rerun_if_changed_tree(&root.join(watched));
@@ -46,9 +42,7 @@ fn main() {
     ] {
         cmd.env_remove(var);
     }
-    let output = cmd
-        .output()
-        .expect("failed to run cargo to build the components");
+    let output = cmd.output().expect("failed to run cargo to build the components");
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let hint = if stderr.contains("wasm32-wasip2")
@@ -60,10 +54,7 @@ fn main() {
         } else {
             ""
         };
-        panic!(
-            "building the components in {} failed:\n{stderr}{hint}",
-            components_dir.display()
-        );
+        panic!("building the components in {} failed:\n{stderr}{hint}", components_dir.display());
     }
 
     let wasm_dir = target_dir.join("wasm32-wasip2").join("release");
@@ -72,17 +63,8 @@ fn main() {
     );
     for name in COMPONENTS {
         let path = wasm_dir.join(format!("{name}.wasm"));
-        assert!(
-            path.exists(),
-            "component {name} was not built at {}",
-            path.display()
-        );
-        writeln!(
-            generated,
-            "    ({name:?}, {:?}),",
-            path.display().to_string()
-        )
-        .expect("writing to a String");
+        assert!(path.exists(), "component {name} was not built at {}", path.display());
+        writeln!(generated, "    ({name:?}, {:?}),", path.display().to_string()).expect("writing to a String");
     }
     generated.push_str("];\n");
     writeln!(

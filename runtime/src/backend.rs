@@ -37,24 +37,15 @@ pub struct Shared {
 
 impl Shared {
     /// Links WASI p2 (granting nothing by itself) and the `host` interface.
-    pub fn new(
-        engine: Engine,
-        fingerprint: String,
-        cache: ComponentCache,
-        limits: Limits,
-    ) -> Result<Shared> {
+    pub fn new(engine: Engine, fingerprint: String, cache: ComponentCache, limits: Limits) -> Result<Shared> {
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .map_err(|e| Error::Engine(format!("linking WASI: {e}")))?;
-        crate::bindings::Backend::add_to_linker::<HostState, wasmtime::component::HasSelf<HostState>>(&mut linker, |s| s)
-            .map_err(|e| Error::Engine(format!("linking the host interface: {e}")))?;
-        Ok(Shared {
-            engine,
-            fingerprint,
-            linker,
-            cache,
-            limits,
-        })
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| Error::Engine(format!("linking WASI: {e}")))?;
+        crate::bindings::Backend::add_to_linker::<HostState, wasmtime::component::HasSelf<HostState>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(|e| Error::Engine(format!("linking the host interface: {e}")))?;
+        Ok(Shared { engine, fingerprint, linker, cache, limits })
     }
 }
 
@@ -141,39 +132,19 @@ pub struct Backend {
 
 impl Backend {
     /// Loads, compiles (or loads from the cache) and describes the component of `name`.
-    pub async fn load(
-        name: &str,
-        resource: &ResourceConfig,
-        config: &Config,
-        shared: Arc<Shared>,
-    ) -> Result<Backend> {
+    pub async fn load(name: &str, resource: &ResourceConfig, config: &Config, shared: Arc<Shared>) -> Result<Backend> {
         let path = config.component_path(name, resource)?;
-        let wasm = std::fs::read(&path).map_err(|e| {
-            Error::load(
-                name,
-                format!("cannot read component {}: {e}", path.display()),
-            )
-        })?;
+        let wasm = std::fs::read(&path)
+            .map_err(|e| Error::load(name, format!("cannot read component {}: {e}", path.display())))?;
         if wasm.len() >= 8 && wasm[..4] == *b"\0asm" && wasm[4..8] == [1, 0, 0, 0] {
-            return Err(Error::load(
-                name,
-                format!(
-                    "{} is a core WebAssembly module, not a component",
-                    path.display()
-                ),
-            ));
+            return Err(Error::load(name, format!("{} is a core WebAssembly module, not a component", path.display())));
         }
         let sha256 = sha256_hex(&wasm);
         let key = ComponentCache::key("component", &[&sha256, &shared.fingerprint]);
         let (component, origin) = shared
             .cache
             .load_or_compile(&shared.engine, &key, || Ok(wasm.clone()))
-            .map_err(|e| {
-                Error::load(
-                    name,
-                    format!("{} is not a valid component: {e:#}", path.display()),
-                )
-            })?;
+            .map_err(|e| Error::load(name, format!("{} is not a valid component: {e:#}", path.display())))?;
         let cold = instantiate_pre(name, &shared, &component)?;
 
         let mut backend = Backend {
@@ -194,10 +165,8 @@ impl Backend {
             warming: tokio::sync::Mutex::new(()),
             warmup_runs: AtomicU64::new(0),
         };
-        let mut instance = backend
-            .new_instance(&backend.cold, Tags::default())
-            .await
-            .map_err(|f| Error::load(name, f))?;
+        let mut instance =
+            backend.new_instance(&backend.cold, Tags::default()).await.map_err(|f| Error::load(name, f))?;
         let manifest = instance
             .describe(backend.timeout())
             .await
@@ -205,7 +174,7 @@ impl Backend {
         backend.guest_name = manifest.name.clone();
         backend.description = manifest.description;
         backend.version = manifest.version;
-        backend.tools = ToolSpec::from_manifest(name, &manifest.name, manifest.tools)
+        backend.tools = ToolSpec::from_manifest(name, &manifest.name, &backend.description, manifest.tools)
             .map_err(|m| Error::load(name, m))?;
         Ok(backend)
     }
@@ -296,9 +265,7 @@ impl Backend {
     fn settled(&self, force: bool) -> Option<std::result::Result<(), String>> {
         match &*self.warm_state() {
             WarmState::Snapshot { .. } | WarmState::PerInstance { .. } => Some(Ok(())),
-            WarmState::Failed { error, at } if !force && at.elapsed() < WARMUP_RETRY_AFTER => {
-                Some(Err(error.clone()))
-            }
+            WarmState::Failed { error, at } if !force && at.elapsed() < WARMUP_RETRY_AFTER => Some(Err(error.clone())),
             _ => None,
         }
     }
@@ -306,9 +273,7 @@ impl Backend {
     async fn build_warm_state(&self) -> WarmState {
         let config = self.resource.config.to_string();
         if !self.resource.warm_image {
-            return self
-                .per_instance_probe(&config, "warm_image is off for this resource".into())
-                .await;
+            return self.per_instance_probe(&config, "warm_image is off for this resource".into()).await;
         }
         let key = ComponentCache::key(
             "warm",
@@ -322,74 +287,32 @@ impl Backend {
         if let Some(component) = self.shared.cache.get(&self.shared.engine, &key) {
             match instantiate_pre(&self.name, &self.shared, &component) {
                 Ok(pre) => {
-                    return WarmState::Snapshot {
-                        pre,
-                        origin: Origin::Cached,
-                    };
+                    return WarmState::Snapshot { pre, origin: Origin::Cached };
                 }
                 Err(e) => {
                     tracing::warn!(backend = %self.name, error = %e, "cached warm image unusable; rebuilding")
                 }
             }
         }
-        let store = match self.new_store(Tags {
-            backend: self.name.clone(),
-            ..Tags::default()
-        }) {
+        let store = match self.new_store(Tags { backend: self.name.clone(), ..Tags::default() }) {
             Ok(s) => s,
             Err(f) => {
-                return WarmState::Failed {
-                    error: f.to_string(),
-                    at: Instant::now(),
-                };
+                return WarmState::Failed { error: f.to_string(), at: Instant::now() };
             }
         };
         self.warmup_runs.fetch_add(1, Ordering::Relaxed);
-        match warm::snapshot(
-            store,
-            &self.shared.linker,
-            &self.wasm,
-            &config,
-            self.warmup_timeout(),
-        )
-        .await
-        {
-            Ok(image) => {
-                match self
-                    .shared
-                    .cache
-                    .compile_and_store(&self.shared.engine, &key, &image)
-                {
-                    Ok(component) => match instantiate_pre(&self.name, &self.shared, &component) {
-                        Ok(pre) => WarmState::Snapshot {
-                            pre,
-                            origin: Origin::Compiled,
-                        },
-                        Err(e) => {
-                            self.per_instance_probe(
-                                &config,
-                                format!("the warm image does not link: {e}"),
-                            )
-                            .await
-                        }
-                    },
-                    Err(e) => {
-                        self.per_instance_probe(
-                            &config,
-                            format!("the warm image does not compile: {e:#}"),
-                        )
-                        .await
-                    }
-                }
-            }
-            Err(warm::SnapshotError::Guest(message)) => WarmState::Failed {
-                error: message,
-                at: Instant::now(),
+        match warm::snapshot(store, &self.shared.linker, &self.wasm, &config, self.warmup_timeout()).await {
+            Ok(image) => match self.shared.cache.compile_and_store(&self.shared.engine, &key, &image) {
+                Ok(component) => match instantiate_pre(&self.name, &self.shared, &component) {
+                    Ok(pre) => WarmState::Snapshot { pre, origin: Origin::Compiled },
+                    Err(e) => self.per_instance_probe(&config, format!("the warm image does not link: {e}")).await,
+                },
+                Err(e) => self.per_instance_probe(&config, format!("the warm image does not compile: {e:#}")).await,
             },
+            Err(warm::SnapshotError::Guest(message)) => WarmState::Failed { error: message, at: Instant::now() },
             Err(warm::SnapshotError::Unsupported(reason)) => {
                 self.warmup_runs.fetch_sub(1, Ordering::Relaxed);
-                self.per_instance_probe(&config, format!("cannot snapshot warmup: {reason}"))
-                    .await
+                self.per_instance_probe(&config, format!("cannot snapshot warmup: {reason}")).await
             }
         }
     }
@@ -398,28 +321,16 @@ impl Backend {
     async fn per_instance_probe(&self, config: &String, reason: String) -> WarmState {
         let result = async {
             let mut instance = self
-                .new_instance(
-                    &self.cold,
-                    Tags {
-                        backend: self.name.clone(),
-                        ..Tags::default()
-                    },
-                )
+                .new_instance(&self.cold, Tags { backend: self.name.clone(), ..Tags::default() })
                 .await
                 .map_err(|f| f.to_string())?;
             self.warmup_runs.fetch_add(1, Ordering::Relaxed);
-            instance
-                .warmup(config, self.warmup_timeout())
-                .await
-                .map_err(warmup_error)
+            instance.warmup(config, self.warmup_timeout()).await.map_err(warmup_error)
         }
         .await;
         match result {
             Ok(()) => WarmState::PerInstance { reason },
-            Err(error) => WarmState::Failed {
-                error,
-                at: Instant::now(),
-            },
+            Err(error) => WarmState::Failed { error, at: Instant::now() },
         }
     }
 
@@ -427,10 +338,7 @@ impl Backend {
     /// Warms the backend first if needed (auto-warmup, S-11); when warmup has failed, the
     /// instance starts cold.
     pub async fn instantiate(&self, tags: Tags) -> std::result::Result<Instance, CallError> {
-        if !matches!(
-            &*self.warm_state(),
-            WarmState::Snapshot { .. } | WarmState::PerInstance { .. }
-        ) {
+        if !matches!(&*self.warm_state(), WarmState::Snapshot { .. } | WarmState::PerInstance { .. }) {
             let _ = self.warm_up(false).await;
         }
         let state = self.warm_state();
@@ -439,14 +347,10 @@ impl Backend {
             WarmState::PerInstance { .. } => {
                 let mut instance = self.new_instance(&self.cold, tags).await?;
                 self.warmup_runs.fetch_add(1, Ordering::Relaxed);
-                instance
-                    .warmup(&self.resource.config.to_string(), self.warmup_timeout())
-                    .await?;
+                instance.warmup(&self.resource.config.to_string(), self.warmup_timeout()).await?;
                 Ok(instance)
             }
-            WarmState::Cold | WarmState::Failed { .. } => {
-                Ok(self.new_instance(&self.cold, tags).await?)
-            }
+            WarmState::Cold | WarmState::Failed { .. } => Ok(self.new_instance(&self.cold, tags).await?),
         }
     }
 
@@ -466,41 +370,23 @@ impl Backend {
         Ok(store)
     }
 
-    async fn new_instance(
-        &self,
-        pre: &BackendPre<HostState>,
-        tags: Tags,
-    ) -> std::result::Result<Instance, Fault> {
+    async fn new_instance(&self, pre: &BackendPre<HostState>, tags: Tags) -> std::result::Result<Instance, Fault> {
         let mut store = self.new_store(tags)?;
         store.data_mut().deadline = Instant::now() + self.timeout();
         store.set_epoch_deadline(1);
         let bindings = pre.instantiate_async(&mut store).await.map_err(|e| {
             if store.data().limiter.hit {
-                Fault::MemoryLimit {
-                    limit_mb: self.shared.limits.memory_mb,
-                    detail: format!("{e}"),
-                }
+                Fault::MemoryLimit { limit_mb: self.shared.limits.memory_mb, detail: format!("{e}") }
             } else {
                 Fault::Capacity(format!("{e}"))
             }
         })?;
-        Ok(Instance::new(
-            store,
-            bindings,
-            self.shared.limits.fuel,
-            self.shared.limits.memory_mb,
-        ))
+        Ok(Instance::new(store, bindings, self.shared.limits.fuel, self.shared.limits.memory_mb))
     }
 
     /// Calls the guest's `shutdown` in a fresh instance (S-7). Errors are logged.
     pub async fn shutdown(&self) {
-        match self
-            .instantiate(Tags {
-                backend: self.name.clone(),
-                ..Tags::default()
-            })
-            .await
-        {
+        match self.instantiate(Tags { backend: self.name.clone(), ..Tags::default() }).await {
             Ok(mut instance) => {
                 if let Err(f) = instance.shutdown(self.timeout()).await {
                     tracing::warn!(backend = %self.name, fault = %f, "shutdown hook failed");
@@ -518,19 +404,12 @@ fn instantiate_pre(
     shared: &Shared,
     component: &wasmtime::component::Component,
 ) -> Result<BackendPre<HostState>> {
-    let pre = shared.linker.instantiate_pre(component).map_err(|e| {
-        Error::load(
-            name,
-            format!("the component imports something Cella does not offer: {e:#}"),
-        )
-    })?;
+    let pre = shared
+        .linker
+        .instantiate_pre(component)
+        .map_err(|e| Error::load(name, format!("the component imports something Cella does not offer: {e:#}")))?;
     BackendPre::new(pre).map_err(|e| {
-        Error::load(
-            name,
-            format!(
-                "the component does not implement the world cella:backend/backend@0.1.0: {e:#}"
-            ),
-        )
+        Error::load(name, format!("the component does not implement the world cella:backend/backend@0.1.0: {e:#}"))
     })
 }
 

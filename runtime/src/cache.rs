@@ -76,10 +76,7 @@ impl ComponentCache {
             return Ok((component, Origin::Cached));
         }
         let bytes = wasm()?;
-        Ok((
-            self.compile_and_store(engine, key, &bytes)?,
-            Origin::Compiled,
-        ))
+        Ok((self.compile_and_store(engine, key, &bytes)?, Origin::Compiled))
     }
 
     /// The component stored under `key`, if there is a usable one. An unusable file
@@ -97,12 +94,7 @@ impl ComponentCache {
 
     /// Compiles `wasm` and stores the result under `key` (a failed write is only logged:
     /// the next start compiles again).
-    pub fn compile_and_store(
-        &self,
-        engine: &Engine,
-        key: &str,
-        wasm: &[u8],
-    ) -> wasmtime::Result<Component> {
+    pub fn compile_and_store(&self, engine: &Engine, key: &str, wasm: &[u8]) -> wasmtime::Result<Component> {
         let component = Component::new(engine, wasm)?;
         let path = self.path_for(key);
         if let Err(e) = self.store(&path, &component) {
@@ -118,16 +110,13 @@ impl ComponentCache {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e.to_string()),
         };
-        let expected =
-            std::fs::read_to_string(sum_path(path)).map_err(|e| format!("no checksum: {e}"))?;
+        let expected = std::fs::read_to_string(sum_path(path)).map_err(|e| format!("no checksum: {e}"))?;
         if expected.trim() != sha256_hex(&bytes) {
             return Err("checksum mismatch (corrupt file)".into());
         }
         // SAFETY: the file was written by this cache (its checksum matches what we wrote
         // after `serialize`), and wasmtime checks its version and settings header.
-        unsafe { Component::deserialize(engine, &bytes) }
-            .map(Some)
-            .map_err(|e| format!("stale or incompatible: {e}"))
+        unsafe { Component::deserialize(engine, &bytes) }.map(Some).map_err(|e| format!("stale or incompatible: {e}"))
     }
 
     fn store(&self, path: &Path, component: &Component) -> wasmtime::Result<()> {

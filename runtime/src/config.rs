@@ -193,8 +193,7 @@ pub const DEFAULT_CONFIG: &str = r#"{
 impl Config {
     /// Parses a configuration from JSON text; relative paths resolve against `base_dir`.
     pub fn from_json(text: &str, base_dir: &Path) -> Result<Config> {
-        let mut value: Value = serde_json::from_str(text)
-            .map_err(|e| Error::Config(format!("not valid JSON: {e}")))?;
+        let mut value: Value = serde_json::from_str(text).map_err(|e| Error::Config(format!("not valid JSON: {e}")))?;
         expand_env(&mut value)?;
         strip_comments(&mut value);
         if let Some(resources) = value.get("resources").and_then(Value::as_object) {
@@ -208,15 +207,7 @@ impl Config {
         }
         let mut config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
-            Error::Config(format!(
-                "{}: {}",
-                if path == "." {
-                    "(top level)".into()
-                } else {
-                    path
-                },
-                e.into_inner()
-            ))
+            Error::Config(format!("{}: {}", if path == "." { "(top level)".into() } else { path }, e.into_inner()))
         })?;
         config.base_dir = base_dir.to_path_buf();
         config.validate()?;
@@ -235,30 +226,25 @@ impl Config {
 
     /// The embedded default configuration (example backends), rooted at this checkout.
     pub fn default_config() -> Config {
-        Config::from_json(DEFAULT_CONFIG, Path::new(REPO_ROOT))
-            .expect("the embedded default configuration is valid")
+        Config::from_json(DEFAULT_CONFIG, Path::new(REPO_ROOT)).expect("the embedded default configuration is valid")
     }
 
     /// Resolves a path from this file against its directory.
     pub fn resolve(&self, path: &Path) -> PathBuf {
-        if path.is_absolute() {
-            path.to_path_buf()
-        } else {
-            self.base_dir.join(path)
-        }
+        if path.is_absolute() { path.to_path_buf() } else { self.base_dir.join(path) }
     }
 
     /// Resolves a resource's `component` to a file path.
     pub fn component_path(&self, name: &str, resource: &ResourceConfig) -> Result<PathBuf> {
         match resource.component.strip_prefix("builtin:") {
-            Some(builtin) => BUILTIN_COMPONENTS
-                .iter()
-                .find(|(n, _)| *n == builtin)
-                .map(|(_, p)| PathBuf::from(p))
-                .ok_or_else(|| {
+            Some(builtin) => {
+                BUILTIN_COMPONENTS.iter().find(|(n, _)| *n == builtin).map(|(_, p)| PathBuf::from(p)).ok_or_else(|| {
                     let known: Vec<&str> = BUILTIN_COMPONENTS.iter().map(|(n, _)| *n).collect();
-                    Error::Config(format!("resources.{name}.component: no builtin component '{builtin}' (known: {known:?})"))
-                }),
+                    Error::Config(format!(
+                        "resources.{name}.component: no builtin component '{builtin}' (known: {known:?})"
+                    ))
+                })
+            }
             None => Ok(self.resolve(Path::new(&resource.component))),
         }
     }
@@ -266,45 +252,28 @@ impl Config {
     fn validate(&self) -> Result<()> {
         let s = &self.server;
         if !(s.session_ttl > 0.0 && s.session_ttl.is_finite()) {
-            return Err(Error::Config(
-                "server.session_ttl: must be a positive number of seconds".into(),
-            ));
+            return Err(Error::Config("server.session_ttl: must be a positive number of seconds".into()));
         }
         let l = &s.limits;
         if l.max_instances == 0 {
-            return Err(Error::Config(
-                "server.limits.max_instances: must be at least 1".into(),
-            ));
+            return Err(Error::Config("server.limits.max_instances: must be at least 1".into()));
         }
         if l.memory_mb == 0 || l.memory_mb > 4096 {
-            return Err(Error::Config(
-                "server.limits.memory_mb: must be between 1 and 4096".into(),
-            ));
+            return Err(Error::Config("server.limits.memory_mb: must be between 1 and 4096".into()));
         }
-        for (field, v) in [
-            ("call_timeout_s", l.call_timeout_s),
-            ("warmup_timeout_s", l.warmup_timeout_s),
-        ] {
+        for (field, v) in [("call_timeout_s", l.call_timeout_s), ("warmup_timeout_s", l.warmup_timeout_s)] {
             if !(v > 0.0 && v.is_finite()) {
-                return Err(Error::Config(format!(
-                    "server.limits.{field}: must be a positive number of seconds"
-                )));
+                return Err(Error::Config(format!("server.limits.{field}: must be a positive number of seconds")));
             }
         }
         for (name, r) in &self.resources {
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-            {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
                 return Err(Error::Config(format!(
                     "resources.{name}: a resource name uses only letters, digits, '_' and '-'"
                 )));
             }
             if !r.config.is_object() {
-                return Err(Error::Config(format!(
-                    "resources.{name}.config: must be a JSON object"
-                )));
+                return Err(Error::Config(format!("resources.{name}.config: must be a JSON object")));
             }
             for (i, d) in r.grants.dirs.iter().enumerate() {
                 if !d.guest.starts_with('/') {
@@ -316,9 +285,7 @@ impl Config {
         }
         for name in &self.warmup.resources {
             if !self.resources.contains_key(name) {
-                return Err(Error::Config(format!(
-                    "warmup.resources: unknown resource '{name}'"
-                )));
+                return Err(Error::Config(format!("warmup.resources: unknown resource '{name}'")));
             }
         }
         Ok(())
@@ -363,9 +330,7 @@ pub fn expand_str(s: &str) -> Result<String> {
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after
-            .find('}')
-            .ok_or_else(|| Error::Config(format!("unclosed '${{' in \"{s}\"")))?;
+        let end = after.find('}').ok_or_else(|| Error::Config(format!("unclosed '${{' in \"{s}\"")))?;
         let expr = &after[..end];
         let (name, default) = match expr.split_once(":-") {
             Some((n, d)) => (n, Some(d)),
@@ -375,9 +340,7 @@ pub fn expand_str(s: &str) -> Result<String> {
             (Ok(v), _) => out.push_str(&v),
             (Err(_), Some(d)) => out.push_str(d),
             (Err(_), None) => {
-                return Err(Error::Config(format!(
-                    "environment variable {name} is not set (in \"{s}\")"
-                )));
+                return Err(Error::Config(format!("environment variable {name} is not set (in \"{s}\")")));
             }
         }
         rest = &after[end + 1..];
@@ -394,39 +357,24 @@ mod tests {
     fn default_config_parses_and_names_builtins() {
         let c = Config::default_config();
         assert_eq!(c.server.port, 18890);
-        assert!(
-            c.component_path("kv", &c.resources["kv"])
-                .unwrap()
-                .ends_with("kv.wasm")
-        );
+        assert!(c.component_path("kv", &c.resources["kv"]).unwrap().ends_with("kv.wasm"));
     }
 
     #[test]
     fn unknown_keys_are_rejected_with_their_path() {
-        let err = Config::from_json(r#"{"server": {"portt": 1}}"#, Path::new("."))
+        let err = Config::from_json(r#"{"server": {"portt": 1}}"#, Path::new(".")).unwrap_err().to_string();
+        assert!(err.contains("server") && err.contains("portt"), "{err}");
+        let err = Config::from_json(r#"{"resources": {"kv": {"component": "x", "grant": {}}}}"#, Path::new("."))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("server") && err.contains("portt"), "{err}");
-        let err = Config::from_json(
-            r#"{"resources": {"kv": {"component": "x", "grant": {}}}}"#,
-            Path::new("."),
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            err.contains("resources.kv") && err.contains("grant"),
-            "{err}"
-        );
+        assert!(err.contains("resources.kv") && err.contains("grant"), "{err}");
     }
 
     #[test]
     fn backend_class_gets_a_hint() {
-        let err = Config::from_json(
-            r#"{"resources": {"kv": {"backend_class": "a.B"}}}"#,
-            Path::new("."),
-        )
-        .unwrap_err()
-        .to_string();
+        let err = Config::from_json(r#"{"resources": {"kv": {"backend_class": "a.B"}}}"#, Path::new("."))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("component"), "{err}");
     }
 
@@ -446,13 +394,9 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_field() {
-        let err = Config::from_json(r#"{"server": {"session_ttl": 0}}"#, Path::new("."))
-            .unwrap_err()
-            .to_string();
+        let err = Config::from_json(r#"{"server": {"session_ttl": 0}}"#, Path::new(".")).unwrap_err().to_string();
         assert!(err.contains("server.session_ttl"), "{err}");
-        let err = Config::from_json(r#"{"server": {"port": "x"}}"#, Path::new("."))
-            .unwrap_err()
-            .to_string();
+        let err = Config::from_json(r#"{"server": {"port": "x"}}"#, Path::new(".")).unwrap_err().to_string();
         assert!(err.contains("server.port"), "{err}");
     }
 }

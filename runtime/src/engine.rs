@@ -77,11 +77,7 @@ impl EngineHandle {
                 }
             })
             .map_err(|e| Error::Engine(format!("cannot start the epoch ticker: {e}")))?;
-        Ok(EngineHandle {
-            engine,
-            fingerprint,
-            stop,
-        })
+        Ok(EngineHandle { engine, fingerprint, stop })
     }
 }
 

@@ -39,22 +39,12 @@ pub struct Envelope {
 impl Envelope {
     /// A success envelope.
     pub fn success(data: Value, meta: Meta) -> Envelope {
-        Envelope {
-            code: codes::SUCCESS,
-            message: "success".into(),
-            data,
-            meta,
-        }
+        Envelope { code: codes::SUCCESS, message: "success".into(), data, meta }
     }
 
     /// An error envelope.
     pub fn error(code: i32, message: impl Into<String>, data: Value, meta: Meta) -> Envelope {
-        Envelope {
-            code,
-            message: message.into(),
-            data,
-            meta,
-        }
+        Envelope { code, message: message.into(), data, meta }
     }
 
     /// Whether the code is 0.

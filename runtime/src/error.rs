@@ -35,17 +35,11 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn load(backend: &str, message: impl std::fmt::Display) -> Self {
-        Error::Load {
-            backend: backend.to_string(),
-            message: message.to_string(),
-        }
+        Error::Load { backend: backend.to_string(), message: message.to_string() }
     }
 
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
-        }
+        Error::Io { path: path.into(), source }
     }
 }
 

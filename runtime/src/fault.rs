@@ -69,9 +69,5 @@ impl std::fmt::Display for Fault {
 /// Seconds as AgentFlow prints them: `1` for whole seconds, `0.5` otherwise.
 pub fn trim_secs(d: Duration) -> String {
     let s = d.as_secs_f64();
-    if s.fract() == 0.0 {
-        format!("{}", s as u64)
-    } else {
-        format!("{s}")
-    }
+    if s.fract() == 0.0 { format!("{}", s as u64) } else { format!("{s}") }
 }

@@ -36,12 +36,7 @@ pub struct MemoryLimiter {
 }
 
 impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         if desired > self.max_bytes {
             self.hit = true;
             return Ok(false);
@@ -49,12 +44,7 @@ impl ResourceLimiter for MemoryLimiter {
         Ok(true)
     }
 
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         Ok(desired <= 1_000_000)
     }
 }
@@ -75,19 +65,10 @@ pub struct HostState {
 
 impl HostState {
     /// A store state granting exactly `grants` (directories resolved against `base`).
-    pub fn new(
-        grants: &Grants,
-        base: &Path,
-        memory_bytes: usize,
-        tags: Tags,
-    ) -> wasmtime::Result<HostState> {
+    pub fn new(grants: &Grants, base: &Path, memory_bytes: usize, tags: Tags) -> wasmtime::Result<HostState> {
         let mut builder = WasiCtx::builder();
         for dir in &grants.dirs {
-            let host = if dir.host.is_absolute() {
-                dir.host.clone()
-            } else {
-                base.join(&dir.host)
-            };
+            let host = if dir.host.is_absolute() { dir.host.clone() } else { base.join(&dir.host) };
             builder.preopened_dir(&host, &dir.guest, FsPerms::ReadOnly)?;
         }
         for (k, v) in &grants.env {
@@ -96,10 +77,7 @@ impl HostState {
         Ok(HostState {
             wasi: builder.build(),
             table: ResourceTable::new(),
-            limiter: MemoryLimiter {
-                max_bytes: memory_bytes,
-                hit: false,
-            },
+            limiter: MemoryLimiter { max_bytes: memory_bytes, hit: false },
             deadline: Instant::now(),
             tags,
         })
@@ -108,22 +86,15 @@ impl HostState {
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
 impl Host for HostState {
     fn log(&mut self, level: Level, message: String) {
         let t = &self.tags;
-        let (backend, tenant, worker, session) = (
-            &*t.backend,
-            t.tenant.as_deref(),
-            t.worker_id.as_deref(),
-            t.session_id.as_deref(),
-        );
+        let (backend, tenant, worker, session) =
+            (&*t.backend, t.tenant.as_deref(), t.worker_id.as_deref(), t.session_id.as_deref());
         match level {
             Level::Trace => {
                 tracing::trace!(target: "cella::guest", backend, tenant, worker_id = worker, session_id = session, "{message}")

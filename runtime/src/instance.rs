@@ -31,14 +31,8 @@ pub struct GuestError {
 
 impl From<types::Error> for GuestError {
     fn from(e: types::Error) -> Self {
-        let data = e
-            .data
-            .map(|d| serde_json::from_str(&d).unwrap_or(serde_json::Value::String(d)));
-        GuestError {
-            code: e.code,
-            message: e.message,
-            data,
-        }
+        let data = e.data.map(|d| serde_json::from_str(&d).unwrap_or(serde_json::Value::String(d)));
+        GuestError { code: e.code, message: e.message, data }
     }
 }
 
@@ -69,19 +63,8 @@ pub struct Instance {
 
 impl Instance {
     /// Wraps a freshly instantiated store.
-    pub fn new(
-        store: Store<HostState>,
-        bindings: Bindings,
-        fuel: Option<u64>,
-        memory_mb: u64,
-    ) -> Instance {
-        Instance {
-            store,
-            bindings,
-            dead: None,
-            fuel,
-            memory_mb,
-        }
+    pub fn new(store: Store<HostState>, bindings: Bindings, fuel: Option<u64>, memory_mb: u64) -> Instance {
+        Instance { store, bindings, dead: None, fuel, memory_mb }
     }
 
     /// The fault that killed this instance, if any.
@@ -103,19 +86,14 @@ impl Instance {
         self.store.data_mut().deadline = Instant::now() + timeout;
         self.store.set_epoch_deadline(1);
         if let Some(fuel) = self.fuel {
-            self.store
-                .set_fuel(fuel)
-                .map_err(|e| Fault::Trap(format!("{e}")))?;
+            self.store.set_fuel(fuel).map_err(|e| Fault::Trap(format!("{e}")))?;
         }
         Ok(())
     }
 
     fn classify(&mut self, error: wasmtime::Error, timeout: Duration) -> Fault {
         let fault = if self.store.data().limiter.hit {
-            Fault::MemoryLimit {
-                limit_mb: self.memory_mb,
-                detail: format!("{error}"),
-            }
+            Fault::MemoryLimit { limit_mb: self.memory_mb, detail: format!("{error}") }
         } else {
             match error.downcast_ref::<Trap>() {
                 Some(Trap::Interrupt) => Fault::Timeout(timeout),
@@ -175,11 +153,9 @@ impl Instance {
         config: &String,
         timeout: Duration,
     ) -> Result<serde_json::Value, CallError> {
-        let result = guarded!(self, timeout, |g, store| g
-            .call_initialize(store, worker_id, config))?;
+        let result = guarded!(self, timeout, |g, store| g.call_initialize(store, worker_id, config))?;
         let text = result.map_err(|e| CallError::Guest(e.into()))?;
-        parse_json(&text)
-            .map_err(|m| CallError::Fault(Fault::Contract(format!("initialize returned {m}"))))
+        parse_json(&text).map_err(|m| CallError::Fault(Fault::Contract(format!("initialize returned {m}"))))
     }
 
     /// Calls `cleanup`.
@@ -202,11 +178,9 @@ impl Instance {
         context: &types::CallContext,
         timeout: Duration,
     ) -> Result<serde_json::Value, CallError> {
-        let result = guarded!(self, timeout, |g, store| g
-            .call_call(store, tool, params, context))?;
+        let result = guarded!(self, timeout, |g, store| g.call_call(store, tool, params, context))?;
         let text = result.map_err(|e| CallError::Guest(e.into()))?;
-        parse_json(&text)
-            .map_err(|m| CallError::Fault(Fault::Contract(format!("{tool} returned {m}"))))
+        parse_json(&text).map_err(|m| CallError::Fault(Fault::Contract(format!("{tool} returned {m}"))))
     }
 }
 

@@ -26,10 +26,7 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CELLA_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("CELLA_LOG").unwrap_or_else(|_| "info".into()))
         .init();
     let cli = Cli::parse();
     match cli.command {
@@ -38,9 +35,7 @@ async fn main() -> anyhow::Result<()> {
                 Some(path) => Config::from_file(&path)?,
                 None => Config::default_config(),
             };
-            let sandbox = Sandbox::start(config)
-                .await
-                .context("starting the sandbox")?;
+            let sandbox = Sandbox::start(config).await.context("starting the sandbox")?;
             let warm = sandbox.warmup(None).await;
             tracing::info!(status = %warm.status, "backends warmed");
             tokio::signal::ctrl_c().await?;

@@ -35,11 +35,7 @@ pub struct Refusal {
 
 impl Refusal {
     fn new(code: i32, message: impl Into<String>, data: Value) -> Refusal {
-        Refusal {
-            code,
-            message: message.into(),
-            data,
-        }
+        Refusal { code, message: message.into(), data }
     }
 }
 
@@ -172,8 +168,7 @@ impl Sandbox {
     /// warms the backends the configuration's `warmup` names.
     pub async fn start(config: Config) -> Result<Sandbox> {
         let engine = EngineHandle::new(&config.server.limits)?;
-        let cache =
-            ComponentCache::new(config.server.cache_dir.as_ref().map(|d| config.resolve(d)));
+        let cache = ComponentCache::new(config.server.cache_dir.as_ref().map(|d| config.resolve(d)));
         let shared = Arc::new(Shared::new(
             engine.engine.clone(),
             engine.fingerprint.clone(),
@@ -203,13 +198,9 @@ impl Sandbox {
         let sandbox = Sandbox { inner };
         if sandbox.inner.config.warmup.enabled {
             let names = sandbox.inner.config.warmup.resources.clone();
-            let outcome = sandbox
-                .warmup(if names.is_empty() { None } else { Some(&names) })
-                .await;
+            let outcome = sandbox.warmup(if names.is_empty() { None } else { Some(&names) }).await;
             if let Some(errors) = outcome.errors {
-                return Err(crate::error::Error::Config(format!(
-                    "start-up warmup failed: {errors:?}"
-                )));
+                return Err(crate::error::Error::Config(format!("start-up warmup failed: {errors:?}")));
             }
         }
         Ok(sandbox)
@@ -281,25 +272,15 @@ impl Sandbox {
                 None => {
                     results.insert(name.clone(), false);
                     let available: Vec<&String> = self.inner.backends.keys().collect();
-                    errors.insert(
-                        name.clone(),
-                        format!("Backend not found: {name}. Available backends: {available:?}"),
-                    );
+                    errors
+                        .insert(name.clone(), format!("Backend not found: {name}. Available backends: {available:?}"));
                 }
             }
         }
         let warmed = results.values().filter(|v| **v).count();
         WarmupOutcome {
-            status: if errors.is_empty() {
-                "success".into()
-            } else {
-                "partial_error".into()
-            },
-            summary: WarmupSummary {
-                total: results.len(),
-                warmed_up: warmed,
-                pending: results.len() - warmed,
-            },
+            status: if errors.is_empty() { "success".into() } else { "partial_error".into() },
+            summary: WarmupSummary { total: results.len(), warmed_up: warmed, pending: results.len() - warmed },
             results,
             errors: (!errors.is_empty()).then_some(errors),
         }
@@ -307,30 +288,18 @@ impl Sandbox {
 
     /// The warm state of every backend.
     pub fn warmup_status(&self) -> WarmupStatus {
-        let backends: BTreeMap<String, WarmReport> = self
-            .inner
-            .backends
-            .iter()
-            .map(|(n, b)| (n.clone(), b.report()))
-            .collect();
+        let backends: BTreeMap<String, WarmReport> =
+            self.inner.backends.iter().map(|(n, b)| (n.clone(), b.report())).collect();
         let warmed = backends.values().filter(|r| r.warmed_up).count();
         WarmupStatus {
-            summary: WarmupSummary {
-                total: backends.len(),
-                warmed_up: warmed,
-                pending: backends.len() - warmed,
-            },
+            summary: WarmupSummary { total: backends.len(), warmed_up: warmed, pending: backends.len() - warmed },
             backends,
         }
     }
 
     fn refuse_if_closing(&self) -> std::result::Result<(), Refusal> {
         if self.inner.closing.load(Ordering::Acquire) {
-            return Err(Refusal::new(
-                codes::SHUTTING_DOWN,
-                "the server is shutting down",
-                Value::Null,
-            ));
+            return Err(Refusal::new(codes::SHUTTING_DOWN, "the server is shutting down", Value::Null));
         }
         Ok(())
     }
@@ -359,25 +328,14 @@ impl Sandbox {
         self.refuse_if_closing()?;
         let backend = self.backend_for(rt)?.clone();
         let config = merge_config(&backend.resource.config, session_config)?;
-        match self
-            .inner
-            .sessions
-            .get_or_create(caller, rt, config, custom_name)
-        {
-            Lookup::Existing(session) => Ok(Created {
-                status: CreateStatus::Exists,
-                session: session.info(),
-            }),
+        match self.inner.sessions.get_or_create(caller, rt, config, custom_name) {
+            Lookup::Existing(session) => Ok(Created { status: CreateStatus::Exists, session: session.info() }),
             Lookup::Created(fresh) => {
                 let session = fresh.session.clone();
                 let span = tracing::info_span!("create_session", tenant = %caller.tenant, worker_id = %caller.worker_id, session_id = %session.id, resource = rt);
                 let ok = self.initialize(&backend, fresh).instrument(span).await;
                 Ok(Created {
-                    status: if ok {
-                        CreateStatus::Created
-                    } else {
-                        CreateStatus::Failed
-                    },
+                    status: if ok { CreateStatus::Created } else { CreateStatus::Failed },
                     session: session.info(),
                 })
             }
@@ -392,10 +350,7 @@ impl Sandbox {
     ) -> Vec<(String, std::result::Result<Created, Refusal>)> {
         let mut out = Vec::with_capacity(types.len());
         for (rt, config) in types {
-            out.push((
-                rt.clone(),
-                self.create_session(caller, rt, config.clone(), None).await,
-            ));
+            out.push((rt.clone(), self.create_session(caller, rt, config.clone(), None).await));
         }
         out
     }
@@ -407,13 +362,8 @@ impl Sandbox {
         let tags = self.tags(backend, &session.caller, Some(&session.id));
         let result = async {
             let mut instance = backend.instantiate(tags).await?;
-            let data = instance
-                .initialize(
-                    &session.caller.worker_id,
-                    &session.config.to_string(),
-                    backend.timeout(),
-                )
-                .await?;
+            let data =
+                instance.initialize(&session.caller.worker_id, &session.config.to_string(), backend.timeout()).await?;
             Ok::<_, CallError>((instance, data))
         }
         .await;
@@ -445,25 +395,13 @@ impl Sandbox {
     /// Runs a tool (S-4) and returns the result envelope (S-10). A stateful tool runs in the
     /// caller's session, or in a temporary session when there is none (S-12); a stateless
     /// tool runs in a fresh warm instance. The first use of a backend warms it (S-11).
-    pub async fn execute(
-        &self,
-        caller: &Caller,
-        action: &str,
-        params: Value,
-        options: ExecOptions,
-    ) -> Envelope {
+    pub async fn execute(&self, caller: &Caller, action: &str, params: Value, options: ExecOptions) -> Envelope {
         let started = Instant::now();
         let trace = options.trace_id.clone().unwrap_or_else(trace_id);
-        let mut meta = Meta {
-            tool: Some(action.to_string()),
-            trace_id: Some(trace.clone()),
-            ..Meta::default()
-        };
+        let mut meta = Meta { tool: Some(action.to_string()), trace_id: Some(trace.clone()), ..Meta::default() };
         let span = tracing::info_span!("execute", tenant = %caller.tenant, worker_id = %caller.worker_id, tool = action, session_id = tracing::field::Empty, trace_id = %trace);
-        let mut envelope = self
-            .execute_inner(caller, action, params, options, &mut meta, &trace)
-            .instrument(span.clone())
-            .await;
+        let mut envelope =
+            self.execute_inner(caller, action, params, options, &mut meta, &trace).instrument(span.clone()).await;
         meta.execution_time_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
         envelope.meta = meta;
         let _entered = span.enter();
@@ -525,39 +463,24 @@ impl Sandbox {
             }
         };
         let Some(backend) = self.inner.backends.get(&tool.resource_type).cloned() else {
-            return Envelope::error(
-                codes::UNEXPECTED_ERROR,
-                "backend vanished",
-                Value::Null,
-                Meta::default(),
-            );
+            return Envelope::error(codes::UNEXPECTED_ERROR, "backend vanished", Value::Null, Meta::default());
         };
-        let timeout = options
-            .timeout
-            .map_or(backend.timeout(), |t| t.min(backend.timeout()));
+        let timeout = options.timeout.map_or(backend.timeout(), |t| t.min(backend.timeout()));
         let params = params.to_string();
         if !tool.needs_session {
             let ctx = call_context(caller, None, trace);
             return match backend.instantiate(self.tags(&backend, caller, None)).await {
-                Ok(mut instance) => outcome(
-                    instance
-                        .call(&tool.guest_name, &params, &ctx, timeout)
-                        .await,
-                    None,
-                ),
+                Ok(mut instance) => outcome(instance.call(&tool.guest_name, &params, &ctx, timeout).await, None),
                 Err(e) => outcome(Err(e), None),
             };
         }
         if let Some(session) = self.inner.sessions.get(caller, &tool.resource_type) {
             meta.session_id = Some(session.id.clone());
             tracing::Span::current().record("session_id", session.id.as_str());
-            return self
-                .call_in_session(&session, tool, &params, trace, timeout)
-                .await;
+            return self.call_in_session(&session, tool, &params, trace, timeout).await;
         }
         meta.temporary_session = Some(true);
-        self.call_in_temporary(&backend, caller, tool, &params, trace, timeout, meta)
-            .await
+        self.call_in_temporary(&backend, caller, tool, &params, trace, timeout, meta).await
     }
 
     #[allow(clippy::ptr_arg)]
@@ -605,24 +528,15 @@ impl Sandbox {
         timeout: Duration,
         meta: &mut Meta,
     ) -> Envelope {
-        let (_name, id) = self
-            .inner
-            .sessions
-            .temporary_name(caller, &tool.resource_type);
+        let (_name, id) = self.inner.sessions.temporary_name(caller, &tool.resource_type);
         meta.session_id = Some(id.clone());
         tracing::Span::current().record("session_id", id.as_str());
-        let mut instance = match backend
-            .instantiate(self.tags(backend, caller, Some(&id)))
-            .await
-        {
+        let mut instance = match backend.instantiate(self.tags(backend, caller, Some(&id))).await {
             Ok(i) => i,
             Err(e) => return outcome(Err(e), None),
         };
         let config = backend.resource.config.to_string();
-        if let Err(e) = instance
-            .initialize(&caller.worker_id, &config, timeout)
-            .await
-        {
+        if let Err(e) = instance.initialize(&caller.worker_id, &config, timeout).await {
             return not_initialized(&tool.resource_type, &call_error_text(&e));
         }
         let ctx = call_context(caller, Some(&id), trace);
@@ -633,11 +547,7 @@ impl Sandbox {
 
     /// Ends the caller's session of `rt` (S-5): `cleanup` runs (its errors are logged,
     /// never raised, S-25) and the instance is dropped.
-    pub async fn destroy_session(
-        &self,
-        caller: &Caller,
-        rt: &str,
-    ) -> std::result::Result<SessionInfo, Refusal> {
+    pub async fn destroy_session(&self, caller: &Caller, rt: &str) -> std::result::Result<SessionInfo, Refusal> {
         let session = self.inner.sessions.remove(caller, rt).ok_or_else(|| {
             Refusal::new(
                 codes::RESOURCE_NOT_INITIALIZED,
@@ -656,11 +566,8 @@ impl Sandbox {
         async {
             let mut slot = session.instance.lock().await;
             if let Some(mut instance) = slot.take() {
-                let timeout = self
-                    .inner
-                    .backends
-                    .get(&session.resource_type)
-                    .map_or(Duration::from_secs(5), |b| b.timeout());
+                let timeout =
+                    self.inner.backends.get(&session.resource_type).map_or(Duration::from_secs(5), |b| b.timeout());
                 cleanup_instance(&mut instance, timeout).await;
             }
             tracing::info!("session ended");
@@ -670,11 +577,7 @@ impl Sandbox {
     }
 
     /// Renews the TTL of the caller's session of `rt`, or of all its sessions (S-8).
-    pub fn refresh_sessions(
-        &self,
-        caller: &Caller,
-        rt: Option<&str>,
-    ) -> std::result::Result<Refreshed, Refusal> {
+    pub fn refresh_sessions(&self, caller: &Caller, rt: Option<&str>) -> std::result::Result<Refreshed, Refusal> {
         let sessions = match rt {
             Some(rt) => vec![self.inner.sessions.get(caller, rt).ok_or_else(|| {
                 Refusal::new(
@@ -690,10 +593,7 @@ impl Sandbox {
             .map(|s| {
                 (
                     s.resource_type.clone(),
-                    RefreshedSession {
-                        session_id: s.id.clone(),
-                        expires_at: timestamp(s.touch()),
-                    },
+                    RefreshedSession { session_id: s.id.clone(), expires_at: timestamp(s.touch()) },
                 )
             })
             .collect();
@@ -709,18 +609,10 @@ impl Sandbox {
         config: Value,
     ) -> std::result::Result<Reinitialized, Refusal> {
         self.backend_for(rt)?;
-        let old = self
-            .destroy_session(caller, rt)
-            .await
-            .ok()
-            .map(|i| i.session_id);
+        let old = self.destroy_session(caller, rt).await.ok().map(|i| i.session_id);
         let created = self.create_session(caller, rt, config, None).await?;
         Ok(Reinitialized {
-            status: if created.status == CreateStatus::Failed {
-                "error".into()
-            } else {
-                "success".into()
-            },
+            status: if created.status == CreateStatus::Failed { "error".into() } else { "success".into() },
             resource_type: rt.to_string(),
             old_session_id: old,
             new_session_id: created.session.session_id.clone(),
@@ -732,12 +624,7 @@ impl Sandbox {
 
     /// The caller's sessions (S-9b).
     pub fn list_sessions(&self, caller: &Caller) -> Vec<SessionInfo> {
-        self.inner
-            .sessions
-            .list(caller)
-            .iter()
-            .map(|s| s.info())
-            .collect()
+        self.inner.sessions.list(caller).iter().map(|s| s.info()).collect()
     }
 
     /// Whether the worker is known to the session table.
@@ -843,10 +730,7 @@ fn merge_config(default: &Value, session: Value) -> std::result::Result<Value, R
         other => {
             return Err(Refusal::new(
                 codes::INVALID_REQUEST_FORMAT,
-                format!(
-                    "session_config must be a JSON object, not {}",
-                    json_kind(&other)
-                ),
+                format!("session_config must be a JSON object, not {}", json_kind(&other)),
                 Value::Null,
             ));
         }
@@ -854,11 +738,7 @@ fn merge_config(default: &Value, session: Value) -> std::result::Result<Value, R
     Ok(Value::Object(merged))
 }
 
-fn call_context(
-    caller: &Caller,
-    session_id: Option<&str>,
-    trace: &str,
-) -> crate::bindings::types::CallContext {
+fn call_context(caller: &Caller, session_id: Option<&str>, trace: &str) -> crate::bindings::types::CallContext {
     crate::bindings::types::CallContext {
         worker_id: caller.worker_id.clone(),
         session_id: session_id.map(str::to_string),
@@ -883,20 +763,13 @@ fn not_initialized(rt: &str, reason: &str) -> Envelope {
 }
 
 /// The envelope of a call's result (meta is filled in by `execute`).
-fn outcome(
-    result: std::result::Result<Value, CallError>,
-    session: Option<&Arc<Session>>,
-) -> Envelope {
+fn outcome(result: std::result::Result<Value, CallError>, session: Option<&Arc<Session>>) -> Envelope {
     match result {
         Ok(data) => Envelope::success(data, Meta::default()),
-        Err(CallError::Guest(e)) => Envelope::error(
-            e.code,
-            e.message,
-            e.data.unwrap_or(Value::Null),
-            Meta::default(),
-        ),
+        Err(CallError::Guest(e)) => Envelope::error(e.code, e.message, e.data.unwrap_or(Value::Null), Meta::default()),
         Err(CallError::Fault(fault)) => {
-            let mut data = json!({"fault": fault_kind(&fault), "session_ended": session.is_some() && fault.ends_instance()});
+            let mut data =
+                json!({"fault": fault_kind(&fault), "session_ended": session.is_some() && fault.ends_instance()});
             if let Fault::Timeout(d) = &fault {
                 data["timeout"] = json!(d.as_secs_f64());
             }

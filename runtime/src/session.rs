@@ -28,18 +28,12 @@ pub struct Caller {
 impl Caller {
     /// A worker of the default tenant.
     pub fn new(worker_id: impl Into<String>) -> Caller {
-        Caller {
-            tenant: Arc::from("default"),
-            worker_id: worker_id.into(),
-        }
+        Caller { tenant: Arc::from("default"), worker_id: worker_id.into() }
     }
 
     /// A worker of a named tenant.
     pub fn of_tenant(tenant: &str, worker_id: impl Into<String>) -> Caller {
-        Caller {
-            tenant: Arc::from(tenant),
-            worker_id: worker_id.into(),
-        }
+        Caller { tenant: Arc::from(tenant), worker_id: worker_id.into() }
     }
 }
 
@@ -237,16 +231,8 @@ pub struct Sessions {
 /// `worker_id` with every character outside `[A-Za-z0-9_-]` replaced by `-`, trimmed of
 /// `-`, `worker` when empty, at most 32 characters.
 pub fn safe_worker(worker_id: &str) -> String {
-    let s: String = worker_id
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
+    let s: String =
+        worker_id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '-' }).collect();
     let s = s.trim_matches('-');
     let s = if s.is_empty() { "worker" } else { s };
     s.chars().take(32).collect()
@@ -254,31 +240,16 @@ pub fn safe_worker(worker_id: &str) -> String {
 
 /// A custom session name made safe; `None` when nothing is left.
 pub fn safe_custom(name: &str) -> Option<String> {
-    let s: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    let s: String = s
-        .trim_matches(|c| c == '-' || c == '_')
-        .chars()
-        .take(32)
-        .collect();
+    let s: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '-' }).collect();
+    let s: String = s.trim_matches(|c| c == '-' || c == '_').chars().take(32).collect();
     (!s.is_empty()).then_some(s)
 }
 
 impl Sessions {
     /// An empty registry whose sessions live `ttl` unless used.
     pub fn new(ttl: Duration) -> Sessions {
-        Sessions {
-            table: Mutex::new(Table::default()),
-            ttl,
-        }
+        Sessions { table: Mutex::new(Table::default()), ttl }
     }
 
     fn table(&self) -> MutexGuard<'_, Table> {
@@ -291,16 +262,8 @@ impl Sessions {
     }
 
     /// Takes the next session number for (caller, resource type) and makes a name and id.
-    fn next_name(
-        table: &mut Table,
-        caller: &Caller,
-        rt: &str,
-        custom: Option<&str>,
-    ) -> (String, String) {
-        let n = table
-            .counters
-            .entry((caller.clone(), rt.to_string()))
-            .or_insert(0);
+    fn next_name(table: &mut Table, caller: &Caller, rt: &str, custom: Option<&str>) -> (String, String) {
+        let n = table.counters.entry((caller.clone(), rt.to_string())).or_insert(0);
         *n += 1;
         let mut name = format!("{rt}_{}_{:03}", safe_worker(&caller.worker_id), n);
         if let Some(custom) = custom.and_then(safe_custom) {
@@ -349,13 +312,7 @@ impl Sessions {
 
     /// The session of (caller, rt), or a new one registered in `initializing` state whose
     /// instance lock the caller now holds.
-    pub fn get_or_create(
-        &self,
-        caller: &Caller,
-        rt: &str,
-        config: Value,
-        custom: Option<&str>,
-    ) -> Lookup {
+    pub fn get_or_create(&self, caller: &Caller, rt: &str, config: Value, custom: Option<&str>) -> Lookup {
         let mut table = self.table();
         if let Some(existing) = table.workers.get(caller).and_then(|m| m.get(rt)) {
             return Lookup::Existing(existing.clone());
@@ -366,29 +323,18 @@ impl Sessions {
             Ok(slot) => slot,
             Err(_) => unreachable!("a new mutex is unlocked"),
         };
-        table
-            .workers
-            .entry(caller.clone())
-            .or_default()
-            .insert(rt.to_string(), session.clone());
+        table.workers.entry(caller.clone()).or_default().insert(rt.to_string(), session.clone());
         Lookup::Created(Fresh { session, slot })
     }
 
     /// The session of (caller, rt).
     pub fn get(&self, caller: &Caller, rt: &str) -> Option<Arc<Session>> {
-        self.table()
-            .workers
-            .get(caller)
-            .and_then(|m| m.get(rt))
-            .cloned()
+        self.table().workers.get(caller).and_then(|m| m.get(rt)).cloned()
     }
 
     /// Removes and returns the session of (caller, rt). The worker stays known.
     pub fn remove(&self, caller: &Caller, rt: &str) -> Option<Arc<Session>> {
-        self.table()
-            .workers
-            .get_mut(caller)
-            .and_then(|m| m.remove(rt))
+        self.table().workers.get_mut(caller).and_then(|m| m.remove(rt))
     }
 
     /// Removes the given session if it is still the one registered for its key.
@@ -397,10 +343,7 @@ impl Sessions {
         let Some(map) = table.workers.get_mut(&session.caller) else {
             return false;
         };
-        if map
-            .get(&session.resource_type)
-            .is_some_and(|s| Arc::ptr_eq(s, session))
-        {
+        if map.get(&session.resource_type).is_some_and(|s| Arc::ptr_eq(s, session)) {
             map.remove(&session.resource_type);
             return true;
         }
@@ -409,20 +352,12 @@ impl Sessions {
 
     /// Removes a worker and returns its sessions.
     pub fn remove_worker(&self, caller: &Caller) -> Vec<Arc<Session>> {
-        self.table()
-            .workers
-            .remove(caller)
-            .map(|m| m.into_values().collect())
-            .unwrap_or_default()
+        self.table().workers.remove(caller).map(|m| m.into_values().collect()).unwrap_or_default()
     }
 
     /// The sessions of a worker, by resource type.
     pub fn list(&self, caller: &Caller) -> Vec<Arc<Session>> {
-        self.table()
-            .workers
-            .get(caller)
-            .map(|m| m.values().cloned().collect())
-            .unwrap_or_default()
+        self.table().workers.get(caller).map(|m| m.values().cloned().collect()).unwrap_or_default()
     }
 
     /// Whether the worker is known (it has or had sessions and has not disconnected).
@@ -451,20 +386,13 @@ impl Sessions {
     /// Removes and returns every session of every worker, and forgets the workers.
     pub fn drain(&self) -> Vec<Arc<Session>> {
         let mut table = self.table();
-        table
-            .workers
-            .drain()
-            .flat_map(|(_, m)| m.into_values())
-            .collect()
+        table.workers.drain().flat_map(|(_, m)| m.into_values()).collect()
     }
 
     /// (known workers, live sessions).
     pub fn counts(&self) -> (usize, usize) {
         let table = self.table();
-        (
-            table.workers.len(),
-            table.workers.values().map(BTreeMap::len).sum(),
-        )
+        (table.workers.len(), table.workers.values().map(BTreeMap::len).sum())
     }
 }
 

@@ -35,11 +35,14 @@ pub struct ToolSpec {
 impl ToolSpec {
     /// Builds the specs of a manifest; `resource` is the config key, `guest` the name the
     /// component gives itself. Every tool must be `<guest>:<action>`.
+    /// A tool is hidden when its description, or the backend's, starts with `[HIDDEN]`.
     pub fn from_manifest(
         resource: &str,
         guest: &str,
+        backend_description: &str,
         tools: Vec<ToolInfo>,
     ) -> Result<Vec<ToolSpec>, String> {
+        let backend_hidden = is_hidden(backend_description);
         let mut specs: Vec<ToolSpec> = Vec::with_capacity(tools.len());
         for t in tools {
             let action = t
@@ -59,7 +62,7 @@ impl ToolSpec {
                 resource_type: resource.to_string(),
                 stateless: false,
                 needs_session: t.needs_session,
-                hidden: t.description.trim_start().starts_with("[HIDDEN]"),
+                hidden: backend_hidden || is_hidden(&t.description),
                 description: t.description.trim().to_string(),
                 input_schema,
                 guest_name: t.name,
@@ -67,6 +70,10 @@ impl ToolSpec {
         }
         Ok(specs)
     }
+}
+
+fn is_hidden(description: &str) -> bool {
+    description.trim_start().starts_with("[HIDDEN]")
 }
 
 /// The outcome of resolving a tool name.
@@ -101,10 +108,7 @@ impl ToolIndex {
 
     /// Every tool, hidden ones only when asked.
     pub fn list(&self, include_hidden: bool) -> Vec<&ToolSpec> {
-        self.tools
-            .iter()
-            .filter(|t| include_hidden || !t.hidden)
-            .collect()
+        self.tools.iter().filter(|t| include_hidden || !t.hidden).collect()
     }
 
     /// How many tools there are, hidden ones included.
@@ -151,11 +155,9 @@ impl ToolIndex {
     fn by_simple_name(&self, name: &str) -> Resolved<'_> {
         match self.by_simple.get(name).map(Vec::as_slice) {
             Some([i]) => Resolved::Found(&self.tools[*i]),
-            Some(many) if many.len() > 1 => Resolved::Ambiguous(
-                many.iter()
-                    .map(|&i| self.tools[i].full_name.clone())
-                    .collect(),
-            ),
+            Some(many) if many.len() > 1 => {
+                Resolved::Ambiguous(many.iter().map(|&i| self.tools[i].full_name.clone()).collect())
+            }
             _ => Resolved::NotFound(name.to_string()),
         }
     }
@@ -182,28 +184,13 @@ mod tests {
     #[test]
     fn names_normalise_and_simple_names_resolve() {
         let mut index = ToolIndex::default();
-        index.add(&[
-            spec("kv", "get"),
-            spec("kv", "set"),
-            spec("kv2", "get"),
-            spec("rag", "search"),
-        ]);
+        index.add(&[spec("kv", "get"), spec("kv", "set"), spec("kv2", "get"), spec("rag", "search")]);
         for name in ["kv:get", "kv.get", "kv_get", "kv-get"] {
-            assert!(
-                matches!(index.resolve(name), Resolved::Found(t) if t.full_name == "kv:get"),
-                "{name}"
-            );
+            assert!(matches!(index.resolve(name), Resolved::Found(t) if t.full_name == "kv:get"), "{name}");
         }
-        assert!(
-            matches!(index.resolve("search"), Resolved::Found(t) if t.full_name == "rag:search")
-        );
-        assert!(
-            matches!(index.resolve("get"), Resolved::Ambiguous(c) if c == ["kv:get", "kv2:get"])
-        );
+        assert!(matches!(index.resolve("search"), Resolved::Found(t) if t.full_name == "rag:search"));
+        assert!(matches!(index.resolve("get"), Resolved::Ambiguous(c) if c == ["kv:get", "kv2:get"]));
         assert!(matches!(index.resolve("kv:nope"), Resolved::NotFound(n) if n == "kv:nope"));
-        assert!(matches!(
-            index.resolve_exact("kv.get"),
-            Resolved::NotFound(_)
-        ));
+        assert!(matches!(index.resolve_exact("kv.get"), Resolved::NotFound(_)));
     }
 }

@@ -37,17 +37,14 @@ pub async fn snapshot(
     wizer.keep_init_func(true);
     store.data_mut().deadline = Instant::now() + timeout;
     store.set_epoch_deadline(1);
-    let run = wizer.run_component(&mut store, wasm, async |store, component| {
-        linker.instantiate_async(store, component).await
-    });
+    let run = wizer
+        .run_component(&mut store, wasm, async |store, component| linker.instantiate_async(store, component).await);
     let (image, results) = match tokio::time::timeout(timeout, run).await {
         Ok(Ok(done)) => done,
         Ok(Err(e)) => {
             let text = format!("{e:#}");
             return Err(
-                if e.downcast_ref::<wasmtime::Trap>().is_some()
-                    || text.contains("initialization function trapped")
-                {
+                if e.downcast_ref::<wasmtime::Trap>().is_some() || text.contains("initialization function trapped") {
                     SnapshotError::Guest(format!("warmup trapped: {text}"))
                 } else {
                     SnapshotError::Unsupported(text)
@@ -55,10 +52,7 @@ pub async fn snapshot(
             );
         }
         Err(_) => {
-            return Err(SnapshotError::Guest(format!(
-                "warmup timed out after {}s",
-                timeout.as_secs_f64()
-            )));
+            return Err(SnapshotError::Guest(format!("warmup timed out after {}s", timeout.as_secs_f64())));
         }
     };
     match results.first() {
@@ -80,11 +74,7 @@ fn describe_error(err: Option<&Val>) -> String {
         ("message", Val::String(m)) => Some(m.clone()),
         _ => None,
     });
-    format!(
-        "warmup failed (code {}): {}",
-        code.unwrap_or(0),
-        message.unwrap_or_default()
-    )
+    format!("warmup failed (code {}): {}", code.unwrap_or(0), message.unwrap_or_default())
 }
 
 /// Encodes `s` as a WAVE string literal.
@@ -108,11 +98,7 @@ pub fn wave_string(s: &str) -> String {
 pub fn grants_fingerprint(grants: &Grants, base: &Path) -> String {
     let mut entries = Vec::new();
     for dir in &grants.dirs {
-        let host = if dir.host.is_absolute() {
-            dir.host.clone()
-        } else {
-            base.join(&dir.host)
-        };
+        let host = if dir.host.is_absolute() { dir.host.clone() } else { base.join(&dir.host) };
         entries.push(format!("{}={}", dir.guest, host.display()));
         collect(&host, &mut entries, 0);
     }
@@ -142,12 +128,7 @@ fn collect(dir: &Path, out: &mut Vec<String>, depth: usize) {
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                 .map(|d| d.as_nanos())
                 .unwrap_or(0);
-            out.push(format!(
-                "{}:{}:{}",
-                entry.path().display(),
-                meta.len(),
-                mtime
-            ));
+            out.push(format!("{}:{}:{}", entry.path().display(), meta.len(), mtime));
         }
     }
 }

@@ -56,81 +56,52 @@ struct Fail {
     code: i32,
 }
 
+/// Recurses on the native (wasm) stack only: no locals live in linear memory, so the wasm
+/// stack limit is what overflows, not the shadow stack.
 #[inline(never)]
-fn recurse(depth: u64, pad: &mut [u8; 256]) -> u64 {
-    pad[(depth % 256) as usize] = depth as u8;
+fn recurse(depth: u64) -> u64 {
     if depth == 0 {
-        return pad[0] as u64;
+        return 0;
     }
-    let mut next = [0u8; 256];
-    next[0] = pad[1];
-    1 + recurse(
-        std::hint::black_box(depth - 1),
-        std::hint::black_box(&mut next),
-    )
+    let below = std::hint::black_box(recurse(depth - 1));
+    below + 1
 }
 
 impl Backend for Faulty {
     fn info() -> Info {
-        Info::new(
-            "faulty",
-            "[HIDDEN] A backend that misbehaves on purpose, for tests",
-            env!("CARGO_PKG_VERSION"),
-        )
+        Info::new("faulty", "[HIDDEN] A backend that misbehaves on purpose, for tests", env!("CARGO_PKG_VERSION"))
     }
 
     fn tools(t: &mut Tools<Self>) {
-        t.session(
-            "faulty:trap",
-            "Traps (unreachable instruction)",
-            |_, _: NoParams| -> Result<Value, Error> { std::process::abort() },
-        )
-        .session(
-            "faulty:loop",
-            "Loops forever",
-            |f, _: NoParams| -> Result<Value, Error> {
-                loop {
-                    f.calls = std::hint::black_box(f.calls.wrapping_add(1));
-                }
-            },
-        )
-        .session(
-            "faulty:alloc",
-            "Allocates and touches `mb` MiB",
-            |_, p: Alloc| {
-                let mut blocks = Vec::new();
-                for i in 0..p.mb {
-                    blocks.push(vec![i as u8 | 1; 1 << 20]);
-                }
-                Ok(json!({"allocated_mb": blocks.len()}))
-            },
-        )
-        .session(
-            "faulty:recurse",
-            "Recurses `depth` frames deep",
-            |_, p: Recurse| Ok(json!({"depth": recurse(p.depth, &mut [0u8; 256])})),
-        )
-        .session(
-            "faulty:sleep",
-            "Sleeps `ms` milliseconds (a slow tool)",
-            |_, p: Sleep| {
-                std::thread::sleep(std::time::Duration::from_millis(p.ms));
-                Ok(json!({"slept_ms": p.ms}))
-            },
-        )
-        .session(
-            "faulty:echo",
-            "Returns `value`; counts calls in this session",
-            |f, p: Echo| {
-                f.calls += 1;
-                Ok(json!({"value": p.value, "calls": f.calls}))
-            },
-        )
-        .session(
-            "faulty:fail",
-            "Returns an error with the given code",
-            |_, p: Fail| -> Result<Value, Error> { Err(Error::new(p.code, "failed on purpose")) },
-        )
+        t.session("faulty:trap", "Traps (unreachable instruction)", |_, _: NoParams| -> Result<Value, Error> {
+            std::process::abort()
+        })
+        .session("faulty:loop", "Loops forever", |f, _: NoParams| -> Result<Value, Error> {
+            loop {
+                f.calls = std::hint::black_box(f.calls.wrapping_add(1));
+            }
+        })
+        .session("faulty:alloc", "Allocates and touches `mb` MiB", |_, p: Alloc| {
+            let mut blocks = Vec::new();
+            for i in 0..p.mb {
+                blocks.push(vec![i as u8 | 1; 1 << 20]);
+            }
+            Ok(json!({"allocated_mb": blocks.len()}))
+        })
+        .session("faulty:recurse", "Recurses `depth` frames deep", |_, p: Recurse| {
+            Ok(json!({"depth": recurse(p.depth)}))
+        })
+        .session("faulty:sleep", "Sleeps `ms` milliseconds (a slow tool)", |_, p: Sleep| {
+            std::thread::sleep(std::time::Duration::from_millis(p.ms));
+            Ok(json!({"slept_ms": p.ms}))
+        })
+        .session("faulty:echo", "Returns `value`; counts calls in this session", |f, p: Echo| {
+            f.calls += 1;
+            Ok(json!({"value": p.value, "calls": f.calls}))
+        })
+        .session("faulty:fail", "Returns an error with the given code", |_, p: Fail| -> Result<Value, Error> {
+            Err(Error::new(p.code, "failed on purpose"))
+        })
         .stateless(
             "faulty:fresh",
             "Stateless: counts calls in this instance and says if it is warm",

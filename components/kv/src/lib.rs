@@ -45,10 +45,7 @@ impl Kv {
     fn set(&mut self, p: Set) -> Result<Value, Error> {
         let full = self.max_keys.is_some_and(|max| self.items.len() >= max);
         if full && !self.items.contains_key(&p.key) {
-            return Err(Error::business(format!(
-                "key limit reached ({} keys)",
-                self.items.len()
-            )));
+            return Err(Error::business(format!("key limit reached ({} keys)", self.items.len())));
         }
         let previous = self.items.insert(p.key.clone(), p.value);
         Ok(json!({"key": p.key, "previous": previous}))
@@ -57,45 +54,28 @@ impl Kv {
     fn incr(&mut self, p: Incr) -> Result<Value, Error> {
         let current = match self.items.get(&p.key) {
             None => 0,
-            Some(v) => v.as_i64().ok_or_else(|| {
-                Error::invalid_param(format!("value of '{}' is not an integer", p.key))
-            })?,
+            Some(v) => {
+                v.as_i64().ok_or_else(|| Error::invalid_param(format!("value of '{}' is not an integer", p.key)))?
+            }
         };
-        let value = current
-            .checked_add(p.by)
-            .ok_or_else(|| Error::invalid_param("integer overflow"))?;
-        self.set(Set {
-            key: p.key.clone(),
-            value: json!(value),
-        })?;
+        let value = current.checked_add(p.by).ok_or_else(|| Error::invalid_param("integer overflow"))?;
+        self.set(Set { key: p.key.clone(), value: json!(value) })?;
         Ok(json!({"key": p.key, "value": value}))
     }
 }
 
 impl Backend for Kv {
     fn info() -> Info {
-        Info::new(
-            "kv",
-            "A key-value store per session",
-            env!("CARGO_PKG_VERSION"),
-        )
+        Info::new("kv", "A key-value store per session", env!("CARGO_PKG_VERSION"))
     }
 
     fn tools(t: &mut Tools<Self>) {
         t.session("kv:set", "Store a JSON value under a key", Kv::set)
-            .session(
-                "kv:get",
-                "Read the value stored under a key",
-                |kv, p: Key| match kv.items.get(&p.key) {
-                    Some(v) => Ok(json!({"key": p.key, "value": v})),
-                    None => Err(Error::not_found(format!("no such key: {}", p.key))),
-                },
-            )
-            .session(
-                "kv:incr",
-                "Add `by` (default 1) to an integer value",
-                Kv::incr,
-            )
+            .session("kv:get", "Read the value stored under a key", |kv, p: Key| match kv.items.get(&p.key) {
+                Some(v) => Ok(json!({"key": p.key, "value": v})),
+                None => Err(Error::not_found(format!("no such key: {}", p.key))),
+            })
+            .session("kv:incr", "Add `by` (default 1) to an integer value", Kv::incr)
             .session("kv:delete", "Remove a key", |kv, p: Key| {
                 Ok(json!({"deleted": kv.items.remove(&p.key).is_some()}))
             })

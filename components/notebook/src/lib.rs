@@ -57,10 +57,7 @@ struct Lookup {
 impl Notebook {
     fn write(&mut self, p: Write) -> Result<Value, Error> {
         if !self.notes.contains_key(&p.title) && self.notes.len() >= self.max_notes {
-            return Err(Error::business(format!(
-                "note limit reached ({})",
-                self.max_notes
-            )));
+            return Err(Error::business(format!("note limit reached ({})", self.max_notes)));
         }
         let linked = self.linked_terms(&p.text);
         self.notes.insert(p.title.clone(), p.text);
@@ -70,27 +67,16 @@ impl Notebook {
     /// Glossary terms that a text mentions.
     fn linked_terms(&self, text: &str) -> Vec<String> {
         let lower = text.to_lowercase();
-        self.glossary
-            .keys()
-            .filter(|t| lower.contains(t.as_str()))
-            .cloned()
-            .collect()
+        self.glossary.keys().filter(|t| lower.contains(t.as_str())).cloned().collect()
     }
 
     fn lookup(&mut self, p: Lookup) -> Result<Value, Error> {
         let term = p.term.to_lowercase();
         let definition = self.glossary.get(&term).cloned();
-        let mentioned_in: Vec<&String> = self
-            .notes
-            .iter()
-            .filter(|(_, text)| text.to_lowercase().contains(&term))
-            .map(|(t, _)| t)
-            .collect();
+        let mentioned_in: Vec<&String> =
+            self.notes.iter().filter(|(_, text)| text.to_lowercase().contains(&term)).map(|(t, _)| t).collect();
         if definition.is_none() && mentioned_in.is_empty() {
-            return Err(Error::not_found(format!(
-                "'{}' is neither in the glossary nor in your notes",
-                p.term
-            )));
+            return Err(Error::not_found(format!("'{}' is neither in the glossary nor in your notes", p.term)));
         }
         Ok(json!({"term": term, "definition": definition, "mentioned_in": mentioned_in}))
     }
@@ -98,11 +84,7 @@ impl Notebook {
 
 impl Backend for Notebook {
     fn info() -> Info {
-        Info::new(
-            "notebook",
-            "Private notes per session, linked to a shared glossary",
-            env!("CARGO_PKG_VERSION"),
-        )
+        Info::new("notebook", "Private notes per session, linked to a shared glossary", env!("CARGO_PKG_VERSION"))
     }
 
     fn tools(t: &mut Tools<Self>) {
@@ -114,27 +96,28 @@ impl Backend for Notebook {
             .session("notebook:list", "List note titles and the session's owner", |nb, _: NoParams| {
                 Ok(json!({"owner": nb.owner, "titles": nb.notes.keys().collect::<Vec<_>>()}))
             })
-            .session("notebook:lookup", "Define a term from the shared glossary and list your notes that mention it", Notebook::lookup)
+            .session(
+                "notebook:lookup",
+                "Define a term from the shared glossary and list your notes that mention it",
+                Notebook::lookup,
+            )
             .stateless("notebook:glossary", "List the shared glossary's terms", |nb, _: NoParams| {
                 Ok(json!({"terms": nb.glossary.keys().collect::<Vec<_>>()}))
             });
     }
 
     fn warmup(&mut self, config: Value) -> Result<(), Error> {
-        let config: NotebookConfig = serde_json::from_value(config)
-            .map_err(|e| Error::invalid_input(format!("notebook config: {e}")))?;
+        let config: NotebookConfig =
+            serde_json::from_value(config).map_err(|e| Error::invalid_input(format!("notebook config: {e}")))?;
         let mut glossary = config.glossary;
         if let Some(path) = config.glossary_file {
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| Error::new(5012, format!("cannot read {path}: {e}")))?;
-            let extra: BTreeMap<String, String> = serde_json::from_str(&text)
-                .map_err(|e| Error::invalid_input(format!("{path}: {e}")))?;
+            let text =
+                std::fs::read_to_string(&path).map_err(|e| Error::new(5012, format!("cannot read {path}: {e}")))?;
+            let extra: BTreeMap<String, String> =
+                serde_json::from_str(&text).map_err(|e| Error::invalid_input(format!("{path}: {e}")))?;
             glossary.extend(extra);
         }
-        self.glossary = glossary
-            .into_iter()
-            .map(|(k, v)| (k.to_lowercase(), v))
-            .collect();
+        self.glossary = glossary.into_iter().map(|(k, v)| (k.to_lowercase(), v)).collect();
         Ok(())
     }
 
@@ -142,9 +125,7 @@ impl Backend for Notebook {
         let config: SessionConfig = serde_json::from_value(config)?;
         self.owner = worker_id.to_string();
         self.max_notes = config.max_notes;
-        Ok(
-            json!({"owner": worker_id, "max_notes": self.max_notes, "glossary_terms": self.glossary.len()}),
-        )
+        Ok(json!({"owner": worker_id, "max_notes": self.max_notes, "glossary_terms": self.glossary.len()}))
     }
 
     fn cleanup(&mut self) -> Result<(), Error> {

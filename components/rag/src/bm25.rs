@@ -31,9 +31,8 @@ pub struct Index {
 }
 
 const STOP_WORDS: &[&str] = &[
-    "a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "has", "in", "is", "it", "its",
-    "of", "on", "or", "that", "the", "to", "was", "were", "will", "with", "this", "which", "can",
-    "not", "but", "into",
+    "a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "has", "in", "is", "it", "its", "of", "on", "or",
+    "that", "the", "to", "was", "were", "will", "with", "this", "which", "can", "not", "but", "into",
 ];
 
 /// Splits text into lowercase terms, drops stop words, and strips a plural `s`.
@@ -42,13 +41,7 @@ pub fn terms(text: &str) -> Vec<String> {
         .filter(|w| !w.is_empty())
         .map(|w| w.to_lowercase())
         .filter(|w| !STOP_WORDS.contains(&w.as_str()))
-        .map(|w| {
-            if w.len() > 3 && w.ends_with('s') && !w.ends_with("ss") {
-                w[..w.len() - 1].to_string()
-            } else {
-                w
-            }
-        })
+        .map(|w| if w.len() > 3 && w.ends_with('s') && !w.ends_with("ss") { w[..w.len() - 1].to_string() } else { w })
         .collect()
 }
 
@@ -58,12 +51,7 @@ impl Index {
         let mut passages = Vec::new();
         let mut postings: HashMap<String, Vec<(usize, u32)>> = HashMap::new();
         for (title, text) in docs {
-            for (ordinal, para) in text
-                .split("\n\n")
-                .map(str::trim)
-                .filter(|p| !p.is_empty())
-                .enumerate()
-            {
+            for (ordinal, para) in text.split("\n\n").map(str::trim).filter(|p| !p.is_empty()).enumerate() {
                 let id = passages.len();
                 let words = terms(para);
                 let mut tf: HashMap<&str, u32> = HashMap::new();
@@ -71,10 +59,7 @@ impl Index {
                     *tf.entry(w.as_str()).or_insert(0) += 1;
                 }
                 for (term, count) in tf {
-                    postings
-                        .entry(term.to_string())
-                        .or_default()
-                        .push((id, count));
+                    postings.entry(term.to_string()).or_default().push((id, count));
                 }
                 passages.push(Passage {
                     document: title.clone(),
@@ -85,19 +70,8 @@ impl Index {
             }
         }
         let total: usize = passages.iter().map(|p| p.length).sum();
-        let avg_length = if passages.is_empty() {
-            0.0
-        } else {
-            total as f64 / passages.len() as f64
-        };
-        Index {
-            passages,
-            postings,
-            documents: docs.len(),
-            avg_length,
-            k1,
-            b,
-        }
+        let avg_length = if passages.is_empty() { 0.0 } else { total as f64 / passages.len() as f64 };
+        Index { passages, postings, documents: docs.len(), avg_length, k1, b }
     }
 
     /// The number of passages indexed.

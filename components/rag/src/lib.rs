@@ -59,21 +59,14 @@ struct Stats {}
 impl Rag {
     fn search(&mut self, p: Search) -> Result<Value, Error> {
         let Some(index) = &self.index else {
-            return Err(Error::new(
-                5011,
-                "the index is not built: warmup has not run",
-            ));
+            return Err(Error::new(5011, "the index is not built: warmup has not run"));
         };
         if p.query.trim().is_empty() {
             return Err(Error::invalid_param("query must not be empty"));
         }
         let top_k = p.top_k.clamp(1, 50);
         let hits = index.search(&p.query, top_k);
-        let context = hits
-            .iter()
-            .map(|h| h.text.as_str())
-            .collect::<Vec<_>>()
-            .join("\n\n");
+        let context = hits.iter().map(|h| h.text.as_str()).collect::<Vec<_>>().join("\n\n");
         let results: Vec<Value> = hits
             .iter()
             .map(|h| json!({"document": h.document, "passage": h.passage, "score": h.score, "text": h.text}))
@@ -84,11 +77,7 @@ impl Rag {
 
 impl Backend for Rag {
     fn info() -> Info {
-        Info::new(
-            "rag",
-            "BM25 full-text search over a document corpus",
-            env!("CARGO_PKG_VERSION"),
-        )
+        Info::new("rag", "BM25 full-text search over a document corpus", env!("CARGO_PKG_VERSION"))
     }
 
     fn tools(t: &mut Tools<Self>) {
@@ -97,32 +86,22 @@ impl Backend for Rag {
             "Rank corpus passages against a query with BM25; returns passages with scores",
             Rag::search,
         )
-        .stateless(
-            "rag:stats",
-            "Size of the index: documents, passages, distinct terms",
-            |rag, _: Stats| {
-                let index = rag
-                    .index
-                    .as_ref()
-                    .ok_or_else(|| Error::new(5011, "the index is not built"))?;
-                Ok(index.stats())
-            },
-        );
+        .stateless("rag:stats", "Size of the index: documents, passages, distinct terms", |rag, _: Stats| {
+            let index = rag.index.as_ref().ok_or_else(|| Error::new(5011, "the index is not built"))?;
+            Ok(index.stats())
+        });
     }
 
     fn warmup(&mut self, config: Value) -> Result<(), Error> {
-        let config: RagConfig = serde_json::from_value(config)
-            .map_err(|e| Error::invalid_input(format!("rag config: {e}")))?;
+        let config: RagConfig =
+            serde_json::from_value(config).map_err(|e| Error::invalid_input(format!("rag config: {e}")))?;
         let mut docs: Vec<(String, String)> = Vec::new();
         for doc in config.documents {
             match doc {
                 Document::Inline { title, text } => docs.push((title, text)),
                 Document::Path(path) => {
                     let text = std::fs::read_to_string(&path).map_err(|e| {
-                        Error::new(
-                            5012,
-                            format!("cannot read document {path}: {e} (is its directory granted?)"),
-                        )
+                        Error::new(5012, format!("cannot read document {path}: {e} (is its directory granted?)"))
                     })?;
                     let title = path.rsplit('/').next().unwrap_or(&path).to_string();
                     docs.push((title, text));
@@ -130,11 +109,7 @@ impl Backend for Rag {
             }
         }
         let index = Index::build(&docs, config.k1, config.b);
-        cella_guest::log::info(&format!(
-            "rag index built: {} documents, {} passages",
-            docs.len(),
-            index.passages()
-        ));
+        cella_guest::log::info(&format!("rag index built: {} documents, {} passages", docs.len(), index.passages()));
         self.index = Some(index);
         Ok(())
     }

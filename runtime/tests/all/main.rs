@@ -1,1 +1,11 @@
+//! End-to-end tests of the runtime: real components built from `components/`, the real
+//! engine, the Sandbox facade. Each test names the seed behaviour (S-…) it checks.
 
+mod common;
+
+mod cache;
+mod concurrency;
+mod faults;
+mod sessions;
+mod tools;
+mod warm;

@@ -37,11 +37,7 @@ pub struct Error {
 impl Error {
     /// An error with a code and a message.
     pub fn new(code: i32, message: impl Into<String>) -> Self {
-        Error {
-            code,
-            message: message.into(),
-            data: None,
-        }
+        Error { code, message: message.into(), data: None }
     }
 
     /// Invalid input (4000).
@@ -76,11 +72,7 @@ impl Error {
     }
 
     pub(crate) fn into_wit(self) -> wit::Error {
-        wit::Error {
-            code: self.code,
-            message: self.message,
-            data: self.data.map(|d| d.to_string()),
-        }
+        wit::Error { code: self.code, message: self.message, data: self.data.map(|d| d.to_string()) }
     }
 }
 

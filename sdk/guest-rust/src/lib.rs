@@ -84,11 +84,7 @@ pub struct Info {
 impl Info {
     /// Builds an [`Info`]; pass `env!("CARGO_PKG_VERSION")` as the version.
     pub fn new(name: &str, description: &str, version: &str) -> Self {
-        Info {
-            name: name.into(),
-            description: description.into(),
-            version: version.into(),
-        }
+        Info { name: name.into(), description: description.into(), version: version.into() }
     }
 }
 
@@ -119,11 +115,7 @@ pub trait Backend: Default + 'static {
     }
 
     /// Starts a session; the returned JSON is shown to the caller as the session's data.
-    fn initialize(
-        &mut self,
-        _worker_id: &str,
-        _config: serde_json::Value,
-    ) -> Result<serde_json::Value, Error> {
+    fn initialize(&mut self, _worker_id: &str, _config: serde_json::Value) -> Result<serde_json::Value, Error> {
         Ok(serde_json::json!({}))
     }
 
@@ -154,9 +146,7 @@ fn with_backend<B: Backend, R>(f: impl FnOnce(&mut B) -> R) -> R {
     STATE.with(|cell| {
         let mut slot = cell.borrow_mut();
         let state = slot.get_or_insert_with(|| Box::new(B::default()));
-        let backend = state
-            .downcast_mut::<B>()
-            .expect("one backend type per component");
+        let backend = state.downcast_mut::<B>().expect("one backend type per component");
         f(backend)
     })
 }
@@ -169,9 +159,7 @@ fn with_tools<B: Backend, R>(f: impl FnOnce(&Tools<B>) -> R) -> R {
             B::tools(&mut tools);
             Box::new(tools)
         });
-        f(tools
-            .downcast_ref::<Tools<B>>()
-            .expect("one backend type per component"))
+        f(tools.downcast_ref::<Tools<B>>().expect("one backend type per component"))
     })
 }
 
@@ -179,12 +167,7 @@ fn parse_json(text: &str, what: &str) -> Result<serde_json::Value, Error> {
     if text.trim().is_empty() {
         return Ok(serde_json::Value::Object(Default::default()));
     }
-    serde_json::from_str(text).map_err(|e| {
-        Error::new(
-            codes::INVALID_INPUT,
-            format!("{what} is not valid JSON: {e}"),
-        )
-    })
+    serde_json::from_str(text).map_err(|e| Error::new(codes::INVALID_INPUT, format!("{what} is not valid JSON: {e}")))
 }
 
 /// The adapter from the WIT exports to a [`Backend`]. Used by [`export_backend!`].
@@ -195,12 +178,7 @@ impl<B: Backend> wit::Guest for Runner<B> {
     fn describe() -> wit::Manifest {
         let info = B::info();
         let tools = with_tools::<B, _>(|t| t.manifest());
-        wit::Manifest {
-            name: info.name,
-            description: info.description,
-            version: info.version,
-            tools,
-        }
+        wit::Manifest { name: info.name, description: info.description, version: info.version, tools }
     }
 
     fn warmup(backend_config: String) -> Result<(), wit::Error> {
@@ -215,8 +193,7 @@ impl<B: Backend> wit::Guest for Runner<B> {
 
     fn initialize(worker_id: String, session_config: String) -> Result<String, wit::Error> {
         let config = parse_json(&session_config, "session config").map_err(Error::into_wit)?;
-        let data =
-            with_backend::<B, _>(|b| b.initialize(&worker_id, config)).map_err(Error::into_wit)?;
+        let data = with_backend::<B, _>(|b| b.initialize(&worker_id, config)).map_err(Error::into_wit)?;
         Ok(data.to_string())
     }
 
@@ -226,15 +203,11 @@ impl<B: Backend> wit::Guest for Runner<B> {
 
     fn call(tool: String, params: String, context: wit::CallContext) -> Result<String, wit::Error> {
         CONTEXT.with(|c| {
-            *c.borrow_mut() = CallContext {
-                worker_id: context.worker_id,
-                session_id: context.session_id,
-                trace_id: context.trace_id,
-            }
+            *c.borrow_mut() =
+                CallContext { worker_id: context.worker_id, session_id: context.session_id, trace_id: context.trace_id }
         });
         let params = parse_json(&params, "params").map_err(Error::into_wit)?;
-        let result =
-            with_tools::<B, _>(|tools| with_backend::<B, _>(|b| tools.run(b, &tool, params)));
+        let result = with_tools::<B, _>(|tools| with_backend::<B, _>(|b| tools.run(b, &tool, params)));
         result.map(|v| v.to_string()).map_err(Error::into_wit)
     }
 }

@@ -28,9 +28,7 @@ pub struct Tools<B> {
 
 impl<B: 'static> Tools<B> {
     pub(crate) fn new() -> Self {
-        Tools {
-            entries: Vec::new(),
-        }
+        Tools { entries: Vec::new() }
     }
 
     /// Registers a tool that works on session state. `name` is `type:action`; the
@@ -56,13 +54,7 @@ impl<B: 'static> Tools<B> {
         self.add(name, description, false, f)
     }
 
-    fn add<P, R, F>(
-        &mut self,
-        name: &str,
-        description: &str,
-        needs_session: bool,
-        f: F,
-    ) -> &mut Self
+    fn add<P, R, F>(&mut self, name: &str, description: &str, needs_session: bool, f: F) -> &mut Self
     where
         P: DeserializeOwned + JsonSchema,
         R: Serialize,
@@ -73,16 +65,9 @@ impl<B: 'static> Tools<B> {
         let run: RunFn<B> = Box::new(move |backend, params| {
             let params: P = serde_json::from_value(params).map_err(|e| param_error(&tool, e))?;
             let result = f(backend, params)?;
-            serde_json::to_value(result)
-                .map_err(|e| Error::internal(format!("{tool}: result is not JSON: {e}")))
+            serde_json::to_value(result).map_err(|e| Error::internal(format!("{tool}: result is not JSON: {e}")))
         });
-        self.entries.push(Entry {
-            name: name.into(),
-            description: description.into(),
-            schema,
-            needs_session,
-            run,
-        });
+        self.entries.push(Entry { name: name.into(), description: description.into(), schema, needs_session, run });
         self
     }
 
@@ -100,10 +85,7 @@ impl<B: 'static> Tools<B> {
 
     pub(crate) fn run(&self, backend: &mut B, tool: &str, params: Value) -> Result<Value, Error> {
         let Some(entry) = self.entries.iter().find(|e| e.name == tool) else {
-            return Err(Error::new(
-                codes::INVALID_REQUEST_FORMAT,
-                format!("Tool not found: {tool}"),
-            ));
+            return Err(Error::new(codes::INVALID_REQUEST_FORMAT, format!("Tool not found: {tool}")));
         };
         (entry.run)(backend, params)
     }
@@ -113,10 +95,7 @@ impl<B: 'static> Tools<B> {
 /// types and values 4004.
 fn param_error(tool: &str, e: serde_json::Error) -> Error {
     let text = e.to_string();
-    let code = if text.starts_with("missing field") {
-        codes::MISSING_REQUIRED_FIELD
-    } else {
-        codes::INVALID_PARAMETER_TYPE
-    };
+    let code =
+        if text.starts_with("missing field") { codes::MISSING_REQUIRED_FIELD } else { codes::INVALID_PARAMETER_TYPE };
     Error::new(code, format!("invalid parameters for {tool}: {text}"))
 }

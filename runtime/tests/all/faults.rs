@@ -1,0 +1,176 @@
+//! Guests that misbehave: each gets its code, ends only its own session (or call), and the
+//! sandbox and the other sessions keep working.
+
+use crate::common::*;
+use cella_runtime::codes;
+use cella_runtime::sandbox::CreateStatus;
+use cella_runtime::{Caller, Sandbox};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// A bystander with a faulty session that has counted one call.
+async fn bystander(sb: &Sandbox) -> Caller {
+    let w = worker("bystander");
+    sb.create_session(&w, "faulty", json!({}), None).await.unwrap();
+    assert_eq!(ok(exec(sb, &w, "faulty:echo", json!({"value": 1})).await)["calls"], 1);
+    w
+}
+
+/// The bystander's session still works and kept its state.
+async fn bystander_unharmed(sb: &Sandbox, w: &Caller) {
+    let data = ok(exec(sb, w, "faulty:echo", json!({"value": 2})).await);
+    assert_eq!(data["calls"], 2, "the other session kept its state");
+}
+
+/// Runs `tool` in a fresh faulty session and checks the code and that the session ended.
+async fn fault_ends_session(
+    sb: &Sandbox,
+    tool: &str,
+    params: Value,
+    timeout: Option<Duration>,
+    code: i32,
+) -> cella_runtime::Envelope {
+    let w = worker("faulter");
+    sb.create_session(&w, "faulty", json!({}), None).await.unwrap();
+    let env = match timeout {
+        Some(t) => exec_timeout(sb, &w, tool, params, t).await,
+        None => exec(sb, &w, tool, params).await,
+    };
+    assert_eq!(env.code, code, "{env:?}");
+    assert_eq!(env.data["session_ended"], true, "{env:?}");
+    let listed = sb.list_sessions(&w);
+    assert_eq!(listed[0].status, "error", "the faulted session is listed in error state");
+    let next = exec(sb, &w, "faulty:echo", json!({"value": 0})).await;
+    assert_eq!(next.code, codes::RESOURCE_NOT_INITIALIZED, "the next call gets a clear error: {next:?}");
+    assert!(next.message.contains("session ended by a fault"), "{}", next.message);
+    // Destroying it and starting again works.
+    sb.destroy_session(&w, "faulty").await.unwrap();
+    sb.create_session(&w, "faulty", json!({}), None).await.unwrap();
+    assert_eq!(ok(exec(sb, &w, "faulty:echo", json!({"value": 0})).await)["calls"], 1);
+    env
+}
+
+#[tokio::test]
+async fn a_trap_ends_only_its_own_session() {
+    let sb = sandbox().await;
+    let other = bystander(&sb).await;
+    let env = fault_ends_session(&sb, "faulty:trap", json!({}), None, codes::GUEST_TRAPPED).await;
+    assert_eq!(env.data["fault"], "trap");
+    assert!(env.message.starts_with("guest trapped"), "{}", env.message);
+    bystander_unharmed(&sb, &other).await;
+}
+
+#[tokio::test]
+async fn an_infinite_loop_times_out_while_other_sessions_keep_working() {
+    let sb = sandbox().await;
+    let other = bystander(&sb).await;
+    let looping = {
+        let sb = sb.clone();
+        tokio::spawn(async move {
+            fault_ends_session(&sb, "faulty:loop", json!({}), Some(Duration::from_millis(500)), codes::TIMEOUT_ERROR)
+                .await
+        })
+    };
+    // While the loop spins, other calls are served (the looping guest yields every tick).
+    let w = worker("during");
+    for i in 0..20 {
+        ok(exec(&sb, &w, "kv:set", json!({"key": "k", "value": i})).await);
+    }
+    let env = looping.await.unwrap();
+    assert_eq!(env.message, "Tool execution timed out after 0.5s");
+    assert_eq!(env.data["timeout"], 0.5);
+    bystander_unharmed(&sb, &other).await;
+}
+
+#[tokio::test]
+async fn a_memory_bomb_hits_the_memory_limit() {
+    let sb = sandbox().await;
+    let other = bystander(&sb).await;
+    let env = fault_ends_session(&sb, "faulty:alloc", json!({"mb": 1000}), None, codes::MEMORY_LIMIT).await;
+    assert!(env.message.contains("64 MiB"), "{}", env.message);
+    // Allocating within the limit works.
+    let w = worker("small");
+    assert_eq!(ok(exec(&sb, &w, "faulty:alloc", json!({"mb": 8})).await)["allocated_mb"], 8);
+    bystander_unharmed(&sb, &other).await;
+}
+
+#[tokio::test]
+async fn deep_recursion_overflows_the_stack_and_ends_the_session() {
+    let sb = sandbox().await;
+    let other = bystander(&sb).await;
+    let env =
+        fault_ends_session(&sb, "faulty:recurse", json!({"depth": 100_000_000u64}), None, codes::GUEST_TRAPPED).await;
+    assert_eq!(env.data["fault"], "stack_overflow");
+    assert_eq!(env.message, "guest trapped: stack overflow");
+    assert_eq!(ok(exec(&sb, &worker("shallow"), "faulty:recurse", json!({"depth": 100})).await)["depth"], 100);
+    bystander_unharmed(&sb, &other).await;
+}
+
+#[tokio::test]
+async fn a_slow_tool_is_cut_at_its_deadline() {
+    let sb = sandbox().await;
+    let other = bystander(&sb).await;
+    let w = worker("slow");
+    assert_eq!(ok(exec(&sb, &w, "faulty:sleep", json!({"ms": 20})).await)["slept_ms"], 20);
+    fault_ends_session(
+        &sb,
+        "faulty:sleep",
+        json!({"ms": 60_000}),
+        Some(Duration::from_millis(300)),
+        codes::TIMEOUT_ERROR,
+    )
+    .await;
+    bystander_unharmed(&sb, &other).await;
+}
+
+#[tokio::test]
+async fn a_failing_initialize_leaves_an_error_session() {
+    let sb = sandbox().await;
+    let other = bystander(&sb).await;
+    for config in [json!({"fail_initialize": true}), json!({"trap_initialize": true})] {
+        let w = worker("badinit");
+        let created = sb.create_session(&w, "faulty", config.clone(), None).await.unwrap();
+        assert_eq!(created.status, CreateStatus::Failed, "{config}");
+        assert_eq!(created.session.status, "error");
+        let error = created.session.error.clone().unwrap();
+        assert!(error.contains("initialize failed on purpose") || error.contains("guest trapped"), "{error}");
+        let env = exec(&sb, &w, "faulty:echo", json!({"value": 1})).await;
+        assert_eq!(env.code, codes::RESOURCE_NOT_INITIALIZED);
+        assert_eq!(env.data["resource_type"], "faulty");
+        sb.destroy_session(&w, "faulty").await.unwrap();
+    }
+    // A temporary session whose initialize fails answers 4007 and leaves nothing.
+    let bad = sandbox_with(json!({"resources": {"faulty": {"config": {"fail_initialize": true}}}})).await;
+    let w = worker("tmpbad");
+    assert_eq!(exec(&bad, &w, "faulty:echo", json!({"value": 1})).await.code, codes::RESOURCE_NOT_INITIALIZED);
+    assert!(bad.list_sessions(&w).is_empty());
+    bystander_unharmed(&sb, &other).await;
+}
+
+#[tokio::test]
+async fn a_failing_warmup_is_reported_and_the_backend_stays_usable() {
+    let sb = sandbox_with(json!({"resources": {"faulty": {"config": {"fail_warmup": true}}}})).await;
+    let out = sb.warmup(Some(&["faulty".to_string()])).await;
+    assert_eq!(out.status, "partial_error");
+    assert!(out.errors.unwrap()["faulty"].contains("warmup failed on purpose"));
+    let report = &sb.warmup_status().backends["faulty"];
+    assert_eq!((report.mode, report.warmed_up), ("failed", false));
+    // Instances start cold; tools still answer.
+    let data = ok(exec(&sb, &worker("cold"), "faulty:fresh", json!({})).await);
+    assert_eq!(data["warmed"], false);
+    ok(exec(&sb, &worker("kv"), "kv:set", json!({"key": "k", "value": 1})).await);
+}
+
+#[tokio::test]
+async fn faults_in_stateless_and_temporary_calls_harm_nothing() {
+    let sb = sandbox().await;
+    let other = bystander(&sb).await;
+    let w = worker("temp");
+    let env = exec(&sb, &w, "faulty:trap", json!({})).await;
+    assert_eq!(env.code, codes::GUEST_TRAPPED);
+    assert_eq!(env.meta.temporary_session, Some(true));
+    assert_eq!(env.data["session_ended"], false, "there was no explicit session to end");
+    assert!(sb.list_sessions(&w).is_empty());
+    ok(exec(&sb, &w, "faulty:fresh", json!({})).await);
+    bystander_unharmed(&sb, &other).await;
+}
