@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 #[derive(Default)]
 struct Kv {
     items: BTreeMap<String, Value>,
+    /// The most keys this session may hold (session config `max_keys`); unlimited when absent.
     max_keys: Option<usize>,
 }
 
@@ -27,38 +28,21 @@ struct Incr {
     /// The key; a missing key counts as 0.
     key: String,
     /// How much to add (default 1).
-    #[serde(default = "one")]
-    by: i64,
-}
-
-fn one() -> i64 {
-    1
-}
-
-#[derive(Deserialize)]
-struct SessionConfig {
-    /// The most keys this session may hold; unlimited when absent.
-    max_keys: Option<usize>,
+    by: Option<i64>,
 }
 
 impl Kv {
     fn set(&mut self, p: Set) -> Result<Value, Error> {
-        let full = self.max_keys.is_some_and(|max| self.items.len() >= max);
-        if full && !self.items.contains_key(&p.key) {
+        if self.max_keys.is_some_and(|max| self.items.len() >= max) && !self.items.contains_key(&p.key) {
             return Err(Error::business(format!("key limit reached ({} keys)", self.items.len())));
         }
-        let previous = self.items.insert(p.key.clone(), p.value);
-        Ok(json!({"key": p.key, "previous": previous}))
+        Ok(json!({"key": p.key.clone(), "previous": self.items.insert(p.key, p.value)}))
     }
 
     fn incr(&mut self, p: Incr) -> Result<Value, Error> {
-        let current = match self.items.get(&p.key) {
-            None => 0,
-            Some(v) => {
-                v.as_i64().ok_or_else(|| Error::invalid_param(format!("value of '{}' is not an integer", p.key)))?
-            }
-        };
-        let value = current.checked_add(p.by).ok_or_else(|| Error::invalid_param("integer overflow"))?;
+        let current = self.items.get(&p.key).map_or(Some(0), Value::as_i64);
+        let current = current.ok_or_else(|| Error::invalid_param(format!("value of '{}' is not an integer", p.key)))?;
+        let value = current.checked_add(p.by.unwrap_or(1)).ok_or_else(|| Error::invalid_param("integer overflow"))?;
         self.set(Set { key: p.key.clone(), value: json!(value) })?;
         Ok(json!({"key": p.key, "value": value}))
     }
@@ -85,8 +69,12 @@ impl Backend for Kv {
     }
 
     fn initialize(&mut self, _worker_id: &str, config: Value) -> Result<Value, Error> {
-        let config: SessionConfig = serde_json::from_value(config)?;
-        self.max_keys = config.max_keys;
+        self.max_keys = match config.get("max_keys") {
+            None | Some(Value::Null) => None,
+            Some(v) => {
+                Some(v.as_u64().ok_or_else(|| Error::invalid_param("max_keys must be a whole number"))? as usize)
+            }
+        };
         Ok(json!({"max_keys": self.max_keys}))
     }
 }

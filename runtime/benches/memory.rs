@@ -1,0 +1,61 @@
+//! Live-session memory: RSS per kv session for 1,000 and 10,000 sessions.
+//! Run with: `cargo bench -p cella-runtime --bench memory`
+//!
+//! Linux's `vm.max_map_count` (65530 by default) caps live pooled instances per process at
+//! roughly 10,000; when creating a session fails, the report says how many were held.
+
+use cella_runtime::{Caller, Config, Sandbox};
+use serde_json::{Value, json};
+use std::path::Path;
+
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+    pages * 4096
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; ignore arguments.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    for count in [1_000usize, 10_000] {
+        let value = json!({
+            "server": {"cache_dir": root.join("target").join("bench-cache"), "limits": {"max_instances": count + 100, "memory_mb": 16}},
+            "resources": {"kv": {"component": "builtin:kv"}}
+        });
+        let config = Config::from_json(&value.to_string(), root).unwrap();
+        rt.block_on(async {
+            let sb = Sandbox::start(config).await.unwrap();
+            sb.warmup(None).await;
+            // One session first, so one-time costs are not counted per session.
+            sb.create_session(&Caller::new("first"), "kv", Value::Null, None).await.unwrap();
+            let before = rss_bytes();
+            let mut held = 0;
+            for i in 0..count {
+                let caller = Caller::new(format!("mem-{i}"));
+                match sb.create_session(&caller, "kv", Value::Null, None).await {
+                    Ok(c) if c.session.status == "active" => held += 1,
+                    Ok(c) => {
+                        println!("session {i} failed: {:?}", c.session.error);
+                        break;
+                    }
+                    Err(e) => {
+                        println!("session {i} refused: {}", e.message);
+                        break;
+                    }
+                }
+                let env = sb.execute(&caller, "kv:set", json!({"key": "k", "value": i}), Default::default()).await;
+                assert_eq!(env.code, 0, "{env:?}");
+            }
+            let after = rss_bytes();
+            let per = (after.saturating_sub(before)) as f64 / held.max(1) as f64;
+            println!(
+                "kv sessions: {held} live (asked {count}); RSS {:.1} MiB -> {:.1} MiB; {:.1} KiB per session",
+                before as f64 / 1048576.0,
+                after as f64 / 1048576.0,
+                per / 1024.0
+            );
+            sb.shutdown().await;
+        });
+    }
+}
