@@ -53,6 +53,26 @@ pub struct ServerConfig {
     pub url: Option<String>,
     /// Resource limits.
     pub limits: Limits,
+    /// The largest request body accepted, in bytes (default 10 MiB).
+    pub max_body_bytes: usize,
+    /// The only directory `init/from-config` may read files from; the route is disabled
+    /// without it.
+    pub init_config_dir: Option<PathBuf>,
+    /// When to send `Connection: close` (AgentFlow's Python client needs it).
+    pub connection_close: ConnectionClose,
+}
+
+/// When responses carry `Connection: close`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionClose {
+    /// Only for AgentFlow's Python client (user agent `python-httpx`).
+    #[default]
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
 }
 
 impl Default for ServerConfig {
@@ -65,6 +85,9 @@ impl Default for ServerConfig {
             title: None,
             url: None,
             limits: Limits::default(),
+            max_body_bytes: 10 * 1024 * 1024,
+            init_config_dir: None,
+            connection_close: ConnectionClose::Auto,
         }
     }
 }

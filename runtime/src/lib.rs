@@ -20,8 +20,9 @@
 //! - [`envelope`]: the result envelope.
 //! - [`codes`]: result codes.
 //! - [`sandbox`]: the facade with the seeds' verbs, which every front door uses.
+//! - [`http`]: the HTTP front door (AgentFlow's protocol) over the facade.
 //!
-//! The engine layers never see HTTP.
+//! The engine layers (everything but `http`) never see HTTP.
 
 pub mod backend;
 pub mod bindings;
@@ -33,6 +34,7 @@ pub mod envelope;
 pub mod error;
 pub mod fault;
 pub mod host;
+pub mod http;
 pub mod instance;
 pub mod sandbox;
 pub mod session;

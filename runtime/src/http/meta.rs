@@ -1,0 +1,123 @@
+//! Health, readiness, tools, warmup and shutdown: the routes that answer raw JSON objects.
+
+use super::App;
+use super::body::Body;
+use super::extract::RawBody;
+use super::reply::Reply;
+use crate::envelope::timestamp;
+use crate::tools::ToolSpec;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+
+/// Always 200 while the process serves.
+#[utoipa::path(get, path = "/health", tag = "server", responses((status = 200, description = "Healthy", body = Object)))]
+pub async fn health() -> Reply {
+    Reply::raw(json!({"status": "healthy", "timestamp": timestamp(chrono::Utc::now())}))
+}
+
+/// Tools, workers and sessions counts.
+#[utoipa::path(get, path = "/ready", tag = "server", responses((status = 200, description = "Ready", body = Object)))]
+pub async fn ready(State(app): State<App>) -> Reply {
+    let (workers, sessions) = app.sandbox.counts();
+    Reply::raw(
+        json!({"status": "ready", "tools_count": app.sandbox.tools_count(), "active_workers": workers, "total_sessions": sessions}),
+    )
+}
+
+/// A tool as listed: AgentFlow's fields plus `needs_session` and the JSON Schema.
+fn tool_json(t: &ToolSpec) -> Value {
+    json!({
+        "name": t.name, "full_name": t.full_name, "resource_type": t.resource_type, "stateless": t.stateless,
+        "needs_session": t.needs_session, "description": t.description, "input_schema": t.input_schema,
+    })
+}
+
+/// Parses a query bool the FastAPI way.
+fn query_bool(value: &str) -> Option<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" | "t" | "y" => Some(true),
+        "false" | "0" | "no" | "off" | "f" | "n" => Some(false),
+        _ => None,
+    }
+}
+
+/// Every tool with its JSON Schema; hidden tools with `include_hidden=true`.
+#[utoipa::path(get, path = "/api/v1/tools", tag = "tools",
+    params(("include_hidden" = Option<bool>, Query, description = "Also list [HIDDEN] tools")),
+    responses((status = 200, description = "`{tools, count}`", body = Object), (status = 422, description = "Bad include_hidden", body = Object)))]
+pub async fn tools(State(app): State<App>, Query(query): Query<HashMap<String, String>>) -> Reply {
+    let include_hidden = match query.get("include_hidden") {
+        None => false,
+        Some(v) => match query_bool(v) {
+            Some(b) => b,
+            None => {
+                return Reply::bad_request(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "tools",
+                    format!("include_hidden must be a boolean, not '{v}'"),
+                );
+            }
+        },
+    };
+    let tools: Vec<Value> = app.sandbox.tools(include_hidden).into_iter().map(tool_json).collect();
+    Reply::raw(json!({"count": tools.len(), "tools": tools}))
+}
+
+/// One tool by full or unique simple name.
+#[utoipa::path(get, path = "/api/v1/tools/{tool_name}/schema", tag = "tools",
+    params(("tool_name" = String, Path, description = "Full (`kv:get`) or unique simple name")),
+    responses((status = 200, description = "The tool with its JSON Schema", body = Object), (status = 404, description = "`{status: error, message}`", body = Object)))]
+pub async fn tool_schema(State(app): State<App>, Path(name): Path<String>) -> Reply {
+    match app.sandbox.tool_schema(&name) {
+        Some(t) => Reply::raw(tool_json(t)),
+        None => Reply::raw_status(
+            StatusCode::NOT_FOUND,
+            json!({"status": "error", "message": format!("Tool not found: {name}")}),
+        ),
+    }
+}
+
+/// Warms the named backends (`backends`), or all when absent, null or empty. Always 200.
+#[utoipa::path(post, path = "/api/v1/warmup", tag = "warmup",
+    request_body(content = super::schema::WarmupRequest, description = "Optional"),
+    responses((status = 200, description = "`{status, results, summary[, errors]}`", body = Object)))]
+pub async fn warmup(State(app): State<App>, RawBody(bytes): RawBody) -> Reply {
+    let body = match Body::parse(&bytes, "warmup", StatusCode::UNPROCESSABLE_ENTITY) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let names = match body.str_list("backends") {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    let outcome = app.sandbox.warmup(names.as_deref()).await;
+    Reply::raw(serde_json::to_value(outcome).unwrap_or_default())
+}
+
+/// The warm state of every backend.
+#[utoipa::path(get, path = "/api/v1/warmup/status", tag = "warmup", responses((status = 200, description = "`{backends, summary}`", body = Object)))]
+pub async fn warmup_status(State(app): State<App>) -> Reply {
+    Reply::raw(serde_json::to_value(app.sandbox.warmup_status()).unwrap_or_default())
+}
+
+/// Ends every session (unless `cleanup_sessions` is false), answers, then stops the server
+/// gracefully: backends' shutdown hooks run and the process exits 0.
+#[utoipa::path(post, path = "/api/v1/server/shutdown", tag = "server",
+    request_body(content = super::schema::ShutdownRequest, description = "Optional"),
+    responses((status = 200, description = "`{status, message, sessions_cleaned}`", body = Object)))]
+pub async fn shutdown(State(app): State<App>, RawBody(bytes): RawBody) -> Reply {
+    let body = match Body::parse(&bytes, "server:shutdown", StatusCode::UNPROCESSABLE_ENTITY) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let cleanup = match body.bool_or("cleanup_sessions", true) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let cleaned = if cleanup { app.sandbox.destroy_all_sessions().await } else { 0 };
+    tracing::info!(sessions_cleaned = cleaned, "shutdown requested over HTTP");
+    app.shutdown.notify_one();
+    Reply::raw(json!({"status": "success", "message": "Server shutdown initiated", "sessions_cleaned": cleaned}))
+}

@@ -1,0 +1,193 @@
+//! The HTTP front door: AgentFlow's sandbox protocol (`AGENTFLOW_PROTOCOL.md`) over axum,
+//! so AgentFlow's unmodified clients work against Cella, plus Cella's additions (JSON Schemas
+//! in the tool list, `/openapi.json`).
+//!
+//! Handlers only translate HTTP to the [`Sandbox`] facade and back; nothing below it is seen.
+
+mod body;
+mod execute;
+mod extract;
+mod meta;
+mod reply;
+mod schema;
+mod session;
+
+use crate::config::{ConnectionClose, ServerConfig};
+use crate::sandbox::Sandbox;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use serde_json::json;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use reply::{Reply, execute_status};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct App {
+    /// The sandbox facade.
+    pub sandbox: Sandbox,
+    /// The only directory `init/from-config` may read, if any.
+    pub init_config_dir: Option<PathBuf>,
+    /// Woken by the shutdown route.
+    pub shutdown: Arc<Notify>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Cella", description = "A WebAssembly-component sandbox runtime for agent tools. Speaks AgentFlow's sandbox protocol."),
+    tags((name = "execute", description = "Run tools"), (name = "session", description = "Explicit sessions"),
+         (name = "lifecycle", description = "Workers"), (name = "init", description = "Resource initialisation"),
+         (name = "tools", description = "Tool discovery"), (name = "warmup", description = "Backend warmup"),
+         (name = "server", description = "Health and shutdown"))
+)]
+struct ApiDoc;
+
+static OPENAPI: OnceLock<serde_json::Value> = OnceLock::new();
+
+/// This server's OpenAPI 3.1 document.
+#[utoipa::path(get, path = "/openapi.json", tag = "server", responses((status = 200, description = "The OpenAPI document", body = Object)))]
+async fn openapi_json() -> Reply {
+    Reply::raw(OPENAPI.get().cloned().unwrap_or_default())
+}
+
+/// The OpenAPI document of every route, generated from the handlers' annotations.
+pub fn openapi() -> serde_json::Value {
+    OPENAPI.get_or_init(|| serde_json::to_value(api_router().split_for_parts().1).unwrap_or_default()).clone()
+}
+
+fn api_router() -> OpenApiRouter<App> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(meta::health))
+        .routes(routes!(meta::ready))
+        .routes(routes!(openapi_json))
+        .routes(routes!(execute::execute))
+        .routes(routes!(execute::execute_batch))
+        .routes(routes!(session::create))
+        .routes(routes!(session::destroy))
+        .routes(routes!(session::list))
+        .routes(routes!(session::refresh))
+        .routes(routes!(session::heartbeat))
+        .routes(routes!(session::status))
+        .routes(routes!(session::disconnect))
+        .routes(routes!(session::init_resource))
+        .routes(routes!(session::init_batch))
+        .routes(routes!(session::init_from_config))
+        .routes(routes!(meta::tools))
+        .routes(routes!(meta::tool_schema))
+        .routes(routes!(meta::warmup))
+        .routes(routes!(meta::warmup_status))
+        .routes(routes!(meta::shutdown))
+}
+
+/// The router of every route, with the body limit, CORS, JSON 404/405 answers and the
+/// `Connection: close` policy.
+pub fn router(app: App, server: &ServerConfig) -> Router {
+    let (routes, _) = api_router().split_for_parts();
+    openapi();
+    let policy = server.connection_close;
+    routes
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(server.max_body_bytes))
+        .layer(axum::middleware::from_fn(move |req: Request, next: Next| connection_policy(policy, req, next)))
+        .layer(tower_http::cors::CorsLayer::very_permissive())
+        .with_state(app)
+}
+
+async fn not_found(uri: axum::http::Uri) -> Reply {
+    let mut reply = Reply::fail(
+        StatusCode::NOT_FOUND,
+        "request",
+        crate::codes::INVALID_REQUEST_FORMAT,
+        "Not Found",
+        json!({"path": uri.path()}),
+    );
+    reply.body["detail"] = json!("Not Found");
+    reply
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Reply {
+    let message = "Method Not Allowed";
+    let data = json!({"path": uri.path(), "method": method.as_str()});
+    let mut reply =
+        Reply::fail(StatusCode::METHOD_NOT_ALLOWED, "request", crate::codes::INVALID_REQUEST_FORMAT, message, data);
+    reply.body["detail"] = json!(message);
+    reply
+}
+
+/// AgentFlow's Python client reuses pooled connections across event loops in its `*_sync`
+/// methods, which breaks against keep-alive servers (protocol §8.4). Closing the connection
+/// after each response fixes it; `auto` does so only for that client (python-httpx), so
+/// other clients keep their connections.
+async fn connection_policy(policy: ConnectionClose, req: Request, next: Next) -> Response {
+    let close = match policy {
+        ConnectionClose::Always => true,
+        ConnectionClose::Never => false,
+        ConnectionClose::Auto => req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ua| ua.starts_with("python-httpx")),
+    };
+    let mut response = next.run(req).await;
+    if close {
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+/// Serves `sandbox` on `listener` until Ctrl-C (or SIGTERM), the shutdown route, or
+/// `stop` resolves; then ends every session and calls every backend's shutdown hook.
+pub async fn serve(
+    listener: TcpListener,
+    sandbox: Sandbox,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let server = sandbox.config().server.clone();
+    let notify = Arc::new(Notify::new());
+    let init_config_dir = server.init_config_dir.as_ref().map(|d| sandbox.config().resolve(d));
+    let app = App { sandbox: sandbox.clone(), init_config_dir, shutdown: notify.clone() };
+    let router = router(app, &server);
+    let shutdown = async move {
+        tokio::select! {
+            _ = stop => {}
+            _ = notify.notified() => {}
+        }
+    };
+    tracing::info!(address = %listener.local_addr()?, "serving");
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
+    let ended = sandbox.shutdown().await;
+    tracing::info!(sessions_ended = ended, "server stopped");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
