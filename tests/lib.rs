@@ -1,0 +1,145 @@
+//! Test harness for the end-to-end tests: a real Cella server on 127.0.0.1 with a random
+//! port, over the builtin components, and a small JSON HTTP client.
+
+use cella_runtime::{Config, Sandbox, http};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is in the repository").to_path_buf()
+}
+
+/// The base configuration of the tests: every builtin backend, small limits.
+pub fn base_config() -> Value {
+    json!({
+        "server": {
+            "cache_dir": repo_root().join("target").join("test-cache"),
+            "limits": {"max_instances": 400, "memory_mb": 64, "call_timeout_s": 10}
+        },
+        "resources": {
+            "kv": {"component": "builtin:kv"},
+            "rag": {
+                "component": "builtin:rag",
+                "config": {"documents": ["/corpus/webassembly.md", "/corpus/wasi.md", "/corpus/bm25.md"]},
+                "grants": {"dirs": [{"host": "examples/corpus", "guest": "/corpus"}]}
+            },
+            "notebook": {"component": "builtin:notebook", "config": {"glossary": {"epoch": "A counter."}}},
+            "faulty": {"component": "builtin:faulty"}
+        }
+    })
+}
+
+/// Merges `patch` into `base`.
+pub fn merge(base: &mut Value, patch: Value) {
+    match (base, patch) {
+        (Value::Object(b), Value::Object(p)) => {
+            for (k, v) in p {
+                merge(b.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (b, p) => *b = p,
+    }
+}
+
+/// A running server.
+pub struct Server {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    /// A client.
+    pub client: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Server {
+    /// Starts a server over the base configuration with `patch` merged in.
+    pub async fn start(patch: Value) -> Server {
+        let mut value = base_config();
+        merge(&mut value, patch);
+        let config = Config::from_json(&value.to_string(), &repo_root()).expect("valid test config");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+        let base = format!("http://{}", listener.local_addr().expect("local addr"));
+        let sandbox = Sandbox::start(config).await.expect("sandbox starts");
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(http::serve(listener, sandbox, async {
+            let _ = rx.await;
+        }));
+        Server { base, client: reqwest::Client::new(), stop: Some(tx), task: Some(task) }
+    }
+
+    /// A server over the base configuration.
+    pub async fn default() -> Server {
+        Server::start(json!({})).await
+    }
+
+    /// POSTs a JSON body; returns (status, body).
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let response = self.client.post(format!("{}{path}", self.base)).json(&body).send().await.expect("request");
+        read(response).await
+    }
+
+    /// POSTs raw bytes with a content type.
+    pub async fn post_raw(&self, path: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        read(response).await
+    }
+
+    /// GETs a path.
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        read(self.client.get(format!("{}{path}", self.base)).send().await.expect("request")).await
+    }
+
+    /// Executes a tool for a worker.
+    pub async fn execute(&self, worker: &str, action: &str, params: Value) -> (u16, Value) {
+        self.post("/api/v1/execute", json!({"worker_id": worker, "action": action, "params": params})).await
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+
+    /// Waits for the server to stop on its own (after the shutdown route).
+    pub async fn wait(mut self) -> std::io::Result<()> {
+        // Keep the stop channel open: dropping it would stop the server.
+        let _keep = self.stop.take();
+        match self.task.take() {
+            Some(task) => task.await.expect("server task"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+async fn read(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    let body: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("the body is not JSON ({e}): {text:?}"));
+    assert!(body.is_object(), "every body is a JSON object: {body}");
+    (status, body)
+}
+
+/// A unique worker id.
+pub fn worker(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
