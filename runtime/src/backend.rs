@@ -136,7 +136,13 @@ impl Backend {
         let path = config.component_path(name, resource)?;
         let wasm = std::fs::read(&path)
             .map_err(|e| Error::load(name, format!("cannot read component {}: {e}", path.display())))?;
-        if wasm.len() >= 8 && wasm[..4] == *b"\0asm" && wasm[4..8] == [1, 0, 0, 0] {
+        if wasm.len() < 8 || wasm[..4] != *b"\0asm" {
+            return Err(Error::load(
+                name,
+                format!("{} is not a WebAssembly component (no \\0asm header)", path.display()),
+            ));
+        }
+        if wasm[4..8] == [1, 0, 0, 0] {
             return Err(Error::load(name, format!("{} is a core WebAssembly module, not a component", path.display())));
         }
         let sha256 = sha256_hex(&wasm);

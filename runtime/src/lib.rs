@@ -21,6 +21,7 @@
 //! - [`codes`]: result codes.
 //! - [`sandbox`]: the facade with the seeds' verbs, which every front door uses.
 //! - [`http`]: the HTTP front door (AgentFlow's protocol) over the facade.
+//! - [`local`]: one component without a server (`cella inspect`, `cella call`).
 //!
 //! The engine layers (everything but `http`) never see HTTP.
 
@@ -36,6 +37,7 @@ pub mod fault;
 pub mod host;
 pub mod http;
 pub mod instance;
+pub mod local;
 pub mod sandbox;
 pub mod session;
 pub mod tools;

@@ -1,9 +1,12 @@
 //! The `cella` command: a thin layer that parses flags, builds the configuration and calls
-//! the library.
+//! the library. User errors are printed as one `error:` line (no backtrace) with exit code 1;
+//! a tool that answers with an error code exits with 2.
 
-use anyhow::Context;
-use cella_runtime::{Config, Sandbox, http};
+use anyhow::{Context, bail};
+use cella_runtime::local::Local;
+use cella_runtime::{Caller, Config, ExecOptions, Sandbox, http};
 use clap::{Parser, Subcommand};
+use serde_json::Value;
 use std::path::PathBuf;
 
 /// Cella: a WebAssembly-component sandbox runtime for agent tools.
@@ -18,6 +21,43 @@ struct Cli {
 enum Command {
     /// Serve every backend of a configuration over HTTP (AgentFlow's sandbox protocol).
     Serve(ServeArgs),
+    /// Show a component's manifest and tool schemas.
+    Inspect {
+        /// The component (.wasm).
+        component: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// The compile cache directory.
+        #[arg(long, env = "CELLA_CACHE_DIR")]
+        cache_dir: Option<PathBuf>,
+    },
+    /// Run one tool of a component locally, without a server; prints the result envelope.
+    Call {
+        /// The component (.wasm).
+        component: PathBuf,
+        /// The tool, e.g. `kv:set`.
+        tool: String,
+        /// The parameters as a JSON object.
+        #[arg(default_value = "{}")]
+        params: String,
+        /// The session config (JSON object) for a tool that needs a session.
+        #[arg(long, default_value = "{}")]
+        session_config: String,
+        /// The backend config (JSON object) handed to warmup.
+        #[arg(long, default_value = "{}")]
+        config: String,
+        /// The compile cache directory.
+        #[arg(long, env = "CELLA_CACHE_DIR")]
+        cache_dir: Option<PathBuf>,
+    },
+    /// Compile every backend of a configuration and build its warm image, filling the cache
+    /// so that the next `cella serve` starts at once.
+    Compile {
+        /// The configuration file; the embedded default when absent.
+        #[arg(long, env = "CELLA_CONFIG")]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -36,18 +76,30 @@ struct ServeArgs {
     log_json: bool,
 }
 
-fn init_logging(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CELLA_LOG").unwrap_or_else(|_| "info".into());
+fn init_logging(json: bool, default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CELLA_LOG").unwrap_or_else(|_| default.into());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if json { builder.json().init() } else { builder.init() }
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    init_logging(args.log_json);
-    let mut config = match &args.config {
+fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
+    Ok(match path {
         Some(path) => Config::from_file(path)?,
         None => Config::default_config(),
-    };
+    })
+}
+
+fn parse_json(text: &str, what: &str) -> anyhow::Result<Value> {
+    let value: Value = serde_json::from_str(text).with_context(|| format!("{what} is not valid JSON: {text}"))?;
+    if !value.is_object() {
+        bail!("{what} must be a JSON object, e.g. '{{\"key\": \"x\"}}'");
+    }
+    Ok(value)
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    init_logging(args.log_json, "info");
+    let mut config = load_config(args.config.as_ref())?;
     if let Some(host) = args.host {
         config.server.host = host;
     }
@@ -68,14 +120,142 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn inspect(component: PathBuf, json: bool, cache_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    init_logging(false, "warn");
+    let local = Local::open(&component, serde_json::json!({}), cache_dir.as_deref()).await?;
+    let manifest = local.manifest()?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&manifest)?);
+        return Ok(());
+    }
+    println!(
+        "{} {} — {}",
+        manifest["name"].as_str().unwrap_or(""),
+        manifest["version"].as_str().unwrap_or(""),
+        manifest["description"].as_str().unwrap_or("")
+    );
+    println!(
+        "component: {} ({} bytes, sha256 {})",
+        component.display(),
+        manifest["size_bytes"],
+        manifest["sha256"].as_str().unwrap_or("")
+    );
+    for tool in manifest["tools"].as_array().into_iter().flatten() {
+        let kind = if tool["needs_session"] == true { "session" } else { "stateless" };
+        println!(
+            "\n  {}  [{kind}]{}",
+            tool["name"].as_str().unwrap_or(""),
+            if tool["hidden"] == true { " [hidden]" } else { "" }
+        );
+        println!("    {}", tool["description"].as_str().unwrap_or(""));
+        let schema = &tool["input_schema"];
+        let required: Vec<&str> =
+            schema["required"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        for (name, prop) in schema["properties"].as_object().into_iter().flatten() {
+            let ty = prop.get("type").map(|t| t.to_string().replace('"', "")).unwrap_or_else(|| "any".into());
+            let req = if required.contains(&name.as_str()) { "required" } else { "optional" };
+            println!("      {name}: {ty} ({req}) {}", prop["description"].as_str().unwrap_or(""));
+        }
+    }
+    Ok(())
+}
+
+async fn call(
+    component: PathBuf,
+    tool: String,
+    params: String,
+    session_config: String,
+    config: String,
+    cache_dir: Option<PathBuf>,
+) -> anyhow::Result<i32> {
+    init_logging(false, "warn");
+    let params = parse_json(&params, "params")?;
+    let session_config = parse_json(&session_config, "--session-config")?;
+    let backend_config = parse_json(&config, "--config")?;
+    let local = Local::open(&component, backend_config, cache_dir.as_deref()).await?;
+    let caller = Caller::new("cli");
+    let needs_session = match local.sandbox.resolve_tool(&tool) {
+        cella_runtime::tools::Resolved::Found(t) => t.needs_session,
+        _ => false,
+    };
+    if needs_session {
+        let created = local
+            .sandbox
+            .create_session(&caller, &local.name, session_config, None)
+            .await
+            .map_err(|r| anyhow::anyhow!("{}", r.message))?;
+        if let Some(error) = created.session.error {
+            bail!("initialize failed: {error}");
+        }
+    }
+    let envelope = local.sandbox.execute(&caller, &tool, params, ExecOptions::default()).await;
+    println!("{}", serde_json::to_string_pretty(&envelope)?);
+    local.sandbox.shutdown().await;
+    Ok(if envelope.code == 0 { 0 } else { 2 })
+}
+
+async fn compile(config: Option<PathBuf>) -> anyhow::Result<()> {
+    init_logging(false, "warn");
+    let config = load_config(config.as_ref())?;
+    let names: Vec<String> = config.resources.iter().filter(|(_, r)| r.enabled).map(|(n, _)| n.clone()).collect();
+    let bar = indicatif::ProgressBar::new(names.len() as u64 * 2);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    let sandbox = Sandbox::start_observed(config, &|name| {
+        bar.set_message(format!("compiling {name}"));
+        bar.inc(1);
+    })
+    .await?;
+    let mut failures = Vec::new();
+    for name in &names {
+        bar.set_message(format!("warming {name}"));
+        let outcome = sandbox.warmup(Some(std::slice::from_ref(name))).await;
+        if let Some(errors) = outcome.errors {
+            failures.extend(errors);
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    for backend in sandbox.backends() {
+        let r = backend.report();
+        let image = match (r.mode, r.image) {
+            ("snapshot", Some(origin)) => {
+                format!("warm image {}", serde_json::to_value(origin)?.as_str().unwrap_or(""))
+            }
+            (mode, _) => format!("{mode}{}", r.reason.map(|x| format!(" ({x})")).unwrap_or_default()),
+        };
+        println!(
+            "{:<12} component {:<8} {image}",
+            backend.name,
+            serde_json::to_value(r.component)?.as_str().unwrap_or("")
+        );
+    }
+    println!("cache: {}", sandbox.cache_dir().display());
+    if !failures.is_empty() {
+        bail!("warmup failed: {failures:?}");
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(args).await.map(|_| 0),
+        Command::Inspect { component, json, cache_dir } => inspect(component, json, cache_dir).await.map(|_| 0),
+        Command::Call { component, tool, params, session_config, config, cache_dir } => {
+            call(component, tool, params, session_config, config, cache_dir).await
+        }
+        Command::Compile { config } => compile(config).await.map(|_| 0),
     };
-    if let Err(e) = result {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(1);
+        }
     }
 }

@@ -167,6 +167,11 @@ impl Sandbox {
     /// once, then from the cache), registers their tools, starts the session reaper, and
     /// warms the backends the configuration's `warmup` names.
     pub async fn start(config: Config) -> Result<Sandbox> {
+        Sandbox::start_observed(config, &|_| {}).await
+    }
+
+    /// [`Sandbox::start`], telling `progress` the name of each backend before it loads.
+    pub async fn start_observed(config: Config, progress: &(dyn Fn(&str) + Sync)) -> Result<Sandbox> {
         let engine = EngineHandle::new(&config.server.limits)?;
         let cache = ComponentCache::new(config.server.cache_dir.as_ref().map(|d| config.resolve(d)));
         let shared = Arc::new(Shared::new(
@@ -178,6 +183,7 @@ impl Sandbox {
         let mut backends = BTreeMap::new();
         let mut tools = ToolIndex::default();
         for (name, resource) in config.resources.iter().filter(|(_, r)| r.enabled) {
+            progress(name);
             let started = Instant::now();
             let backend = Backend::load(name, resource, &config, shared.clone()).await?;
             tracing::info!(backend = %name, tools = backend.tools.len(), component = ?backend.origin, elapsed_ms = started.elapsed().as_millis() as u64, "backend loaded");

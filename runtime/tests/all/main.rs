@@ -4,6 +4,7 @@
 mod common;
 
 mod cache;
+mod cli;
 mod concurrency;
 mod faults;
 mod sessions;

@@ -1,0 +1,154 @@
+//! The `cella` binary: inspect, call, compile, and serve with a graceful stop on Ctrl-C.
+
+use crate::common::{repo_root, shared_cache};
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output, Stdio};
+
+fn cella() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cella"));
+    cmd.env("CELLA_CACHE_DIR", shared_cache()).env_remove("CELLA_CONFIG").env_remove("CELLA_PORT");
+    cmd
+}
+
+fn component(name: &str) -> String {
+    cella_runtime::config::BUILTIN_COMPONENTS.iter().find(|(n, _)| *n == name).unwrap().1.to_string()
+}
+
+fn run(args: &[&str]) -> Output {
+    cella().args(args).output().expect("cella runs")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+#[test]
+fn inspect_shows_the_manifest_and_schemas() {
+    let out = run(&["inspect", &component("kv")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("kv 0.1.0"), "{text}");
+    assert!(text.contains("kv:get  [session]") && text.contains("key: string (required)"), "{text}");
+    let out = run(&["inspect", "--json", &component("rag")]);
+    let manifest: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(manifest["name"], "rag");
+    let search = manifest["tools"].as_array().unwrap().iter().find(|t| t["name"] == "rag:search").unwrap();
+    assert_eq!(search["needs_session"], false);
+    assert_eq!(search["input_schema"]["required"], serde_json::json!(["query"]));
+}
+
+#[test]
+fn call_runs_one_tool_locally() {
+    let out = run(&[
+        "call",
+        &component("kv"),
+        "kv:incr",
+        r#"{"key": "n", "by": 5}"#,
+        "--session-config",
+        r#"{"max_keys": 1}"#,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let envelope: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((envelope["code"].as_i64(), envelope["data"]["value"].as_i64()), (Some(0), Some(5)));
+    // A tool error prints the envelope and exits 2.
+    let out = run(&["call", &component("kv"), "kv:get", r#"{"key": "absent"}"#]);
+    assert_eq!(out.status.code(), Some(2));
+    let envelope: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(envelope["code"], 4006);
+    // The backend config reaches warmup.
+    let docs = r#"{"documents": [{"title": "t", "text": "cella runs components"}]}"#;
+    let out = run(&["call", &component("rag"), "rag:search", r#"{"query": "components"}"#, "--config", docs]);
+    let envelope: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(envelope["data"]["results"][0]["document"], "t", "{}", stderr(&out));
+}
+
+#[test]
+fn user_errors_get_one_clear_line_and_no_backtrace() {
+    let not_wasm = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(not_wasm.path(), "hello").unwrap();
+    let core = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(core.path(), [0, b'a', b's', b'm', 1, 0, 0, 0]).unwrap();
+    let kv = component("kv");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["inspect", "/nonexistent/x.wasm"], "no such file"),
+        (vec!["inspect", not_wasm.path().to_str().unwrap()], "is not a WebAssembly component"),
+        (vec!["inspect", core.path().to_str().unwrap()], "is a core WebAssembly module, not a component"),
+        (vec!["call", &kv, "kv:get", "{bad"], "params is not valid JSON"),
+        (vec!["call", &kv, "kv:get", "[1]"], "params must be a JSON object"),
+        (vec!["call", &kv, "kv:get", "{}", "--session-config", "nope"], "--session-config is not valid JSON"),
+        (vec!["serve", "--config", "/nonexistent/cella.json"], "/nonexistent/cella.json"),
+    ];
+    for (args, needle) in cases {
+        let out = run(&args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.starts_with("error: ") && err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("backtrace") && !err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn compile_fills_the_cache_for_every_backend() {
+    let cache = tempfile::tempdir().unwrap();
+    let out =
+        cella().arg("compile").env("XDG_CACHE_HOME", cache.path()).env_remove("CELLA_CACHE_DIR").output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for backend in ["kv", "rag", "notebook"] {
+        assert!(
+            text.lines().any(|l| l.starts_with(backend) && l.contains("compiled") && l.contains("warm image")),
+            "{text}"
+        );
+    }
+    let files = std::fs::read_dir(cache.path().join("cella")).unwrap().count();
+    assert_eq!(files, 12, "3 components and 3 warm images, each with its checksum");
+    // The second run finds everything in the cache.
+    let again =
+        cella().arg("compile").env("XDG_CACHE_HOME", cache.path()).env_remove("CELLA_CACHE_DIR").output().unwrap();
+    let text = String::from_utf8_lossy(&again.stdout);
+    assert!(
+        text.lines().filter(|l| l.contains("component cached") && l.contains("warm image cached")).count() == 3,
+        "{text}"
+    );
+}
+
+#[test]
+fn serve_answers_http_and_stops_gracefully_on_ctrl_c() {
+    let mut child = cella()
+        .args(["serve", "--port", "0"])
+        .current_dir(repo_root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cella serve starts");
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let base = line.trim().strip_prefix("cella listening on ").expect("the listening line").to_string();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        let health: Value = client.get(format!("{base}/health")).send().await.unwrap().json().await.unwrap();
+        assert_eq!(health["status"], "healthy");
+        let body = serde_json::json!({"worker_id": "cli", "resource_type": "notebook"});
+        let created: Value = client
+            .post(format!("{base}/api/v1/session/create"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(created["data"]["session_status"], "active");
+    });
+    // Ctrl-C.
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "exit {:?}", out.status);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("notebook closed with 0 notes"), "the session's cleanup ran: {log}");
+    assert!(log.contains("server stopped"), "{log}");
+}
