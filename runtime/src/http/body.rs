@@ -85,7 +85,7 @@ impl Body {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Number(n)) => match n.as_f64() {
                 Some(s) if s > 0.0 && s.is_finite() => Ok(Some(s)),
-                Some(s) if s == 0.0 => Ok(None),
+                Some(0.0) => Ok(None),
                 _ => Err(self.error(format!("{name} must be a non-negative number of seconds"))),
             },
             Some(other) => Err(self.error(format!("{name} must be a number of seconds, not {}", kind(other)))),
