@@ -3,4 +3,5 @@
 mod openapi;
 mod robustness;
 mod routes;
+mod sdk;
 mod seeds;
