@@ -53,7 +53,9 @@ async fn drive(url: String, body: Value, connections: usize, seconds: f64) -> St
     }
     let elapsed = started.elapsed();
     all.sort();
-    let pct = |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or_default();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or_default()
+    };
     Stats { requests: all.len(), errors, elapsed, p50: pct(0.50), p99: pct(0.99) }
 }
 

@@ -52,7 +52,12 @@ impl EngineHandle {
             .total_stacks(instances)
             .max_memory_size(memory_bytes)
             // Keep a few freed slots warm (their pages resident) for fast reuse, not all.
-            .max_unused_warm_slots(256);
+            .max_unused_warm_slots(256)
+            // Reset the first part of a released memory with memset instead of madvise, so the
+            // next instance in the slot does not page-fault on the stack, data and early heap
+            // every guest touches (measured: 41 -> 25 us per new session). The cost: every slot
+            // that has been used keeps this much resident.
+            .linear_memory_keep_resident(limits.keep_resident_kb * 1024);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
 
         let engine = Engine::new(&config).map_err(|e| Error::Engine(format!("{e:#}")))?;

@@ -14,7 +14,11 @@ async fn main() -> anyhow::Result<()> {
     let url = args.next().unwrap_or_else(|| "http://127.0.0.1:18890".into());
     let question = args.next().unwrap_or_else(|| "How does a sandbox stop a guest that loops forever?".into());
 
-    let sandbox = Sandbox::builder(&url).warmup(&["rag"]).start().await.with_context(|| format!("is `cella serve` running at {url}?"))?;
+    let sandbox = Sandbox::builder(&url)
+        .warmup(&["rag"])
+        .start()
+        .await
+        .with_context(|| format!("is `cella serve` running at {url}?"))?;
     println!("worker {} connected to {url}", sandbox.worker_id());
 
     let notes = sandbox.create_session("notebook", json!({"max_notes": 10})).await?;
@@ -24,7 +28,12 @@ async fn main() -> anyhow::Result<()> {
     let found = sandbox.execute("rag:search", json!({"query": question, "top_k": 2})).await?;
     steps.execute("kv:incr", json!({"key": "steps"})).await?;
     for hit in found.data["results"].as_array().into_iter().flatten() {
-        println!("  [{:.2}] {}: {:.90}…", hit["score"].as_f64().unwrap_or(0.0), hit["document"].as_str().unwrap_or(""), hit["text"].as_str().unwrap_or(""));
+        println!(
+            "  [{:.2}] {}: {:.90}…",
+            hit["score"].as_f64().unwrap_or(0.0),
+            hit["document"].as_str().unwrap_or(""),
+            hit["text"].as_str().unwrap_or("")
+        );
     }
 
     // Step 2: write what was learnt into the session's notebook.
