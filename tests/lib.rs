@@ -30,17 +30,7 @@ pub fn base_config() -> Value {
     })
 }
 
-/// Merges `patch` into `base`.
-pub fn merge(base: &mut Value, patch: Value) {
-    match (base, patch) {
-        (Value::Object(b), Value::Object(p)) => {
-            for (k, v) in p {
-                merge(b.entry(k).or_insert(Value::Null), v);
-            }
-        }
-        (b, p) => *b = p,
-    }
-}
+pub use cella_runtime::config::merge_json as merge;
 
 /// A running server.
 pub struct Server {

@@ -320,6 +320,19 @@ impl Config {
     }
 }
 
+/// Merges `patch` into `base`: objects key by key, recursively; anything else is replaced.
+/// Useful to derive a configuration from another (tests, tools).
+pub fn merge_json(base: &mut Value, patch: Value) {
+    match (base, patch) {
+        (Value::Object(b), Value::Object(p)) => {
+            for (k, v) in p {
+                merge_json(b.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (b, p) => *b = p,
+    }
+}
+
 /// Removes keys starting with `_` (comments) from the top level, `server`, `resources` and
 /// each resource entry. A component's own `config` is left alone.
 fn strip_comments(value: &mut Value) {

@@ -62,3 +62,15 @@ pub fn trace_id() -> String {
 pub fn timestamp(at: chrono::DateTime<chrono::Utc>) -> String {
     at.naive_utc().format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
 }
+
+/// The JSON type of a value, for error messages (`an array`, `null`, ...).
+pub fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}

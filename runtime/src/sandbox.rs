@@ -6,7 +6,7 @@ use crate::cache::ComponentCache;
 use crate::codes;
 use crate::config::Config;
 use crate::engine::EngineHandle;
-use crate::envelope::{Envelope, Meta, timestamp, trace_id};
+use crate::envelope::{Envelope, Meta, json_kind, timestamp, trace_id};
 use crate::error::Result;
 use crate::fault::Fault;
 use crate::host::Tags;
@@ -793,16 +793,5 @@ fn fault_kind(f: &Fault) -> &'static str {
         Fault::Trap(_) => "trap",
         Fault::Contract(_) => "contract_violation",
         Fault::Capacity(_) => "capacity",
-    }
-}
-
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }

@@ -128,6 +128,10 @@ impl Backend for Notebook {
         Ok(json!({"owner": worker_id, "max_notes": self.max_notes, "glossary_terms": self.glossary.len()}))
     }
 
+    fn shutdown(&mut self) {
+        cella_guest::log::info(&format!("notebook shutting down with {} glossary terms", self.glossary.len()));
+    }
+
     fn cleanup(&mut self) -> Result<(), Error> {
         cella_guest::log::info(&format!("notebook closed with {} notes", self.notes.len()));
         Ok(())

@@ -4,6 +4,7 @@
 //! Every response body is a JSON object, errors included.
 
 use crate::codes;
+pub use crate::envelope::json_kind as kind;
 use crate::envelope::{Envelope, Meta, trace_id};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -81,17 +82,5 @@ pub fn execute_status(code: i32) -> StatusCode {
 impl IntoResponse for Reply {
     fn into_response(self) -> Response {
         (self.status, axum::Json(self.body)).into_response()
-    }
-}
-
-/// The JSON type of a value, for messages.
-pub fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }

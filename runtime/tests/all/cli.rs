@@ -69,11 +69,15 @@ fn user_errors_get_one_clear_line_and_no_backtrace() {
     std::fs::write(not_wasm.path(), "hello").unwrap();
     let core = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(core.path(), [0, b'a', b's', b'm', 1, 0, 0, 0]).unwrap();
+    // A valid component (component-model layer header) that exports nothing.
+    let empty = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(empty.path(), [0, b'a', b's', b'm', 0x0d, 0, 1, 0]).unwrap();
     let kv = component("kv");
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["inspect", "/nonexistent/x.wasm"], "no such file"),
         (vec!["inspect", not_wasm.path().to_str().unwrap()], "is not a WebAssembly component"),
         (vec!["inspect", core.path().to_str().unwrap()], "is a core WebAssembly module, not a component"),
+        (vec!["inspect", empty.path().to_str().unwrap()], "does not implement the world cella:backend/backend@0.1.0"),
         (vec!["call", &kv, "kv:get", "{bad"], "params is not valid JSON"),
         (vec!["call", &kv, "kv:get", "[1]"], "params must be a JSON object"),
         (vec!["call", &kv, "kv:get", "{}", "--session-config", "nope"], "--session-config is not valid JSON"),
@@ -150,5 +154,6 @@ fn serve_answers_http_and_stops_gracefully_on_ctrl_c() {
     assert!(out.status.success(), "exit {:?}", out.status);
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(log.contains("notebook closed with 0 notes"), "the session's cleanup ran: {log}");
+    assert!(log.contains("notebook shutting down with 10 glossary terms"), "the backend's shutdown hook ran: {log}");
     assert!(log.contains("server stopped"), "{log}");
 }

@@ -42,17 +42,7 @@ pub fn base_config() -> Value {
     })
 }
 
-/// Merges `patch` into `base` (objects recursively, anything else replaced).
-pub fn merge(base: &mut Value, patch: Value) {
-    match (base, patch) {
-        (Value::Object(b), Value::Object(p)) => {
-            for (k, v) in p {
-                merge(b.entry(k).or_insert(Value::Null), v);
-            }
-        }
-        (b, p) => *b = p,
-    }
-}
+pub use cella_runtime::config::merge_json as merge;
 
 /// The base configuration with `patch` merged in.
 pub fn config_with(patch: Value) -> Config {
