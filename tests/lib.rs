@@ -87,6 +87,24 @@ impl Server {
         read(self.client.get(format!("{}{path}", self.base)).send().await.expect("request")).await
     }
 
+    /// POSTs a JSON body with an API key (`Authorization: Bearer`).
+    pub async fn post_as(&self, key: &str, path: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        read(response).await
+    }
+
+    /// Executes a tool for a worker with an API key.
+    pub async fn execute_as(&self, key: &str, worker: &str, action: &str, params: Value) -> (u16, Value) {
+        self.post_as(key, "/api/v1/execute", json!({"worker_id": worker, "action": action, "params": params})).await
+    }
+
     /// Executes a tool for a worker.
     pub async fn execute(&self, worker: &str, action: &str, params: Value) -> (u16, Value) {
         self.post("/api/v1/execute", json!({"worker_id": worker, "action": action, "params": params})).await

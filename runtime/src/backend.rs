@@ -361,7 +361,8 @@ impl Backend {
     }
 
     fn new_store(&self, tags: Tags) -> std::result::Result<Store<HostState>, Fault> {
-        let memory = (self.shared.limits.memory_mb as usize) * 1024 * 1024;
+        let memory_mb = tags.memory_mb.map_or(self.shared.limits.memory_mb, |m| m.min(self.shared.limits.memory_mb));
+        let memory = (memory_mb as usize) * 1024 * 1024;
         let state = HostState::new(&self.resource.grants, &self.base_dir, memory, tags)
             .map_err(|e| Fault::Capacity(format!("cannot grant capabilities: {e}")))?;
         let mut store = Store::new(&self.shared.engine, state);
@@ -382,12 +383,16 @@ impl Backend {
         store.set_epoch_deadline(1);
         let bindings = pre.instantiate_async(&mut store).await.map_err(|e| {
             if store.data().limiter.hit {
-                Fault::MemoryLimit { limit_mb: self.shared.limits.memory_mb, detail: format!("{e}") }
+                Fault::MemoryLimit {
+                    limit_mb: store.data().limiter.max_bytes as u64 / (1024 * 1024),
+                    detail: format!("{e}"),
+                }
             } else {
                 Fault::Capacity(format!("{e}"))
             }
         })?;
-        Ok(Instance::new(store, bindings, self.shared.limits.fuel, self.shared.limits.memory_mb))
+        let memory_mb = store.data().limiter.max_bytes as u64 / (1024 * 1024);
+        Ok(Instance::new(store, bindings, self.shared.limits.fuel, memory_mb))
     }
 
     /// Calls the guest's `shutdown` in a fresh instance (S-7). Errors are logged.

@@ -42,3 +42,10 @@ pub const CAPACITY_EXHAUSTED: i32 = 7004;
 pub const CONTRACT_VIOLATION: i32 = 7005;
 /// Cella: the server is shutting down.
 pub const SHUTTING_DOWN: i32 = 7006;
+/// Cella: no API key, or an unknown one (HTTP 401).
+pub const UNAUTHENTICATED: i32 = 7007;
+/// Cella: the key is valid but may not do this (HTTP 403): another tenant's resource, an
+/// admin route without the admin key.
+pub const FORBIDDEN: i32 = 7008;
+/// Cella: a tenant quota is reached (HTTP 429): live sessions, calls per minute.
+pub const QUOTA_EXCEEDED: i32 = 7009;

@@ -30,6 +30,9 @@ pub struct Config {
     /// Backends to warm at start-up.
     #[serde(default)]
     pub warmup: WarmupConfig,
+    /// Tenants, by id. Without tenants the server is open (and may only listen on loopback).
+    #[serde(default)]
+    pub tenants: BTreeMap<String, TenantConfig>,
     /// The directory relative paths in this file are resolved against.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -60,6 +63,40 @@ pub struct ServerConfig {
     pub init_config_dir: Option<PathBuf>,
     /// When to send `Connection: close` (AgentFlow's Python client needs it).
     pub connection_close: ConnectionClose,
+    /// sha256 hashes (hex, optionally `sha256:`-prefixed) of the keys that may shut the
+    /// server down, warm backends and read metrics.
+    pub admin_keys: Vec<String>,
+}
+
+/// One tenant (`tenants.<id>`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    /// sha256 hashes of the tenant's API keys (hex, optionally `sha256:`-prefixed); the keys
+    /// themselves are never stored. `cella hash-key` prints the hash of a key.
+    pub keys: Vec<String>,
+    /// The resources the tenant may use; all when absent.
+    #[serde(default)]
+    pub resources: Option<Vec<String>>,
+    /// The tenant's quotas.
+    #[serde(default)]
+    pub quotas: Quotas,
+}
+
+/// A tenant's quotas; each absent one falls back to the server's limit (or none).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Quotas {
+    /// Live explicit sessions at most.
+    pub max_sessions: Option<usize>,
+    /// Linear memory per instance, in MiB (at most the server's).
+    pub memory_mb: Option<u64>,
+    /// Call deadline in seconds (at most the server's).
+    pub call_timeout_s: Option<f64>,
+    /// Tool calls per minute.
+    pub calls_per_minute: Option<u32>,
+    /// Request body size in bytes (at most the server's).
+    pub max_body_bytes: Option<usize>,
 }
 
 /// When responses carry `Connection: close`.
@@ -88,6 +125,7 @@ impl Default for ServerConfig {
             max_body_bytes: 10 * 1024 * 1024,
             init_config_dir: None,
             connection_close: ConnectionClose::Auto,
+            admin_keys: Vec::new(),
         }
     }
 }
@@ -310,6 +348,33 @@ impl Config {
                     )));
                 }
             }
+        }
+        for (id, tenant) in &self.tenants {
+            if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                return Err(Error::Config(format!("tenants.{id}: a tenant id uses only letters, digits, '_' and '-'")));
+            }
+            if tenant.keys.is_empty() {
+                return Err(Error::Config(format!("tenants.{id}.keys: a tenant needs at least one key hash")));
+            }
+            for (i, key) in tenant.keys.iter().enumerate() {
+                crate::tenancy::parse_hash(key).map_err(|m| Error::Config(format!("tenants.{id}.keys[{i}]: {m}")))?;
+            }
+            for r in tenant.resources.iter().flatten() {
+                if !self.resources.contains_key(r) {
+                    return Err(Error::Config(format!("tenants.{id}.resources: unknown resource '{r}'")));
+                }
+            }
+            if let Some(m) = tenant.quotas.memory_mb
+                && m > l.memory_mb
+            {
+                return Err(Error::Config(format!(
+                    "tenants.{id}.quotas.memory_mb: {m} is above server.limits.memory_mb ({})",
+                    l.memory_mb
+                )));
+            }
+        }
+        for (i, key) in s.admin_keys.iter().enumerate() {
+            crate::tenancy::parse_hash(key).map_err(|m| Error::Config(format!("server.admin_keys[{i}]: {m}")))?;
         }
         for name in &self.warmup.resources {
             if !self.resources.contains_key(name) {

@@ -24,6 +24,8 @@ pub struct Tags {
     pub worker_id: Option<String>,
     /// The session, for session instances.
     pub session_id: Option<String>,
+    /// A memory cap below the server's (the tenant's quota), in MiB.
+    pub memory_mb: Option<u64>,
 }
 
 /// The memory cap of one store, with a flag saying the guest hit it.

@@ -17,6 +17,7 @@
 //! - [`fault`]: how a guest call can fail (trap, timeout, memory) and the code of each.
 //! - [`session`]: sessions, their names and TTLs, and the registry.
 //! - [`tools`]: the tool registry and name resolution.
+//! - [`tenancy`]: tenants, hashed keys, quotas.
 //! - [`envelope`]: the result envelope.
 //! - [`codes`]: result codes.
 //! - [`sandbox`]: the facade with the seeds' verbs, which every front door uses.
@@ -40,6 +41,7 @@ pub mod instance;
 pub mod local;
 pub mod sandbox;
 pub mod session;
+pub mod tenancy;
 pub mod tools;
 pub mod warm;
 

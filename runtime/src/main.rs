@@ -51,6 +51,11 @@ enum Command {
         #[arg(long, env = "CELLA_CACHE_DIR")]
         cache_dir: Option<PathBuf>,
     },
+    /// Print the sha256 of an API key, as `tenants.<id>.keys` and `server.admin_keys` take it.
+    HashKey {
+        /// The key.
+        key: String,
+    },
     /// Compile every backend of a configuration and build its warm image, filling the cache
     /// so that the next `cella serve` starts at once.
     Compile {
@@ -74,6 +79,10 @@ struct ServeArgs {
     /// Log as JSON lines instead of text.
     #[arg(long, env = "CELLA_LOG_JSON")]
     log_json: bool,
+    /// Allow listening on a non-loopback address without tenants (anyone who can reach the
+    /// port can then run every tool).
+    #[arg(long, env = "CELLA_INSECURE_OPEN")]
+    insecure_open: bool,
 }
 
 fn init_logging(json: bool, default: &str) {
@@ -107,6 +116,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         config.server.port = port;
     }
     let address = format!("{}:{}", config.server.host, config.server.port);
+    let loopback = matches!(config.server.host.as_str(), "localhost" | "::1" | "[::1]")
+        || config.server.host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback());
+    if config.tenants.is_empty() && !loopback && !args.insecure_open {
+        bail!(
+            "refusing to listen on {} without tenants: anyone who reaches it could run every tool. \
+             Configure `tenants` (with keys), listen on 127.0.0.1, or pass --insecure-open",
+            config.server.host
+        );
+    }
     let listener =
         tokio::net::TcpListener::bind(&address).await.with_context(|| format!("cannot listen on {address}"))?;
     let sandbox = Sandbox::start(config).await.context("starting the sandbox")?;
@@ -250,6 +268,10 @@ async fn main() {
             call(component, tool, params, session_config, config, cache_dir).await
         }
         Command::Compile { config } => compile(config).await.map(|_| 0),
+        Command::HashKey { key } => {
+            println!("{}", cella_runtime::tenancy::hash_key(&key));
+            Ok(0)
+        }
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -12,6 +12,7 @@ use crate::fault::Fault;
 use crate::host::Tags;
 use crate::instance::{CallError, Instance};
 use crate::session::{Caller, Fresh, Lookup, Session, SessionInfo, Sessions, Status};
+use crate::tenancy::{Denied, Tenancy};
 use crate::tools::{Resolved, ToolIndex, ToolSpec};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -160,6 +161,8 @@ struct Inner {
     config: Config,
     /// Set once shutdown begins: new work is refused.
     closing: AtomicBool,
+    /// Tenants, keys and quotas.
+    tenancy: Tenancy,
 }
 
 impl Sandbox {
@@ -191,6 +194,7 @@ impl Sandbox {
             backends.insert(name.clone(), Arc::new(backend));
         }
         let sessions = Sessions::new(Duration::from_secs_f64(config.server.session_ttl));
+        let tenancy = Tenancy::new(&config);
         let inner = Arc::new(Inner {
             _engine: engine,
             shared,
@@ -199,6 +203,7 @@ impl Sandbox {
             sessions,
             config,
             closing: AtomicBool::new(false),
+            tenancy,
         });
         spawn_reaper(Arc::downgrade(&inner));
         let sandbox = Sandbox { inner };
@@ -210,6 +215,16 @@ impl Sandbox {
             }
         }
         Ok(sandbox)
+    }
+
+    /// Tenants, keys and quotas.
+    pub fn tenancy(&self) -> &Tenancy {
+        &self.inner.tenancy
+    }
+
+    /// The live sessions of a tenant.
+    pub fn tenant_sessions(&self, tenant: &str) -> usize {
+        self.inner.sessions.tenant_count(tenant)
     }
 
     /// The configuration the sandbox runs with.
@@ -333,8 +348,15 @@ impl Sandbox {
     ) -> std::result::Result<Created, Refusal> {
         self.refuse_if_closing()?;
         let backend = self.backend_for(rt)?.clone();
+        self.inner.tenancy.check_resource(&caller.tenant, rt).map_err(denied)?;
         let config = merge_config(&backend.resource.config, session_config)?;
-        match self.inner.sessions.get_or_create(caller, rt, config, custom_name) {
+        let max = self.inner.tenancy.max_sessions(&caller.tenant);
+        match self.inner.sessions.get_or_create(caller, rt, config, custom_name, max) {
+            Lookup::QuotaExceeded(max) => Err(Refusal::new(
+                codes::QUOTA_EXCEEDED,
+                format!("tenant '{}' holds its quota of {max} live sessions", caller.tenant),
+                json!({"max_sessions": max}),
+            )),
             Lookup::Existing(session) => Ok(Created { status: CreateStatus::Exists, session: session.info() }),
             Lookup::Created(fresh) => {
                 let session = fresh.session.clone();
@@ -395,6 +417,7 @@ impl Sandbox {
             tenant: Some(caller.tenant.clone()),
             worker_id: Some(caller.worker_id.clone()),
             session_id: session_id.map(str::to_string),
+            memory_mb: self.inner.tenancy.memory_mb(&caller.tenant),
         }
     }
 
@@ -471,7 +494,16 @@ impl Sandbox {
         let Some(backend) = self.inner.backends.get(&tool.resource_type).cloned() else {
             return Envelope::error(codes::UNEXPECTED_ERROR, "backend vanished", Value::Null, Meta::default());
         };
-        let timeout = options.timeout.map_or(backend.timeout(), |t| t.min(backend.timeout()));
+        let tenancy = &self.inner.tenancy;
+        if let Err(d) =
+            tenancy.check_resource(&caller.tenant, &tool.resource_type).and_then(|_| tenancy.check_rate(&caller.tenant))
+        {
+            return Envelope::error(d.code, d.message, Value::Null, Meta::default());
+        }
+        let mut timeout = options.timeout.map_or(backend.timeout(), |t| t.min(backend.timeout()));
+        if let Some(limit) = tenancy.call_timeout_s(&caller.tenant) {
+            timeout = timeout.min(Duration::from_secs_f64(limit));
+        }
         let params = params.to_string();
         if !tool.needs_session {
             let ctx = call_context(caller, None, trace);
@@ -715,6 +747,10 @@ fn spawn_reaper(inner: Weak<Inner>) {
             }
         }
     });
+}
+
+fn denied(d: Denied) -> Refusal {
+    Refusal::new(d.code, d.message, Value::Null)
 }
 
 /// Calls `cleanup`, logging (never raising) its errors (S-25).

@@ -212,6 +212,8 @@ pub enum Lookup {
     Existing(Arc<Session>),
     /// A new session was registered; initialise it.
     Created(Fresh),
+    /// The tenant holds as many sessions as its quota allows.
+    QuotaExceeded(usize),
 }
 
 #[derive(Default)]
@@ -220,6 +222,16 @@ struct Table {
     workers: HashMap<Caller, BTreeMap<String, Arc<Session>>>,
     /// (caller, resource type) → sessions created so far; never reset (AgentFlow's NNN).
     counters: HashMap<(Caller, String), u64>,
+    /// tenant → live sessions, kept in step with `workers` for the session quota.
+    per_tenant: HashMap<Arc<str>, usize>,
+}
+
+impl Table {
+    fn forget(&mut self, session: &Session) {
+        if let Some(n) = self.per_tenant.get_mut(&session.caller.tenant) {
+            *n = n.saturating_sub(1);
+        }
+    }
 }
 
 /// The registry of sessions.
@@ -311,12 +323,27 @@ impl Sessions {
     }
 
     /// The session of (caller, rt), or a new one registered in `initializing` state whose
-    /// instance lock the caller now holds.
-    pub fn get_or_create(&self, caller: &Caller, rt: &str, config: Value, custom: Option<&str>) -> Lookup {
+    /// instance lock the caller now holds. `max` is the tenant's session quota, checked
+    /// under the same lock as the insertion.
+    pub fn get_or_create(
+        &self,
+        caller: &Caller,
+        rt: &str,
+        config: Value,
+        custom: Option<&str>,
+        max: Option<usize>,
+    ) -> Lookup {
         let mut table = self.table();
         if let Some(existing) = table.workers.get(caller).and_then(|m| m.get(rt)) {
             return Lookup::Existing(existing.clone());
         }
+        let live = table.per_tenant.get(&caller.tenant).copied().unwrap_or(0);
+        if let Some(max) = max
+            && live >= max
+        {
+            return Lookup::QuotaExceeded(max);
+        }
+        *table.per_tenant.entry(caller.tenant.clone()).or_insert(0) += 1;
         let (name, id) = Self::next_name(&mut table, caller, rt, custom);
         let session = self.new_session(caller, rt, name, id, config, false);
         let slot = match session.instance.clone().try_lock_owned() {
@@ -334,7 +361,12 @@ impl Sessions {
 
     /// Removes and returns the session of (caller, rt). The worker stays known.
     pub fn remove(&self, caller: &Caller, rt: &str) -> Option<Arc<Session>> {
-        self.table().workers.get_mut(caller).and_then(|m| m.remove(rt))
+        let mut table = self.table();
+        let removed = table.workers.get_mut(caller).and_then(|m| m.remove(rt));
+        if let Some(s) = &removed {
+            table.forget(s);
+        }
+        removed
     }
 
     /// Removes the given session if it is still the one registered for its key.
@@ -345,6 +377,7 @@ impl Sessions {
         };
         if map.get(&session.resource_type).is_some_and(|s| Arc::ptr_eq(s, session)) {
             map.remove(&session.resource_type);
+            table.forget(session);
             return true;
         }
         false
@@ -352,7 +385,11 @@ impl Sessions {
 
     /// Removes a worker and returns its sessions.
     pub fn remove_worker(&self, caller: &Caller) -> Vec<Arc<Session>> {
-        self.table().workers.remove(caller).map(|m| m.into_values().collect()).unwrap_or_default()
+        let mut table = self.table();
+        let removed: Vec<Arc<Session>> =
+            table.workers.remove(caller).map(|m| m.into_values().collect()).unwrap_or_default();
+        removed.iter().for_each(|s| table.forget(s));
+        removed
     }
 
     /// The sessions of a worker, by resource type.
@@ -370,6 +407,7 @@ impl Sessions {
         let now = Instant::now();
         let mut table = self.table();
         let mut expired = Vec::new();
+        let table = &mut *table;
         for map in table.workers.values_mut() {
             map.retain(|_, s| {
                 if s.expired(now) {
@@ -380,13 +418,20 @@ impl Sessions {
                 }
             });
         }
+        expired.iter().for_each(|s| table.forget(s));
         expired
     }
 
     /// Removes and returns every session of every worker, and forgets the workers.
     pub fn drain(&self) -> Vec<Arc<Session>> {
         let mut table = self.table();
+        table.per_tenant.clear();
         table.workers.drain().flat_map(|(_, m)| m.into_values()).collect()
+    }
+
+    /// The live sessions of a tenant.
+    pub fn tenant_count(&self, tenant: &str) -> usize {
+        self.table().per_tenant.get(tenant).copied().unwrap_or(0)
     }
 
     /// (known workers, live sessions).

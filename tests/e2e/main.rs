@@ -5,3 +5,4 @@ mod robustness;
 mod routes;
 mod sdk;
 mod seeds;
+mod tenancy;

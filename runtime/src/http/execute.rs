@@ -1,13 +1,13 @@
 //! `POST /api/v1/execute` and `POST /api/v1/execute/batch`.
 
 use super::App;
+use super::auth::Who;
 use super::body::Body;
 use super::extract::RawBody;
 use super::reply::{Reply, execute_status};
 use crate::codes;
 use crate::envelope::{Envelope, Meta, trace_id};
 use crate::sandbox::ExecOptions;
-use crate::session::Caller;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
@@ -20,7 +20,7 @@ use std::time::Duration;
               (status = 400, description = "Bad request or a 4xxx tool error", body = super::schema::EnvelopeSchema),
               (status = 422, description = "A field has the wrong type", body = super::schema::EnvelopeSchema),
               (status = 500, description = "A 5xxx/7xxx error: fault, timeout, tool failure", body = super::schema::EnvelopeSchema)))]
-pub async fn execute(State(app): State<App>, RawBody(bytes): RawBody) -> Reply {
+pub async fn execute(State(app): State<App>, who: Who, RawBody(bytes): RawBody) -> Reply {
     let body = match Body::parse(&bytes, "execute", StatusCode::UNPROCESSABLE_ENTITY) {
         Ok(b) => b,
         Err(r) => return r,
@@ -33,7 +33,11 @@ pub async fn execute(State(app): State<App>, RawBody(bytes): RawBody) -> Reply {
         Err(r) => return r,
     };
     let options = ExecOptions { timeout: timeout.map(Duration::from_secs_f64), trace_id: None };
-    let envelope = app.sandbox.execute(&Caller::new(worker), &action, params, options).await;
+    let caller = match who.caller("execute", worker) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let envelope = app.sandbox.execute(&caller, &action, params, options).await;
     Reply::envelope(execute_status(envelope.code), envelope)
 }
 
@@ -57,7 +61,7 @@ fn params(body: &Body) -> Result<Value, Reply> {
               (status = 207, description = "Some actions failed (code 5010)", body = super::schema::EnvelopeSchema),
               (status = 422, description = "A field has the wrong type", body = super::schema::EnvelopeSchema),
               (status = 500, description = "Every action failed (code 5009)", body = super::schema::EnvelopeSchema)))]
-pub async fn execute_batch(State(app): State<App>, RawBody(bytes): RawBody) -> Reply {
+pub async fn execute_batch(State(app): State<App>, who: Who, RawBody(bytes): RawBody) -> Reply {
     let started = std::time::Instant::now();
     let body = match Body::parse(&bytes, "batch:execute", StatusCode::UNPROCESSABLE_ENTITY) {
         Ok(b) => b,
@@ -89,7 +93,10 @@ pub async fn execute_batch(State(app): State<App>, RawBody(bytes): RawBody) -> R
             Err(r) => return r,
         }
     }
-    let caller = Caller::new(worker);
+    let caller = match who.caller("batch:execute", worker) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
     let total = actions.len();
     let run = |(action, params, timeout): (String, Value, Option<f64>)| {
         let (sandbox, caller) = (app.sandbox.clone(), caller.clone());

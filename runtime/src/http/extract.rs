@@ -8,6 +8,10 @@ use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use serde_json::json;
 
+/// A tenant's body limit, set on the request by authentication.
+#[derive(Clone, Copy)]
+pub struct TenantBodyLimit(pub usize);
+
 /// The request body's bytes.
 pub struct RawBody(pub Bytes);
 
@@ -15,7 +19,15 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     type Rejection = Reply;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let limit = req.extensions().get::<TenantBodyLimit>().map(|l| l.0);
         match Bytes::from_request(req, state).await {
+            Ok(bytes) if limit.is_some_and(|l| bytes.len() > l) => Err(Reply::fail(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request",
+                codes::INVALID_REQUEST_FORMAT,
+                format!("the request body is larger than the tenant's limit of {} bytes", limit.unwrap_or_default()),
+                json!(null),
+            )),
             Ok(bytes) => Ok(RawBody(bytes)),
             Err(rejection) => {
                 let status = rejection.status();

@@ -1,6 +1,7 @@
 //! Health, readiness, tools, warmup and shutdown: the routes that answer raw JSON objects.
 
 use super::App;
+use super::auth::Who;
 use super::body::Body;
 use super::extract::RawBody;
 use super::reply::Reply;
@@ -83,7 +84,10 @@ pub async fn tool_schema(State(app): State<App>, Path(name): Path<String>) -> Re
 #[utoipa::path(post, path = "/api/v1/warmup", tag = "warmup",
     request_body(content = super::schema::WarmupRequest, description = "Optional"),
     responses((status = 200, description = "`{status, results, summary[, errors]}`", body = Object)))]
-pub async fn warmup(State(app): State<App>, RawBody(bytes): RawBody) -> Reply {
+pub async fn warmup(State(app): State<App>, who: Who, RawBody(bytes): RawBody) -> Reply {
+    if let Err(r) = who.require_admin(&app, "warmup") {
+        return r;
+    }
     let body = match Body::parse(&bytes, "warmup", StatusCode::UNPROCESSABLE_ENTITY) {
         Ok(b) => b,
         Err(r) => return r,
@@ -107,7 +111,10 @@ pub async fn warmup_status(State(app): State<App>) -> Reply {
 #[utoipa::path(post, path = "/api/v1/server/shutdown", tag = "server",
     request_body(content = super::schema::ShutdownRequest, description = "Optional"),
     responses((status = 200, description = "`{status, message, sessions_cleaned}`", body = Object)))]
-pub async fn shutdown(State(app): State<App>, RawBody(bytes): RawBody) -> Reply {
+pub async fn shutdown(State(app): State<App>, who: Who, RawBody(bytes): RawBody) -> Reply {
+    if let Err(r) = who.require_admin(&app, "server:shutdown") {
+        return r;
+    }
     let body = match Body::parse(&bytes, "server:shutdown", StatusCode::UNPROCESSABLE_ENTITY) {
         Ok(b) => b,
         Err(r) => return r,

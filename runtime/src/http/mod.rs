@@ -4,6 +4,7 @@
 //!
 //! Handlers only translate HTTP to the [`Sandbox`] facade and back; nothing below it is seen.
 
+mod auth;
 mod body;
 mod execute;
 mod extract;
@@ -98,6 +99,7 @@ pub fn router(app: App, server: &ServerConfig) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(server.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), auth::authenticate))
         .layer(axum::middleware::from_fn(move |req: Request, next: Next| connection_policy(policy, req, next)))
         .layer(tower_http::cors::CorsLayer::very_permissive())
         .with_state(app)

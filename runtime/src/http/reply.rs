@@ -74,6 +74,9 @@ pub fn framework_meta(tool: &str, session_id: Option<String>) -> Meta {
 pub fn execute_status(code: i32) -> StatusCode {
     match code {
         0 => StatusCode::OK,
+        crate::codes::UNAUTHENTICATED => StatusCode::UNAUTHORIZED,
+        crate::codes::FORBIDDEN => StatusCode::FORBIDDEN,
+        crate::codes::QUOTA_EXCEEDED => StatusCode::TOO_MANY_REQUESTS,
         4000..=4999 => StatusCode::BAD_REQUEST,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }

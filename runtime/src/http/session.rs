@@ -1,6 +1,7 @@
 //! Session, lifecycle, worker and init routes (AgentFlow §6.5–6.14).
 
 use super::App;
+use super::auth::Who;
 use super::body::Body;
 use super::extract::RawBody;
 use super::reply::Reply;
@@ -38,6 +39,9 @@ macro_rules! field {
 fn refusal(tool: &str, r: Refusal, not_found: StatusCode) -> Reply {
     let status = match r.code {
         codes::RESOURCE_NOT_INITIALIZED => not_found,
+        codes::UNAUTHENTICATED => StatusCode::UNAUTHORIZED,
+        codes::FORBIDDEN => StatusCode::FORBIDDEN,
+        codes::QUOTA_EXCEEDED => StatusCode::TOO_MANY_REQUESTS,
         codes::SHUTTING_DOWN => StatusCode::SERVICE_UNAVAILABLE,
         c if (4000..5000).contains(&c) => StatusCode::BAD_REQUEST,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -80,12 +84,16 @@ fn worker_only(body: &Body) -> Result<String, Reply> {
     responses((status = 200, description = "Created (`session_status: active`) or already there (`status: exists`)", body = Schema),
               (status = 400, description = "Missing field or unknown resource type", body = Schema),
               (status = 500, description = "initialize failed (code 4007)", body = Schema)))]
-pub async fn create(State(app): State<App>, RawBody(bytes): RawBody) -> Reply {
+pub async fn create(State(app): State<App>, who: Who, RawBody(bytes): RawBody) -> Reply {
     let body = body!(bytes, "session:create", StatusCode::BAD_REQUEST);
     let (worker, rt) = field!(worker_and_type(&body));
     let config = field!(body.obj("session_config"));
     let custom = field!(body.opt_str("custom_name"));
-    match app.sandbox.create_session(&Caller::new(worker), &rt, config, custom.as_deref()).await {
+    match app
+        .sandbox
+        .create_session(&field!(who.caller("session:create", worker)), &rt, config, custom.as_deref())
+        .await
+    {
         Err(r) => refusal("session:create", r, StatusCode::INTERNAL_SERVER_ERROR),
         Ok(created) => {
             let s = created.session;
@@ -123,10 +131,10 @@ pub async fn create(State(app): State<App>, RawBody(bytes): RawBody) -> Reply {
     request_body = super::schema::SessionRequest,
     responses((status = 200, description = "Destroyed", body = Schema), (status = 400, description = "Missing field", body = Schema),
               (status = 404, description = "No such session (code 4007)", body = Schema)))]
-pub async fn destroy(State(app): State<App>, RawBody(bytes): RawBody) -> Reply {
+pub async fn destroy(State(app): State<App>, who: Who, RawBody(bytes): RawBody) -> Reply {
     let body = body!(bytes, "session:destroy", StatusCode::BAD_REQUEST);
     let (worker, rt) = field!(worker_and_type(&body));
-    match app.sandbox.destroy_session(&Caller::new(worker), &rt).await {
+    match app.sandbox.destroy_session(&field!(who.caller("session:destroy", worker)), &rt).await {
         Ok(s) => Reply::ok(
             "session:destroy",
             json!({"message": format!("Session destroyed for {rt}"), "session_id": s.session_id, "session_name": s.session_name, "resource_type": rt}),
@@ -140,10 +148,10 @@ pub async fn destroy(State(app): State<App>, RawBody(bytes): RawBody) -> Reply {
 #[utoipa::path(post, path = "/api/v1/session/list", tag = "session",
     request_body = super::schema::WorkerRequest,
     responses((status = 200, description = "The sessions", body = Schema), (status = 400, description = "Missing worker_id", body = Schema)))]
-pub async fn list(State(app): State<App>, RawBody(bytes): RawBody) -> Reply {
+pub async fn list(State(app): State<App>, who: Who, RawBody(bytes): RawBody) -> Reply {
     let body = body!(bytes, "session:list", StatusCode::BAD_REQUEST);
     let worker = field!(worker_only(&body));
-    let sessions = app.sandbox.list_sessions(&Caller::new(worker.clone()));
+    let sessions = app.sandbox.list_sessions(&field!(who.caller("session:list", worker.clone())));
     Reply::ok("session:list", json!({"worker_id": worker, "count": sessions.len(), "sessions": sessions}), None)
 }
 
@@ -152,11 +160,11 @@ pub async fn list(State(app): State<App>, RawBody(bytes): RawBody) -> Reply {
     request_body = super::schema::SessionRefreshRequest,
     responses((status = 200, description = "Refreshed", body = Schema), (status = 400, description = "Missing worker_id", body = Schema),
               (status = 404, description = "No such session (code 4007)", body = Schema)))]
-pub async fn refresh(State(app): State<App>, RawBody(bytes): RawBody) -> Reply {
+pub async fn refresh(State(app): State<App>, who: Who, RawBody(bytes): RawBody) -> Reply {
     let body = body!(bytes, "session:refresh", StatusCode::BAD_REQUEST);
     let worker = field!(worker_only(&body));
     let rt = field!(body.opt_str("resource_type")).filter(|s| !s.is_empty());
-    let caller = Caller::new(worker.clone());
+    let caller = field!(who.caller("session:refresh", worker.clone()));
     match app.sandbox.refresh_sessions(&caller, rt.as_deref()) {
         Err(r) => refusal("session:refresh", r, StatusCode::NOT_FOUND),
         Ok(refreshed) => match rt {
@@ -193,11 +201,15 @@ pub async fn refresh(State(app): State<App>, RawBody(bytes): RawBody) -> Reply {
 #[utoipa::path(post, path = "/api/v1/lifecycle/heartbeat", tag = "lifecycle",
     request_body = super::schema::WorkerRequest,
     responses((status = 200, description = "Alive", body = Schema), (status = 400, description = "Missing worker_id", body = Schema)))]
-pub async fn heartbeat(State(app): State<App>, RawBody(bytes): RawBody) -> Reply {
+pub async fn heartbeat(State(app): State<App>, who: Who, RawBody(bytes): RawBody) -> Reply {
     let body = body!(bytes, "session:heartbeat", StatusCode::BAD_REQUEST);
     let worker = field!(worker_only(&body));
-    let types: Vec<String> =
-        app.sandbox.list_sessions(&Caller::new(worker.clone())).into_iter().map(|s| s.resource_type).collect();
+    let types: Vec<String> = app
+        .sandbox
+        .list_sessions(&field!(who.caller("session:heartbeat", worker.clone())))
+        .into_iter()
+        .map(|s| s.resource_type)
+        .collect();
     Reply::ok(
         "session:heartbeat",
         json!({"worker_id": worker, "active_sessions": types, "timestamp": timestamp(chrono::Utc::now())}),
@@ -209,10 +221,10 @@ pub async fn heartbeat(State(app): State<App>, RawBody(bytes): RawBody) -> Reply
 #[utoipa::path(post, path = "/api/v1/lifecycle/status", tag = "lifecycle",
     request_body = super::schema::WorkerRequest,
     responses((status = 200, description = "Status", body = Schema), (status = 400, description = "Missing worker_id", body = Schema)))]
-pub async fn status(State(app): State<App>, RawBody(bytes): RawBody) -> Reply {
+pub async fn status(State(app): State<App>, who: Who, RawBody(bytes): RawBody) -> Reply {
     let body = body!(bytes, "session:status", StatusCode::BAD_REQUEST);
     let worker = field!(worker_only(&body));
-    let sessions = app.sandbox.list_sessions(&Caller::new(worker.clone()));
+    let sessions = app.sandbox.list_sessions(&field!(who.caller("session:status", worker.clone())));
     let active: Vec<&String> = sessions.iter().map(|s| &s.resource_type).collect();
     let by_type: Map<String, Value> = sessions
         .iter()
@@ -231,10 +243,10 @@ pub async fn status(State(app): State<App>, RawBody(bytes): RawBody) -> Reply {
 #[utoipa::path(post, path = "/api/v1/worker/disconnect", tag = "lifecycle",
     request_body = super::schema::WorkerRequest,
     responses((status = 200, description = "Disconnected", body = Schema), (status = 422, description = "Missing worker_id", body = Schema)))]
-pub async fn disconnect(State(app): State<App>, RawBody(bytes): RawBody) -> Reply {
+pub async fn disconnect(State(app): State<App>, who: Who, RawBody(bytes): RawBody) -> Reply {
     let body = body!(bytes, "session:disconnect", StatusCode::UNPROCESSABLE_ENTITY);
     let worker = field!(body.req_str("worker_id"));
-    let cleaned = app.sandbox.disconnect(&Caller::new(worker.clone())).await;
+    let cleaned = app.sandbox.disconnect(&field!(who.caller("session:disconnect", worker.clone()))).await;
     Reply::ok("session:disconnect", json!({"worker_id": worker, "sessions_cleaned": cleaned}), None)
 }
 
@@ -258,12 +270,12 @@ async fn init_one(
     request_body = super::schema::InitResourceRequest,
     responses((status = 200, description = "Active", body = Schema), (status = 422, description = "Missing field", body = Schema),
               (status = 500, description = "Initialisation failed (code 4007)", body = Schema)))]
-pub async fn init_resource(State(app): State<App>, RawBody(bytes): RawBody) -> Reply {
+pub async fn init_resource(State(app): State<App>, who: Who, RawBody(bytes): RawBody) -> Reply {
     let body = body!(bytes, "init:resource", StatusCode::UNPROCESSABLE_ENTITY);
     let worker = field!(body.req_str("worker_id"));
     let rt = field!(body.req_str("resource_type"));
     let config = field!(body.obj("init_config"));
-    match init_one(&app, &Caller::new(worker), &rt, config).await {
+    match init_one(&app, &field!(who.caller("init:resource", worker)), &rt, config).await {
         Err(r) => refusal("init:resource", r, StatusCode::INTERNAL_SERVER_ERROR),
         Ok((id, status, error)) => {
             let data = json!({"session_id": id, "resource_type": rt, "session_status": status, "error": error});
@@ -287,11 +299,11 @@ pub async fn init_resource(State(app): State<App>, RawBody(bytes): RawBody) -> R
     request_body = super::schema::InitBatchRequest,
     responses((status = 200, description = "All active", body = Schema), (status = 207, description = "Some failed (code 5010)", body = Schema),
               (status = 422, description = "Bad field", body = Schema), (status = 500, description = "All failed (code 5009)", body = Schema)))]
-pub async fn init_batch(State(app): State<App>, RawBody(bytes): RawBody) -> Reply {
+pub async fn init_batch(State(app): State<App>, who: Who, RawBody(bytes): RawBody) -> Reply {
     let body = body!(bytes, "init:batch", StatusCode::UNPROCESSABLE_ENTITY);
     let worker = field!(body.req_str("worker_id"));
     let configs = field!(body.obj("resource_configs"));
-    let caller = Caller::new(worker.clone());
+    let caller = field!(who.caller("init:batch", worker.clone()));
     let mut results = Map::new();
     let mut ok = 0;
     for (rt, value) in configs.as_object().cloned().unwrap_or_default() {
@@ -337,9 +349,9 @@ pub async fn init_batch(State(app): State<App>, RawBody(bytes): RawBody) -> Repl
     request_body = super::schema::InitFromConfigRequest,
     responses((status = 200, description = "The merged config", body = Schema), (status = 403, description = "Disabled, or a path outside the allowed directory", body = Schema),
               (status = 404, description = "No such file (code 4002)", body = Schema), (status = 422, description = "Bad field", body = Schema)))]
-pub async fn init_from_config(State(app): State<App>, RawBody(bytes): RawBody) -> Reply {
+pub async fn init_from_config(State(app): State<App>, who: Who, RawBody(bytes): RawBody) -> Reply {
     let body = body!(bytes, "init:from_config", StatusCode::UNPROCESSABLE_ENTITY);
-    let _worker = field!(body.req_str("worker_id"));
+    let _caller = field!(who.caller("init:from_config", field!(body.req_str("worker_id"))));
     let path = field!(body.req_str("config_path"));
     let overrides = field!(body.obj("override_params"));
     let forbidden = |m: String| {

@@ -1,0 +1,84 @@
+//! Authentication: `Authorization: Bearer <key>` or `X-API-Key: <key>` → an [`Identity`],
+//! and the caller a request acts for (worker ids are namespaced per tenant).
+
+use super::App;
+use super::reply::Reply;
+use crate::codes;
+use crate::session::Caller;
+use crate::tenancy::Identity;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+/// Routes anyone may call: health checks and the API description.
+const OPEN_PATHS: &[&str] = &["/health", "/ready", "/openapi.json"];
+
+/// The key a request presents, if any.
+fn presented_key(parts: &axum::http::HeaderMap) -> Option<String> {
+    if let Some(v) = parts.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let v = v.trim();
+        if let Some(token) = v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")) {
+            return Some(token.trim().to_string());
+        }
+    }
+    parts.get("x-api-key").and_then(|v| v.to_str().ok()).map(|v| v.trim().to_string())
+}
+
+/// Middleware: authenticates every request but the open routes and records its identity.
+pub async fn authenticate(State(app): State<App>, mut req: Request, next: Next) -> Response {
+    let key = presented_key(req.headers());
+    match app.sandbox.tenancy().authenticate(key.as_deref()) {
+        Ok(identity) => {
+            if let Some(limit) = identity.tenant().and_then(|t| app.sandbox.tenancy().max_body_bytes(&t)) {
+                req.extensions_mut().insert(super::extract::TenantBodyLimit(limit));
+            }
+            req.extensions_mut().insert(identity);
+            next.run(req).await
+        }
+        Err(_) if OPEN_PATHS.contains(&req.uri().path()) => {
+            req.extensions_mut().insert(Identity::Open);
+            next.run(req).await
+        }
+        Err(denied) => {
+            Reply::fail(StatusCode::UNAUTHORIZED, "auth", denied.code, denied.message, Value::Null).into_response()
+        }
+    }
+}
+
+/// The identity of the request (set by [`authenticate`]).
+pub struct Who(pub Identity);
+
+impl<S: Send + Sync> FromRequestParts<S> for Who {
+    type Rejection = Reply;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Who(parts.extensions.get::<Identity>().cloned().unwrap_or(Identity::Open)))
+    }
+}
+
+impl Who {
+    /// The caller for `worker_id`: a worker of the key's tenant. An admin key runs no tools.
+    pub fn caller(&self, tool: &str, worker_id: String) -> Result<Caller, Reply> {
+        match self.0.tenant() {
+            Some(tenant) => Ok(Caller { tenant, worker_id }),
+            None => Err(Reply::fail(
+                StatusCode::FORBIDDEN,
+                tool,
+                codes::FORBIDDEN,
+                "admin keys manage the server; use a tenant key for sessions and tools",
+                Value::Null,
+            )),
+        }
+    }
+
+    /// Refuses anyone but the admin when the server has keys.
+    pub fn require_admin(&self, app: &App, tool: &str) -> Result<(), Reply> {
+        if self.0 == Identity::Admin || !app.sandbox.tenancy().admin_required() {
+            return Ok(());
+        }
+        Err(Reply::fail(StatusCode::FORBIDDEN, tool, codes::FORBIDDEN, "this route needs an admin key", Value::Null))
+    }
+}
