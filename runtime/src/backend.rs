@@ -146,6 +146,18 @@ impl Backend {
             return Err(Error::load(name, format!("{} is a core WebAssembly module, not a component", path.display())));
         }
         let sha256 = sha256_hex(&wasm);
+        if let Some(pinned) = &resource.sha256 {
+            let pinned = pinned.strip_prefix("sha256:").unwrap_or(pinned).to_ascii_lowercase();
+            if pinned != sha256 {
+                return Err(Error::load(
+                    name,
+                    format!(
+                        "{} does not match its pinned sha256 (expected {pinned}, found {sha256}); refusing to load it",
+                        path.display()
+                    ),
+                ));
+            }
+        }
         let key = ComponentCache::key("component", &[&sha256, &shared.fingerprint]);
         let (component, origin) = shared
             .cache

@@ -184,6 +184,9 @@ pub struct ResourceConfig {
     /// caller's session config is merged over.
     #[serde(default = "empty_object")]
     pub config: Value,
+    /// The sha256 (hex) the component file must have; a mismatch refuses to load it.
+    #[serde(default)]
+    pub sha256: Option<String>,
     /// Capabilities granted to the component; none by default.
     #[serde(default)]
     pub grants: Grants,

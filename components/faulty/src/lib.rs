@@ -51,6 +51,24 @@ struct Echo {
 }
 
 #[derive(Deserialize, JsonSchema)]
+struct Probe {
+    /// A directory to list.
+    dir: String,
+    /// An environment variable to read.
+    env: String,
+    /// An address to open a TCP connection to (`host:port`).
+    addr: String,
+}
+
+/// What a probe could reach: `ok: true` with what it saw, or the error.
+fn outcome<T: Serialize>(r: Result<T, String>) -> Value {
+    match r {
+        Ok(v) => json!({"ok": true, "value": v}),
+        Err(e) => json!({"ok": false, "error": e}),
+    }
+}
+
+#[derive(Deserialize, JsonSchema)]
 struct Fail {
     /// The error code to return.
     code: i32,
@@ -101,6 +119,15 @@ impl Backend for Faulty {
         })
         .session("faulty:fail", "Returns an error with the given code", |_, p: Fail| -> Result<Value, Error> {
             Err(Error::new(p.code, "failed on purpose"))
+        })
+        .stateless("faulty:probe", "Tries to list a directory, read an environment variable and open a socket", |_, p: Probe| {
+            let listing = std::fs::read_dir(&p.dir)
+                .map_err(|e| e.to_string())
+                .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned())).collect::<Vec<_>>());
+            let env = std::env::var(&p.env).map_err(|e| e.to_string());
+            let all_env: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
+            let socket = std::net::TcpStream::connect(&p.addr).map(|_| "connected").map_err(|e| e.to_string());
+            Ok(json!({"dir": outcome(listing), "env": outcome(env), "env_names": all_env, "socket": outcome(socket)}))
         })
         .stateless(
             "faulty:fresh",

@@ -174,3 +174,33 @@ async fn faults_in_stateless_and_temporary_calls_harm_nothing() {
     ok(exec(&sb, &w, "faulty:fresh", json!({})).await);
     bystander_unharmed(&sb, &other).await;
 }
+
+#[tokio::test]
+async fn without_grants_a_component_reaches_no_directory_variable_or_socket() {
+    // A real listener on loopback, so a refused connection is the sandbox's doing.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    // SAFETY: this test binary reads CELLA_PROBE_SECRET nowhere else.
+    unsafe { std::env::set_var("CELLA_PROBE_SECRET", "host-secret") };
+    let sb = sandbox().await;
+    let probe = json!({"dir": "/", "env": "CELLA_PROBE_SECRET", "addr": addr});
+    let seen = ok(exec(&sb, &worker("probe"), "faulty:probe", probe.clone()).await);
+    assert_eq!(seen["dir"]["ok"], false, "no directory without a grant: {seen}");
+    assert_eq!(seen["env"]["ok"], false, "no host environment: {seen}");
+    assert_eq!(seen["env_names"], json!([]), "no environment at all: {seen}");
+    assert_eq!(seen["socket"]["ok"], false, "no network: {seen}");
+
+    // With grants: the granted directory (read-only) and the named variable, nothing more.
+    let granted = sandbox_with(json!({"resources": {"faulty": {"grants": {
+        "dirs": [{"host": "examples/data", "guest": "/data"}],
+        "env": {"GREETING": "hello"}
+    }}}}))
+    .await;
+    let probe = json!({"dir": "/data", "env": "GREETING", "addr": addr});
+    let seen = ok(exec(&granted, &worker("probe2"), "faulty:probe", probe).await);
+    assert_eq!(seen["dir"]["value"], json!(["glossary.json"]), "{seen}");
+    assert_eq!(seen["env"]["value"], "hello");
+    assert_eq!(seen["env_names"], json!(["GREETING"]), "CELLA_PROBE_SECRET stays on the host");
+    assert_eq!(seen["socket"]["ok"], false, "still no network");
+    drop(listener);
+}

@@ -164,3 +164,15 @@ async fn notebook_sessions_use_shared_glossary_and_private_notes() {
     assert_eq!(glossary.meta.session_id, None, "a stateless tool runs outside the session");
     assert_eq!(ok(glossary)["terms"], json!(["epoch", "trap"]));
 }
+
+#[tokio::test]
+async fn a_pinned_component_loads_only_with_its_sha256() {
+    let path = cella_runtime::config::BUILTIN_COMPONENTS.iter().find(|(n, _)| *n == "kv").unwrap().1;
+    let sha = cella_runtime::cache::sha256_hex(&std::fs::read(path).unwrap());
+    let sb = sandbox_with(json!({"resources": {"kv": {"sha256": format!("sha256:{sha}")}}})).await;
+    assert!(sb.backend("kv").is_some());
+    let wrong = "0".repeat(64);
+    let config = config_with(json!({"resources": {"kv": {"sha256": wrong}}}));
+    let err = cella_runtime::Sandbox::start(config).await.err().expect("a mismatch refuses to load").to_string();
+    assert!(err.contains("does not match its pinned sha256") && err.contains(&sha), "{err}");
+}
