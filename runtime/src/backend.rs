@@ -33,6 +33,8 @@ pub struct Shared {
     pub cache: ComponentCache,
     /// Server-wide limits.
     pub limits: Limits,
+    /// Metrics.
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 impl Shared {
@@ -45,7 +47,7 @@ impl Shared {
             |s| s,
         )
         .map_err(|e| Error::Engine(format!("linking the host interface: {e}")))?;
-        Ok(Shared { engine, fingerprint, linker, cache, limits })
+        Ok(Shared { engine, fingerprint, linker, cache, limits, metrics: Default::default() })
     }
 }
 
@@ -163,6 +165,7 @@ impl Backend {
             .cache
             .load_or_compile(&shared.engine, &key, || Ok(wasm.clone()))
             .map_err(|e| Error::load(name, format!("{} is not a valid component: {e:#}", path.display())))?;
+        shared.metrics.cache("component", origin == Origin::Cached);
         let cold = instantiate_pre(name, &shared, &component)?;
 
         let mut backend = Backend {
@@ -318,6 +321,7 @@ impl Backend {
                 return WarmState::Failed { error: f.to_string(), at: Instant::now() };
             }
         };
+        self.shared.metrics.cache("warm_image", false);
         self.warmup_runs.fetch_add(1, Ordering::Relaxed);
         match warm::snapshot(store, &self.shared.linker, &self.wasm, &config, self.warmup_timeout()).await {
             Ok(image) => match self.shared.cache.compile_and_store(&self.shared.engine, &key, &image) {
@@ -360,7 +364,27 @@ impl Backend {
             let _ = self.warm_up(false).await;
         }
         let state = self.warm_state();
-        match &*state {
+        let started = Instant::now();
+        let mode = match &*state {
+            WarmState::Snapshot { .. } => "snapshot",
+            WarmState::PerInstance { .. } => "per_instance",
+            _ => "cold",
+        };
+        let instance = self.instantiate_from(&state, tags).await;
+        let metrics = &self.shared.metrics;
+        metrics
+            .instances
+            .get_or_create(&crate::metrics::InstanceLabels { backend: self.name.to_string(), mode: mode.into() })
+            .inc();
+        metrics
+            .instantiate_seconds
+            .get_or_create(&crate::metrics::BackendLabels { backend: self.name.to_string() })
+            .observe(started.elapsed().as_secs_f64());
+        instance
+    }
+
+    async fn instantiate_from(&self, state: &WarmState, tags: Tags) -> std::result::Result<Instance, CallError> {
+        match state {
             WarmState::Snapshot { pre, .. } => Ok(self.new_instance(pre, tags).await?),
             WarmState::PerInstance { .. } => {
                 let mut instance = self.new_instance(&self.cold, tags).await?;
@@ -405,6 +429,11 @@ impl Backend {
         })?;
         let memory_mb = store.data().limiter.max_bytes as u64 / (1024 * 1024);
         Ok(Instance::new(store, bindings, self.shared.limits.fuel, memory_mb))
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.shared.metrics
     }
 
     /// Calls the guest's `shutdown` in a fresh instance (S-7). Errors are logged.

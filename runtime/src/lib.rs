@@ -18,6 +18,7 @@
 //! - [`session`]: sessions, their names and TTLs, and the registry.
 //! - [`tools`]: the tool registry and name resolution.
 //! - [`tenancy`]: tenants, hashed keys, quotas.
+//! - [`metrics`]: Prometheus metrics.
 //! - [`envelope`]: the result envelope.
 //! - [`codes`]: result codes.
 //! - [`sandbox`]: the facade with the seeds' verbs, which every front door uses.
@@ -39,6 +40,7 @@ pub mod host;
 pub mod http;
 pub mod instance;
 pub mod local;
+pub mod metrics;
 pub mod sandbox;
 pub mod session;
 pub mod tenancy;

@@ -432,6 +432,7 @@ impl Sandbox {
         let mut envelope =
             self.execute_inner(caller, action, params, options, &mut meta, &trace).instrument(span.clone()).await;
         meta.execution_time_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+        self.record(caller, &meta, &envelope, started.elapsed());
         envelope.meta = meta;
         let _entered = span.enter();
         tracing::info!(
@@ -441,6 +442,26 @@ impl Sandbox {
             "call"
         );
         envelope
+    }
+
+    fn record(&self, caller: &Caller, meta: &Meta, envelope: &Envelope, elapsed: Duration) {
+        use crate::metrics::{BackendLabels, CallLabels, FaultLabels};
+        let m = &self.inner.shared.metrics;
+        let tool = meta.tool.clone().unwrap_or_default();
+        m.calls
+            .get_or_create(&CallLabels { tenant: caller.tenant.to_string(), tool, code: envelope.code.to_string() })
+            .inc();
+        if let Some(backend) = &meta.resource_type {
+            m.call_seconds.get_or_create(&BackendLabels { backend: backend.clone() }).observe(elapsed.as_secs_f64());
+            if let Some(kind) = envelope.data.get("fault").and_then(Value::as_str) {
+                m.faults.get_or_create(&FaultLabels { backend: backend.clone(), kind: kind.to_string() }).inc();
+            }
+        }
+    }
+
+    /// The metrics in the OpenMetrics text format.
+    pub fn metrics_text(&self) -> String {
+        self.inner.shared.metrics.encode(&self.inner.sessions.by_tenant_and_type())
     }
 
     async fn execute_inner(

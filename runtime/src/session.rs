@@ -429,6 +429,18 @@ impl Sessions {
         table.workers.drain().flat_map(|(_, m)| m.into_values()).collect()
     }
 
+    /// Live sessions by (tenant, resource type).
+    pub fn by_tenant_and_type(&self) -> Vec<((String, String), usize)> {
+        let table = self.table();
+        let mut counts: BTreeMap<(String, String), usize> = BTreeMap::new();
+        for (caller, map) in &table.workers {
+            for rt in map.keys() {
+                *counts.entry((caller.tenant.to_string(), rt.clone())).or_insert(0) += 1;
+            }
+        }
+        counts.into_iter().collect()
+    }
+
     /// The live sessions of a tenant.
     pub fn tenant_count(&self, tenant: &str) -> usize {
         self.table().per_tenant.get(tenant).copied().unwrap_or(0)

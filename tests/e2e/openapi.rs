@@ -30,6 +30,7 @@ async fn openapi_lists_every_route_and_every_route_is_served() {
         "/api/v1/warmup",
         "/api/v1/warmup/status",
         "/api/v1/server/shutdown",
+        "/metrics",
     ];
     let mut documented: Vec<&str> = paths.keys().map(String::as_str).collect();
     documented.sort();

@@ -143,3 +143,39 @@ async fn memory_deadline_and_body_quotas_of_a_tenant() {
     assert_eq!((status, body["code"].as_i64()), (413, Some(4002)));
     assert_eq!(s.post_as(B, "/api/v1/execute", big).await.0, 200, "b keeps the server's limit");
 }
+
+#[tokio::test]
+async fn metrics_count_calls_sessions_faults_and_cache_use() {
+    let s = hosted(json!({})).await;
+    s.post_as(A, "/api/v1/session/create", json!({"worker_id": "w", "resource_type": "kv"})).await;
+    s.post_as(B, "/api/v1/session/create", json!({"worker_id": "w", "resource_type": "kv"})).await;
+    for _ in 0..3 {
+        s.execute_as(A, "w", "kv:incr", json!({"key": "n"})).await;
+    }
+    s.execute_as(A, "w", "kv:get", json!({"key": "absent"})).await;
+    s.execute_as(A, "w2", "faulty:trap", json!({})).await;
+    let scrape = |key: &'static str| {
+        let (client, url) = (s.client.clone(), format!("{}/metrics", s.base));
+        async move { client.get(url).bearer_auth(key).send().await.unwrap() }
+    };
+    assert_eq!(scrape(A).await.status().as_u16(), 403, "metrics need the admin key");
+    let response = scrape(ADMIN).await;
+    assert_eq!(response.status().as_u16(), 200);
+    let text = response.text().await.unwrap();
+    for line in [
+        r#"cella_calls_total{tenant="a",tool="kv:incr",code="0"} 3"#,
+        r#"cella_calls_total{tenant="a",tool="kv:get",code="4006"} 1"#,
+        r#"cella_calls_total{tenant="a",tool="faulty:trap",code="7001"} 1"#,
+        r#"cella_live_sessions{tenant="a",backend="kv"} 1"#,
+        r#"cella_live_sessions{tenant="b",backend="kv"} 1"#,
+        r#"cella_faults_total{backend="faulty",kind="trap"} 1"#,
+    ] {
+        assert!(text.contains(line), "missing {line} in\n{text}");
+    }
+    assert!(text.contains(r#"cella_instances_total{backend="kv",mode="snapshot"}"#), "{text}");
+    assert!(
+        text.contains("cella_call_duration_seconds_bucket")
+            && text.contains("cella_instantiate_duration_seconds_count")
+    );
+    assert!(text.contains(r#"cella_cache_lookups_total{kind="component""#));
+}

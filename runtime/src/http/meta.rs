@@ -128,3 +128,17 @@ pub async fn shutdown(State(app): State<App>, who: Who, RawBody(bytes): RawBody)
     app.shutdown.notify_one();
     Reply::raw(json!({"status": "success", "message": "Server shutdown initiated", "sessions_cleaned": cleaned}))
 }
+
+/// Prometheus metrics (OpenMetrics text). Needs the admin key when the server has keys.
+#[utoipa::path(get, path = "/metrics", tag = "server",
+    responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text", body = String),
+              (status = 403, description = "Not the admin key", body = Object)))]
+pub async fn metrics(State(app): State<App>, who: Who) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if let Err(r) = who.require_admin(&app, "metrics") {
+        return r.into_response();
+    }
+    let text = app.sandbox.metrics_text();
+    ([(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)
+        .into_response()
+}

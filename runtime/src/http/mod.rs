@@ -87,6 +87,7 @@ fn api_router() -> OpenApiRouter<App> {
         .routes(routes!(meta::warmup))
         .routes(routes!(meta::warmup_status))
         .routes(routes!(meta::shutdown))
+        .routes(routes!(meta::metrics))
 }
 
 /// The router of every route, with the body limit, CORS, JSON 404/405 answers and the

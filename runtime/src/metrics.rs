@@ -1,0 +1,159 @@
+//! Prometheus metrics: calls by tenant, tool and code, call and instantiation latencies,
+//! live sessions by tenant and backend, cache hits, warm-image use and faults.
+//!
+//! Counters are updated where things happen; the live-session gauge is computed from the
+//! session table when the metrics are read.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::Mutex;
+
+/// Labels of a call.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallLabels {
+    /// The tenant.
+    pub tenant: String,
+    /// The tool (`kv:get`).
+    pub tool: String,
+    /// The result code.
+    pub code: String,
+}
+
+/// Labels naming a backend.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BackendLabels {
+    /// The backend.
+    pub backend: String,
+}
+
+/// Labels of an instance creation: backend and where it started from.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InstanceLabels {
+    /// The backend.
+    pub backend: String,
+    /// `snapshot`, `per_instance` or `cold`.
+    pub mode: String,
+}
+
+/// Labels of a cache lookup.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLabels {
+    /// `component` or `warm_image`.
+    pub kind: String,
+    /// `hit` or `miss`.
+    pub result: String,
+}
+
+/// Labels of a fault.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FaultLabels {
+    /// The backend.
+    pub backend: String,
+    /// `trap`, `timeout`, `memory_limit`, ...
+    pub kind: String,
+}
+
+/// Labels of the live-session gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SessionLabels {
+    /// The tenant.
+    pub tenant: String,
+    /// The backend.
+    pub backend: String,
+}
+
+/// Every metric of the runtime.
+pub struct Metrics {
+    registry: Registry,
+    /// Tool calls by tenant, tool and code.
+    pub calls: Family<CallLabels, Counter>,
+    /// Call latency by tool, seconds.
+    pub call_seconds: Family<BackendLabels, Histogram>,
+    /// Instantiation latency by backend, seconds.
+    pub instantiate_seconds: Family<BackendLabels, Histogram>,
+    /// Instances created by backend and mode.
+    pub instances: Family<InstanceLabels, Counter>,
+    /// Cache lookups.
+    pub cache: Family<CacheLabels, Counter>,
+    /// Faults by backend and kind.
+    pub faults: Family<FaultLabels, Counter>,
+    /// Live sessions by tenant and backend (set when read).
+    pub sessions: Family<SessionLabels, Gauge>,
+    /// Serialises encoding (the gauge is reset and refilled for each read).
+    encoding: Mutex<()>,
+}
+
+fn latency() -> Histogram {
+    // 10 µs … ~10 s.
+    Histogram::new(exponential_buckets(0.000_01, 4.0, 11))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("cella");
+        let calls = Family::<CallLabels, Counter>::default();
+        let call_seconds = Family::<BackendLabels, Histogram>::new_with_constructor(latency as fn() -> Histogram);
+        let instantiate_seconds =
+            Family::<BackendLabels, Histogram>::new_with_constructor(latency as fn() -> Histogram);
+        let instances = Family::<InstanceLabels, Counter>::default();
+        let cache = Family::<CacheLabels, Counter>::default();
+        let faults = Family::<FaultLabels, Counter>::default();
+        let sessions = Family::<SessionLabels, Gauge>::default();
+        registry.register("calls", "Tool calls by tenant, tool and result code", calls.clone());
+        registry.register("call_duration_seconds", "Tool call latency by backend", call_seconds.clone());
+        registry.register(
+            "instantiate_duration_seconds",
+            "Instance creation latency by backend",
+            instantiate_seconds.clone(),
+        );
+        registry.register(
+            "instances",
+            "Instances created, by backend and start (snapshot = warm image)",
+            instances.clone(),
+        );
+        registry.register("cache_lookups", "Compile cache lookups by kind and result", cache.clone());
+        registry.register("faults", "Guest faults (traps, timeouts, memory) by backend and kind", faults.clone());
+        registry.register("live_sessions", "Live sessions by tenant and backend", sessions.clone());
+        Metrics {
+            registry,
+            calls,
+            call_seconds,
+            instantiate_seconds,
+            instances,
+            cache,
+            faults,
+            sessions,
+            encoding: Mutex::new(()),
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts a cache lookup.
+    pub fn cache(&self, kind: &str, hit: bool) {
+        self.cache
+            .get_or_create(&CacheLabels { kind: kind.into(), result: if hit { "hit" } else { "miss" }.into() })
+            .inc();
+    }
+
+    /// The metrics in the OpenMetrics text format, with the live sessions given.
+    pub fn encode(&self, live: &[((String, String), usize)]) -> String {
+        let _guard = self.encoding.lock().unwrap_or_else(|p| p.into_inner());
+        self.sessions.clear();
+        for ((tenant, backend), n) in live {
+            self.sessions
+                .get_or_create(&SessionLabels { tenant: tenant.clone(), backend: backend.clone() })
+                .set(*n as i64);
+        }
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
