@@ -129,6 +129,14 @@ impl Backend for Faulty {
             let socket = std::net::TcpStream::connect(&p.addr).map(|_| "connected").map_err(|e| e.to_string());
             Ok(json!({"dir": outcome(listing), "env": outcome(env), "env_names": all_env, "socket": outcome(socket)}))
         })
+        .session("faulty:spew", "Writes to stdout without end (1 MiB per write)", |_, _: NoParams| -> Result<Value, Error> {
+            use std::io::Write;
+            let chunk = vec![b'x'; 1 << 20];
+            let mut out = std::io::stdout();
+            loop {
+                let _ = out.write_all(&chunk);
+            }
+        })
         .stateless(
             "faulty:fresh",
             "Stateless: counts calls in this instance and says if it is warm",

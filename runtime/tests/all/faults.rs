@@ -204,3 +204,12 @@ async fn without_grants_a_component_reaches_no_directory_variable_or_socket() {
     assert_eq!(seen["socket"]["ok"], false, "still no network");
     drop(listener);
 }
+
+#[tokio::test]
+async fn a_guest_writing_gigabytes_to_stdout_is_cut_at_its_deadline() {
+    let sb = sandbox().await;
+    let other = bystander(&sb).await;
+    // stdout goes nowhere (no grant), so the flood only burns its own time.
+    fault_ends_session(&sb, "faulty:spew", json!({}), Some(Duration::from_millis(500)), codes::TIMEOUT_ERROR).await;
+    bystander_unharmed(&sb, &other).await;
+}
