@@ -22,7 +22,9 @@ fn main() {
     let per_tenant = sessions / TENANTS;
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let tenants: serde_json::Map<String, Value> = (0..TENANTS)
-        .map(|t| (format!("t{t}"), json!({"keys": [hash_key(&format!("key-{t}"))], "quotas": {"max_sessions": per_tenant}})))
+        .map(|t| {
+            (format!("t{t}"), json!({"keys": [hash_key(&format!("key-{t}"))], "quotas": {"max_sessions": per_tenant}}))
+        })
         .collect();
     let value = json!({
         "server": {"cache_dir": root.join("target").join("bench-cache"), "connection_close": "never",

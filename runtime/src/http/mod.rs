@@ -60,9 +60,49 @@ async fn openapi_json() -> Reply {
     Reply::raw(OPENAPI.get().cloned().unwrap_or_default())
 }
 
-/// The OpenAPI document of every route, generated from the handlers' annotations.
+/// The OpenAPI document of every route, generated from the handlers' annotations, with the
+/// error answers every route shares added to each operation.
 pub fn openapi() -> serde_json::Value {
-    OPENAPI.get_or_init(|| serde_json::to_value(api_router().split_for_parts().1).unwrap_or_default()).clone()
+    OPENAPI
+        .get_or_init(|| {
+            let mut doc = serde_json::to_value(api_router().split_for_parts().1).unwrap_or_default();
+            add_shared_responses(&mut doc);
+            doc
+        })
+        .clone()
+}
+
+/// Documents the answers that come from the shared layers rather than the handler: bad
+/// bodies (400, 413, 422) on every POST, and authentication, permission and quota answers
+/// (401, 403, 429) on every route that needs a key.
+fn add_shared_responses(doc: &mut serde_json::Value) {
+    let envelope = json!({"description": "", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/EnvelopeSchema"}}}});
+    let answer = |text: &str| {
+        let mut a = envelope.clone();
+        a["description"] = json!(text);
+        a
+    };
+    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else { return };
+    for (path, item) in paths.iter_mut() {
+        let open = ["/health", "/ready", "/openapi.json"].contains(&path.as_str());
+        let Some(ops) = item.as_object_mut() else { continue };
+        for (method, op) in ops.iter_mut() {
+            let Some(responses) = op.get_mut("responses").and_then(|r| r.as_object_mut()) else { continue };
+            let mut add = |code: &str, text: &str| {
+                responses.entry(code.to_string()).or_insert_with(|| answer(text));
+            };
+            if method == "post" {
+                add("400", "The body is not a JSON object (malformed, not UTF-8, too deep), or a field is missing");
+                add("413", "The body is larger than the server's or the tenant's limit");
+                add("422", "A field has the wrong type");
+            }
+            if !open {
+                add("401", "No API key, or an unknown one (code 7007)");
+                add("403", "The key may not do this (code 7008)");
+                add("429", "A tenant quota is reached (code 7009)");
+            }
+        }
+    }
 }
 
 fn api_router() -> OpenApiRouter<App> {
