@@ -139,3 +139,14 @@ async fn connection_errors_are_typed() {
     let err = Sandbox::builder("http://127.0.0.1:9").retries(1).start().await.err().unwrap();
     assert!(matches!(err, Error::Connection { .. }), "{err}");
 }
+
+#[tokio::test]
+async fn s7_shutdown_server_through_the_sdk() {
+    let s = Server::default().await;
+    let sandbox = Sandbox::builder(&s.base).worker_id(worker("stop")).start().await.unwrap();
+    sandbox.create_session("kv", json!({})).await.unwrap().keep();
+    let reply = sandbox.shutdown_server().await.unwrap();
+    assert_eq!(reply["status"], "success");
+    assert_eq!(reply["sessions_cleaned"], 1);
+    s.wait().await.expect("the server stops cleanly");
+}
