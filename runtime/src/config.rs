@@ -207,6 +207,20 @@ pub struct Grants {
     /// Environment variables the component sees.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// A writable directory of its own for every session (and every stateless call), empty
+    /// at the start and removed at the end, with a size quota.
+    #[serde(default)]
+    pub scratch: Option<ScratchGrant>,
+}
+
+/// A per-session scratch directory (`grants.scratch`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScratchGrant {
+    /// Where the guest sees it, e.g. `/scratch`.
+    pub guest: String,
+    /// The most it may hold, in MiB; a call that leaves more ends the session (7009).
+    pub quota_mb: u64,
 }
 
 /// A read-only directory grant.
@@ -343,6 +357,13 @@ impl Config {
             }
             if !r.config.is_object() {
                 return Err(Error::Config(format!("resources.{name}.config: must be a JSON object")));
+            }
+            if let Some(scratch) = &r.grants.scratch
+                && (!scratch.guest.starts_with('/') || scratch.quota_mb == 0)
+            {
+                return Err(Error::Config(format!(
+                    "resources.{name}.grants.scratch: needs an absolute guest path and a quota_mb above 0"
+                )));
             }
             for (i, d) in r.grants.dirs.iter().enumerate() {
                 if !d.guest.starts_with('/') {

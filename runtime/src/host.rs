@@ -26,6 +26,8 @@ pub struct Tags {
     pub session_id: Option<String>,
     /// A memory cap below the server's (the tenant's quota), in MiB.
     pub memory_mb: Option<u64>,
+    /// The host directory backing the instance's scratch grant.
+    pub scratch: Option<std::path::PathBuf>,
 }
 
 /// The memory cap of one store, with a flag saying the guest hit it.
@@ -75,6 +77,9 @@ impl HostState {
         }
         for (k, v) in &grants.env {
             builder.env(k, v);
+        }
+        if let (Some(grant), Some(dir)) = (&grants.scratch, &tags.scratch) {
+            builder.preopened_dir(dir, &grant.guest, FsPerms::ReadWrite)?;
         }
         Ok(HostState {
             wasi: builder.build(),

@@ -418,7 +418,53 @@ impl Sandbox {
             worker_id: Some(caller.worker_id.clone()),
             session_id: session_id.map(str::to_string),
             memory_mb: self.inner.tenancy.memory_mb(&caller.tenant),
+            scratch: self.scratch_dir(backend, session_id),
         }
+    }
+
+    /// The host directory of a session's (or a stateless call's) scratch grant, created
+    /// empty; `None` when the resource grants none or it cannot be made.
+    fn scratch_dir(&self, backend: &Backend, session_id: Option<&str>) -> Option<std::path::PathBuf> {
+        backend.resource.grants.scratch.as_ref()?;
+        let name = session_id.map(str::to_string).unwrap_or_else(|| format!("call-{}", uuid::Uuid::new_v4().simple()));
+        let dir = self.inner.shared.cache.dir().join("scratch").join(name);
+        match std::fs::create_dir_all(&dir) {
+            Ok(()) => Some(dir),
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot create a scratch directory");
+                None
+            }
+        }
+    }
+
+    /// Removes a scratch directory (best effort).
+    fn remove_scratch(&self, dir: Option<&std::path::Path>) {
+        if let Some(dir) = dir
+            && let Err(e) = std::fs::remove_dir_all(dir)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a scratch directory");
+        }
+    }
+
+    /// The scratch directory of a session, if its resource grants one.
+    fn session_scratch(&self, session: &Session) -> Option<std::path::PathBuf> {
+        let backend = self.inner.backends.get(&session.resource_type)?;
+        backend.resource.grants.scratch.as_ref()?;
+        Some(self.inner.shared.cache.dir().join("scratch").join(&session.id))
+    }
+
+    /// `Some(refusal message)` when a session's scratch directory holds more than its quota.
+    fn scratch_over_quota(&self, session: &Session) -> Option<String> {
+        let backend = self.inner.backends.get(&session.resource_type)?;
+        let quota = backend.resource.grants.scratch.as_ref()?.quota_mb;
+        let used = dir_size(&self.session_scratch(session)?);
+        (used > quota * 1024 * 1024).then(|| {
+            format!(
+                "the scratch directory holds {:.1} MiB, over its quota of {quota} MiB; the session is ended",
+                used as f64 / 1048576.0
+            )
+        })
     }
 
     /// Runs a tool (S-4) and returns the result envelope (S-10). A stateful tool runs in the
@@ -528,10 +574,14 @@ impl Sandbox {
         let params = params.to_string();
         if !tool.needs_session {
             let ctx = call_context(caller, None, trace);
-            return match backend.instantiate(self.tags(&backend, caller, None)).await {
+            let tags = self.tags(&backend, caller, None);
+            let scratch = tags.scratch.clone();
+            let envelope = match backend.instantiate(tags).await {
                 Ok(mut instance) => outcome(instance.call(&tool.guest_name, &params, &ctx, timeout).await, None),
                 Err(e) => outcome(Err(e), None),
             };
+            self.remove_scratch(scratch.as_deref());
+            return envelope;
         }
         if let Some(session) = self.inner.sessions.get(caller, &tool.resource_type) {
             meta.session_id = Some(session.id.clone());
@@ -566,7 +616,21 @@ impl Sandbox {
                         *slot = None;
                         session.fail(format!("session ended by a fault: {fault}"));
                     }
-                    outcome(result, Some(session))
+                    match self.scratch_over_quota(session) {
+                        Some(message) => {
+                            tracing::warn!(%message, "scratch quota ended the session");
+                            *slot = None;
+                            session.fail(format!("session ended: {message}"));
+                            self.remove_scratch(self.session_scratch(session).as_deref());
+                            Envelope::error(
+                                codes::QUOTA_EXCEEDED,
+                                message,
+                                json!({"session_ended": true}),
+                                Meta::default(),
+                            )
+                        }
+                        None => outcome(result, Some(session)),
+                    }
                 }
                 (_, Status::Error(reason)) => not_initialized(&session.resource_type, &reason),
                 _ => not_initialized(&session.resource_type, "the session has no live instance"),
@@ -590,18 +654,25 @@ impl Sandbox {
         let (_name, id) = self.inner.sessions.temporary_name(caller, &tool.resource_type);
         meta.session_id = Some(id.clone());
         tracing::Span::current().record("session_id", id.as_str());
-        let mut instance = match backend.instantiate(self.tags(backend, caller, Some(&id))).await {
-            Ok(i) => i,
-            Err(e) => return outcome(Err(e), None),
-        };
-        let config = backend.resource.config.to_string();
-        if let Err(e) = instance.initialize(&caller.worker_id, &config, timeout).await {
-            return not_initialized(&tool.resource_type, &call_error_text(&e));
+        let tags = self.tags(backend, caller, Some(&id));
+        let scratch = tags.scratch.clone();
+        let envelope = async {
+            let mut instance = match backend.instantiate(tags).await {
+                Ok(i) => i,
+                Err(e) => return outcome(Err(e), None),
+            };
+            let config = backend.resource.config.to_string();
+            if let Err(e) = instance.initialize(&caller.worker_id, &config, timeout).await {
+                return not_initialized(&tool.resource_type, &call_error_text(&e));
+            }
+            let ctx = call_context(caller, Some(&id), trace);
+            let result = instance.call(&tool.guest_name, params, &ctx, timeout).await;
+            cleanup_instance(&mut instance, backend.timeout()).await;
+            outcome(result, None)
         }
-        let ctx = call_context(caller, Some(&id), trace);
-        let result = instance.call(&tool.guest_name, params, &ctx, timeout).await;
-        cleanup_instance(&mut instance, backend.timeout()).await;
-        outcome(result, None)
+        .await;
+        self.remove_scratch(scratch.as_deref());
+        envelope
     }
 
     /// Ends the caller's session of `rt` (S-5): `cleanup` runs (its errors are logged,
@@ -629,6 +700,7 @@ impl Sandbox {
                     self.inner.backends.get(&session.resource_type).map_or(Duration::from_secs(5), |b| b.timeout());
                 cleanup_instance(&mut instance, timeout).await;
             }
+            self.remove_scratch(self.session_scratch(session).as_deref());
             tracing::info!("session ended");
         }
         .instrument(span)
@@ -772,6 +844,19 @@ fn spawn_reaper(inner: Weak<Inner>) {
 
 fn denied(d: Denied) -> Refusal {
     Refusal::new(d.code, d.message, Value::Null)
+}
+
+/// Bytes under a directory (files only; links are not followed).
+fn dir_size(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) if m.is_file() => m.len(),
+            _ => 0,
+        })
+        .sum()
 }
 
 /// Calls `cleanup`, logging (never raising) its errors (S-25).

@@ -69,6 +69,20 @@ fn outcome<T: Serialize>(r: Result<T, String>) -> Value {
 }
 
 #[derive(Deserialize, JsonSchema)]
+struct WriteFile {
+    /// The file.
+    path: String,
+    /// MiB to write.
+    mb: usize,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct StatFile {
+    /// The file.
+    path: String,
+}
+
+#[derive(Deserialize, JsonSchema)]
 struct Fail {
     /// The error code to return.
     code: i32,
@@ -136,6 +150,14 @@ impl Backend for Faulty {
             loop {
                 let _ = out.write_all(&chunk);
             }
+        })
+        .session("faulty:write", "Writes `mb` MiB to the file at `path`", |_, p: WriteFile| {
+            std::fs::write(&p.path, vec![7u8; p.mb << 20]).map_err(|e| Error::new(5000, e.to_string()))?;
+            Ok(json!({"path": p.path, "mb": p.mb}))
+        })
+        .session("faulty:stat", "The size of the file at `path`", |_, p: StatFile| {
+            let len = std::fs::metadata(&p.path).map_err(|e| Error::not_found(e.to_string()))?.len();
+            Ok(json!({"path": p.path, "bytes": len}))
         })
         .stateless(
             "faulty:fresh",

@@ -213,3 +213,37 @@ async fn a_guest_writing_gigabytes_to_stdout_is_cut_at_its_deadline() {
     fault_ends_session(&sb, "faulty:spew", json!({}), Some(Duration::from_millis(500)), codes::TIMEOUT_ERROR).await;
     bystander_unharmed(&sb, &other).await;
 }
+
+#[tokio::test]
+async fn each_session_gets_its_own_scratch_directory_within_its_quota() {
+    let cache = tempfile::tempdir().unwrap();
+    let sb = sandbox_with(json!({
+        "server": {"cache_dir": cache.path()},
+        "resources": {"faulty": {"grants": {"scratch": {"guest": "/scratch", "quota_mb": 2}}}}
+    }))
+    .await;
+    let (a, b) = (worker("scratch-a"), worker("scratch-b"));
+    let id_a = sb.create_session(&a, "faulty", json!({}), None).await.unwrap().session.session_id;
+    sb.create_session(&b, "faulty", json!({}), None).await.unwrap();
+    ok(exec(&sb, &a, "faulty:write", json!({"path": "/scratch/a.bin", "mb": 1})).await);
+    assert_eq!(ok(exec(&sb, &a, "faulty:stat", json!({"path": "/scratch/a.bin"})).await)["bytes"], 1 << 20);
+    let other = exec(&sb, &b, "faulty:stat", json!({"path": "/scratch/a.bin"})).await;
+    assert_eq!(other.code, codes::NO_RESULTS_FOUND, "b's scratch is its own: {other:?}");
+    let host_dir = cache.path().join("scratch").join(&id_a);
+    assert!(host_dir.join("a.bin").exists());
+    // Going over the quota ends the session and removes its directory.
+    let over = exec(&sb, &a, "faulty:write", json!({"path": "/scratch/big.bin", "mb": 3})).await;
+    assert_eq!(over.code, codes::QUOTA_EXCEEDED, "{over:?}");
+    assert!(over.message.contains("quota of 2 MiB"), "{}", over.message);
+    assert!(!host_dir.exists(), "the directory is removed");
+    assert_eq!(
+        exec(&sb, &a, "faulty:stat", json!({"path": "/scratch/a.bin"})).await.code,
+        codes::RESOURCE_NOT_INITIALIZED
+    );
+    // Destroying a session removes its directory; temporary sessions leave none.
+    sb.destroy_session(&b, "faulty").await.unwrap();
+    ok(exec(&sb, &worker("temp"), "faulty:write", json!({"path": "/scratch/t.bin", "mb": 1})).await);
+    sb.destroy_session(&a, "faulty").await.unwrap();
+    let left: Vec<_> = std::fs::read_dir(cache.path().join("scratch")).unwrap().flatten().collect();
+    assert!(left.is_empty(), "no scratch directory is left behind: {left:?}");
+}
