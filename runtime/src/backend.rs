@@ -315,12 +315,16 @@ impl Backend {
                 }
             }
         }
-        let store = match self.new_store(Tags { backend: self.name.clone(), ..Tags::default() }) {
+        let mut store = match self.new_store(Tags { backend: self.name.clone(), ..Tags::default() }) {
             Ok(s) => s,
             Err(f) => {
                 return WarmState::Failed { error: f.to_string(), at: Instant::now() };
             }
         };
+        if self.shared.limits.fuel.is_some() {
+            // Warmup is bounded by its deadline, not by the per-call budget.
+            let _ = store.set_fuel(u64::MAX);
+        }
         self.shared.metrics.cache("warm_image", false);
         self.warmup_runs.fetch_add(1, Ordering::Relaxed);
         match warm::snapshot(store, &self.shared.linker, &self.wasm, &config, self.warmup_timeout()).await {
@@ -403,6 +407,11 @@ impl Backend {
             .map_err(|e| Fault::Capacity(format!("cannot grant capabilities: {e}")))?;
         let mut store = Store::new(&self.shared.engine, state);
         store.limiter(|s| &mut s.limiter);
+        if let Some(fuel) = self.shared.limits.fuel {
+            // Instantiation runs guest code too (start functions): it needs a budget before
+            // the first call re-arms it.
+            store.set_fuel(fuel).map_err(|e| Fault::Trap(format!("{e}")))?;
+        }
         store.epoch_deadline_callback(|ctx| {
             if Instant::now() >= ctx.data().deadline {
                 Ok(UpdateDeadline::Interrupt)

@@ -247,3 +247,16 @@ async fn each_session_gets_its_own_scratch_directory_within_its_quota() {
     let left: Vec<_> = std::fs::read_dir(cache.path().join("scratch")).unwrap().flatten().collect();
     assert!(left.is_empty(), "no scratch directory is left behind: {left:?}");
 }
+
+#[tokio::test]
+async fn with_fuel_an_endless_loop_runs_out_of_fuel() {
+    let sb = sandbox_with(json!({"server": {"limits": {"fuel": 50_000_000u64}}})).await;
+    let other = bystander(&sb).await;
+    let env = fault_ends_session(&sb, "faulty:loop", json!({}), None, codes::FUEL_EXHAUSTED).await;
+    assert_eq!(env.data["fault"], "fuel_exhausted");
+    // Ordinary calls fit in the budget, every call getting it afresh.
+    for _ in 0..3 {
+        ok(exec(&sb, &worker("fueled"), "kv:incr", json!({"key": "n"})).await);
+    }
+    bystander_unharmed(&sb, &other).await;
+}
