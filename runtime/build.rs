@@ -22,6 +22,14 @@ fn main() {
         rerun_if_changed_tree(&root.join(watched));
     }
 
+    // `CELLA_PREBUILT_COMPONENTS=<dir>` uses components built earlier (for builds with a
+    // toolchain that has no wasm32-wasip2 standard library, such as the fuzzing nightly).
+    println!("cargo:rerun-if-env-changed=CELLA_PREBUILT_COMPONENTS");
+    if let Some(dir) = env::var_os("CELLA_PREBUILT_COMPONENTS") {
+        write_components(&PathBuf::from(dir), &root);
+        return;
+    }
+
     let target_dir = env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .map(|t| if t.is_absolute() { t } else { root.join(t) })
@@ -57,7 +65,11 @@ fn main() {
         panic!("building the components in {} failed:\n{stderr}{hint}", components_dir.display());
     }
 
-    let wasm_dir = target_dir.join("wasm32-wasip2").join("release");
+    write_components(&target_dir.join("wasm32-wasip2").join("release"), &root);
+}
+
+/// Writes `components.rs`: the path of each component in `wasm_dir`, and the repository root.
+fn write_components(wasm_dir: &Path, root: &Path) {
     let mut generated = String::from(
         "/// Components built from `components/` by `runtime/build.rs`: (name, path of the .wasm).\npub const BUILTIN_COMPONENTS: &[(&str, &str)] = &[\n",
     );

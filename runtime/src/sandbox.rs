@@ -361,11 +361,16 @@ impl Sandbox {
             Lookup::Created(fresh) => {
                 let session = fresh.session.clone();
                 let span = tracing::info_span!("create_session", tenant = %caller.tenant, worker_id = %caller.worker_id, session_id = %session.id, resource = rt);
-                let ok = self.initialize(&backend, fresh).instrument(span).await;
-                Ok(Created {
-                    status: if ok { CreateStatus::Created } else { CreateStatus::Failed },
-                    session: session.info(),
-                })
+                match self.initialize(&backend, fresh).instrument(span).await {
+                    Ok(true) => Ok(Created { status: CreateStatus::Created, session: session.info() }),
+                    Ok(false) => Ok(Created { status: CreateStatus::Failed, session: session.info() }),
+                    Err(message) => {
+                        // No instance could be made: leave nothing behind, so the worker can
+                        // try again once there is room.
+                        self.inner.sessions.remove_exact(&session);
+                        Err(Refusal::new(codes::CAPACITY_EXHAUSTED, message, json!({"resource_type": rt})))
+                    }
+                }
             }
         }
     }
@@ -385,7 +390,8 @@ impl Sandbox {
 
     /// Instantiates and initialises a freshly registered session; on failure the session
     /// stays registered in `error` state (as AgentFlow does) until destroyed or expired.
-    async fn initialize(&self, backend: &Backend, mut fresh: Fresh) -> bool {
+    /// `Err` when no instance could be made at all (the pool is full).
+    async fn initialize(&self, backend: &Backend, mut fresh: Fresh) -> std::result::Result<bool, String> {
         let session = fresh.session.clone();
         let tags = self.tags(backend, &session.caller, Some(&session.id));
         let result = async {
@@ -400,13 +406,18 @@ impl Sandbox {
                 *fresh.slot = Some(instance);
                 session.activate(data);
                 tracing::info!("session created");
-                true
+                Ok(true)
+            }
+            Err(CallError::Fault(fault @ Fault::Capacity(_))) => {
+                tracing::warn!(%fault, "no instance for a new session");
+                session.fail(fault.to_string());
+                Err(fault.to_string())
             }
             Err(e) => {
                 let reason = call_error_text(&e);
                 tracing::warn!(error = %reason, "session initialisation failed");
                 session.fail(reason);
-                false
+                Ok(false)
             }
         }
     }

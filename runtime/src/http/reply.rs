@@ -77,6 +77,8 @@ pub fn execute_status(code: i32) -> StatusCode {
         crate::codes::UNAUTHENTICATED => StatusCode::UNAUTHORIZED,
         crate::codes::FORBIDDEN => StatusCode::FORBIDDEN,
         crate::codes::QUOTA_EXCEEDED => StatusCode::TOO_MANY_REQUESTS,
+        // A full instance pool or a server shutting down: busy, try again later.
+        crate::codes::CAPACITY_EXHAUSTED | crate::codes::SHUTTING_DOWN => StatusCode::SERVICE_UNAVAILABLE,
         4000..=4999 => StatusCode::BAD_REQUEST,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }

@@ -42,6 +42,7 @@ fn refusal(tool: &str, r: Refusal, not_found: StatusCode) -> Reply {
         codes::UNAUTHENTICATED => StatusCode::UNAUTHORIZED,
         codes::FORBIDDEN => StatusCode::FORBIDDEN,
         codes::QUOTA_EXCEEDED => StatusCode::TOO_MANY_REQUESTS,
+        codes::CAPACITY_EXHAUSTED => StatusCode::SERVICE_UNAVAILABLE,
         codes::SHUTTING_DOWN => StatusCode::SERVICE_UNAVAILABLE,
         c if (4000..5000).contains(&c) => StatusCode::BAD_REQUEST,
         _ => StatusCode::INTERNAL_SERVER_ERROR,

@@ -260,3 +260,28 @@ async fn with_fuel_an_endless_loop_runs_out_of_fuel() {
     }
     bystander_unharmed(&sb, &other).await;
 }
+
+#[tokio::test]
+async fn a_full_instance_pool_refuses_new_sessions_and_leaves_nothing_behind() {
+    // One configured instance (plus the pool's spares): fill it.
+    let sb = sandbox_with(json!({"server": {"limits": {"max_instances": 1}}})).await;
+    let mut holders = Vec::new();
+    let refused = loop {
+        assert!(holders.len() < 200, "the pool never filled");
+        let w = worker("fill");
+        match sb.create_session(&w, "kv", json!({}), None).await {
+            Ok(c) => {
+                assert_eq!(c.status, CreateStatus::Created);
+                holders.push(w);
+            }
+            Err(r) => break (w, r),
+        }
+    };
+    let (w, refusal) = refused;
+    assert_eq!(refusal.code, codes::CAPACITY_EXHAUSTED, "{refusal:?}");
+    assert!(sb.list_sessions(&w).is_empty(), "a refused session is not left in the table");
+    // Stateless and temporary calls get the same clear answer, then work once there is room.
+    assert_eq!(exec(&sb, &w, "kv:keys", json!({})).await.code, codes::CAPACITY_EXHAUSTED);
+    sb.destroy_session(&holders[0], "kv").await.unwrap();
+    assert_eq!(sb.create_session(&w, "kv", json!({}), None).await.unwrap().status, CreateStatus::Created);
+}
