@@ -58,7 +58,8 @@ pub struct Tenancy {
     keys: Vec<([u8; 32], Arc<str>)>,
     admin: Vec<[u8; 32]>,
     rate: Option<DefaultKeyedRateLimiter<Arc<str>>>,
-    rates: HashMap<Arc<str>, NonZeroU32>,
+    /// tenant → (its calls per minute, cells one call costs in the shared limiter).
+    rates: HashMap<Arc<str>, (NonZeroU32, NonZeroU32)>,
 }
 
 /// Parses a configured key hash (`sha256:<64 hex>` or `<64 hex>`).
@@ -99,7 +100,18 @@ impl Tenancy {
         let admin = config.server.admin_keys.iter().filter_map(|k| parse_hash(k).ok()).collect();
         // One keyed limiter with the most generous quota; tenants with a lower quota are
         // checked against their own cell count below.
-        let rate = rates.values().max().map(|max| RateLimiter::keyed(Quota::per_minute(*max)));
+        let max = rates.values().max().copied();
+        let rate = max.map(|max| RateLimiter::keyed(Quota::per_minute(max)));
+        // The shared limiter runs at the highest quota; a tenant with a lower quota spends
+        // proportionally more cells per call. Computed once, not on every call.
+        let rates = rates
+            .into_iter()
+            .map(|(id, per_minute)| {
+                let max = max.unwrap_or(per_minute);
+                let cost = NonZeroU32::new(max.get().div_ceil(per_minute.get())).unwrap_or(NonZeroU32::MIN);
+                (id, (per_minute, cost))
+            })
+            .collect();
         Tenancy { tenants, keys, admin, rate, rates }
     }
 
@@ -155,12 +167,8 @@ impl Tenancy {
 
     /// Counts one call against the tenant's calls-per-minute quota.
     pub fn check_rate(&self, tenant: &Arc<str>) -> Result<(), Denied> {
-        let (Some(limiter), Some(per_minute)) = (&self.rate, self.rates.get(tenant)) else { return Ok(()) };
-        let max = self.rates.values().max().copied().unwrap_or(*per_minute);
-        // The shared limiter runs at the highest quota; a tenant with a lower quota spends
-        // proportionally more cells per call.
-        let cost = NonZeroU32::new(max.get().div_ceil(per_minute.get())).unwrap_or(NonZeroU32::MIN);
-        match limiter.check_key_n(tenant, cost) {
+        let (Some(limiter), Some((per_minute, cost))) = (&self.rate, self.rates.get(tenant)) else { return Ok(()) };
+        match limiter.check_key_n(tenant, *cost) {
             Ok(Ok(())) => Ok(()),
             _ => Err(Denied {
                 code: codes::QUOTA_EXCEEDED,
