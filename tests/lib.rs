@@ -151,3 +151,40 @@ async fn read(response: reqwest::Response) -> (u16, Value) {
 pub fn worker(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
 }
+
+/// The Python of a virtual environment holding `tests/<name>/requirements.txt` (made once by
+/// `scripts/python-venv.sh`, under `target/venvs/<name>`).
+pub fn python_venv(name: &str) -> PathBuf {
+    static MADE: std::sync::Mutex<Vec<(String, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+    let mut made = MADE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, python)) = made.iter().find(|(n, _)| n == name) {
+        return python.clone();
+    }
+    let root = repo_root();
+    let out = std::process::Command::new("bash")
+        .arg(root.join("scripts/python-venv.sh"))
+        .arg(root.join("target/venvs").join(name))
+        .arg(root.join("tests").join(name).join("requirements.txt"))
+        .output()
+        .expect("bash runs");
+    assert!(out.status.success(), "python-venv.sh failed: {}", String::from_utf8_lossy(&out.stderr));
+    let python = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    made.push((name.to_string(), python.clone()));
+    python
+}
+
+/// Runs `tests/mcp/client.py` (the official MCP Python SDK) with `args`; returns the JSON it
+/// prints. Panics with its stderr when it fails.
+pub async fn mcp_client(args: &[&str]) -> Value {
+    let python = python_venv("mcp");
+    let out = tokio::process::Command::new(python)
+        .arg(repo_root().join("tests/mcp/client.py"))
+        .args(args)
+        .output()
+        .await
+        .expect("the MCP client runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the MCP client failed: {stderr}");
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("the MCP client printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}

@@ -35,7 +35,7 @@ fn state() -> &'static State {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let sandbox = rt.block_on(Sandbox::start(config)).expect("sandbox starts");
         let server = sandbox.config().server.clone();
-        let app = App { sandbox, init_config_dir: None, shutdown: Arc::new(tokio::sync::Notify::new()) };
+        let app = App::new(sandbox);
         State { router: router(app, &server), rt }
     })
 }

@@ -66,6 +66,26 @@ pub struct ServerConfig {
     /// sha256 hashes (hex, optionally `sha256:`-prefixed) of the keys that may shut the
     /// server down, warm backends and read metrics.
     pub admin_keys: Vec<String>,
+    /// The MCP front door (`/mcp` and `cella mcp-stdio`).
+    pub mcp: McpConfig,
+}
+
+/// The MCP front door (`server.mcp`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct McpConfig {
+    /// Serve `/mcp` (default true).
+    pub enabled: bool,
+    /// Host names (or `host:port`) the `Host` header of an `/mcp` request may carry; the
+    /// default is the loopback names, which guards a local server against DNS rebinding.
+    /// Set it to the public name when hosting; an empty list turns the check off.
+    pub allowed_hosts: Vec<String>,
+}
+
+impl Default for McpConfig {
+    fn default() -> Self {
+        McpConfig { enabled: true, allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()] }
+    }
 }
 
 /// One tenant (`tenants.<id>`).
@@ -126,6 +146,7 @@ impl Default for ServerConfig {
             init_config_dir: None,
             connection_close: ConnectionClose::Auto,
             admin_keys: Vec::new(),
+            mcp: McpConfig::default(),
         }
     }
 }

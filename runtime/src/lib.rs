@@ -23,9 +23,10 @@
 //! - [`codes`]: result codes.
 //! - [`sandbox`]: the facade with the seeds' verbs, which every front door uses.
 //! - [`http`]: the HTTP front door (AgentFlow's protocol) over the facade.
+//! - [`mcp`]: the MCP front door (tools over the Model Context Protocol) over the facade.
 //! - [`local`]: one component without a server (`cella inspect`, `cella call`).
 //!
-//! The engine layers (everything but `http`) never see HTTP.
+//! The engine layers (everything but `http` and `mcp`) never see HTTP.
 
 pub mod backend;
 pub mod bindings;
@@ -40,6 +41,7 @@ pub mod host;
 pub mod http;
 pub mod instance;
 pub mod local;
+pub mod mcp;
 pub mod metrics;
 pub mod sandbox;
 pub mod session;

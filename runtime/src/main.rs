@@ -21,6 +21,17 @@ struct Cli {
 enum Command {
     /// Serve every backend of a configuration over HTTP (AgentFlow's sandbox protocol).
     Serve(ServeArgs),
+    /// Serve every tool of a configuration over MCP on stdin/stdout, for desktop MCP clients
+    /// that launch their servers (logs go to stderr).
+    McpStdio {
+        /// The configuration file; the embedded default (example backends) when absent.
+        #[arg(long, env = "CELLA_CONFIG")]
+        config: Option<PathBuf>,
+        /// The tenant to act for (its resources and quotas apply); `default` when the
+        /// configuration has no tenants.
+        #[arg(long, env = "CELLA_TENANT")]
+        tenant: Option<String>,
+    },
     /// Show a component's manifest and tool schemas.
     Inspect {
         /// The component (.wasm).
@@ -136,6 +147,32 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     println!("cella listening on http://{}", listener.local_addr()?);
     http::serve(listener, sandbox, http::signal()).await?;
     Ok(())
+}
+
+async fn mcp_stdio(config: Option<PathBuf>, tenant: Option<String>) -> anyhow::Result<()> {
+    init_logging(false, "warn");
+    let config = load_config(config.as_ref())?;
+    let tenant = match tenant {
+        Some(t) if !config.tenants.is_empty() && !config.tenants.contains_key(&t) => {
+            let known: Vec<&String> = config.tenants.keys().collect();
+            bail!("unknown tenant '{t}'; the configuration has {known:?}")
+        }
+        Some(t) => t,
+        None if config.tenants.is_empty() => cella_runtime::tenancy::DEFAULT_TENANT.to_string(),
+        None => bail!("this configuration has tenants: pass --tenant <id>"),
+    };
+    let sandbox = Sandbox::start(config).await.context("starting the sandbox")?;
+    let warm = sandbox.warmup(None).await;
+    if let Some(errors) = &warm.errors {
+        tracing::warn!(?errors, "some backends failed to warm up; they will retry on first use");
+    }
+    cella_runtime::mcp::serve_stream(sandbox.clone(), tenant.as_str().into(), rmcp_stdio()).await?;
+    sandbox.shutdown().await;
+    Ok(())
+}
+
+fn rmcp_stdio() -> (tokio::io::Stdin, tokio::io::Stdout) {
+    (tokio::io::stdin(), tokio::io::stdout())
 }
 
 async fn inspect(component: PathBuf, json: bool, cache_dir: Option<PathBuf>) -> anyhow::Result<()> {
@@ -267,6 +304,7 @@ async fn main() {
         Command::Call { component, tool, params, session_config, config, cache_dir } => {
             call(component, tool, params, session_config, config, cache_dir).await
         }
+        Command::McpStdio { config, tenant } => mcp_stdio(config, tenant).await.map(|_| 0),
         Command::Compile { config } => compile(config).await.map(|_| 0),
         Command::HashKey { key } => {
             println!("{}", cella_runtime::tenancy::hash_key(&key));

@@ -1,5 +1,6 @@
 //! End-to-end tests: the real server on 127.0.0.1 (random port), real components, real HTTP.
 
+mod mcp;
 mod openapi;
 mod robustness;
 mod routes;

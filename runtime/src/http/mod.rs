@@ -8,6 +8,7 @@ mod auth;
 mod body;
 mod execute;
 mod extract;
+mod mcp;
 mod meta;
 mod reply;
 mod schema;
@@ -29,6 +30,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub use mcp::McpDoor;
 pub use reply::{Reply, execute_status};
 
 /// What every handler can reach.
@@ -40,6 +42,18 @@ pub struct App {
     pub init_config_dir: Option<PathBuf>,
     /// Woken by the shutdown route.
     pub shutdown: Arc<Notify>,
+    /// The MCP endpoint, unless `server.mcp.enabled` is false.
+    pub mcp: Option<Arc<McpDoor>>,
+}
+
+impl App {
+    /// The state of a server over `sandbox`.
+    pub fn new(sandbox: Sandbox) -> App {
+        let server = &sandbox.config().server;
+        let init_config_dir = server.init_config_dir.as_ref().map(|d| sandbox.config().resolve(d));
+        let mcp = server.mcp.enabled.then(|| Arc::new(McpDoor::new(&sandbox)));
+        App { sandbox, init_config_dir, shutdown: Arc::new(Notify::new()), mcp }
+    }
 }
 
 #[derive(OpenApi)]
@@ -137,6 +151,7 @@ pub fn router(app: App, server: &ServerConfig) -> Router {
     openapi();
     let policy = server.connection_close;
     routes
+        .route("/mcp", axum::routing::any(mcp::mcp))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(server.max_body_bytes))
@@ -196,14 +211,18 @@ pub async fn serve(
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let server = sandbox.config().server.clone();
-    let notify = Arc::new(Notify::new());
-    let init_config_dir = server.init_config_dir.as_ref().map(|d| sandbox.config().resolve(d));
-    let app = App { sandbox: sandbox.clone(), init_config_dir, shutdown: notify.clone() };
+    let app = App::new(sandbox.clone());
+    let notify = app.shutdown.clone();
+    let door = app.mcp.clone();
     let router = router(app, &server);
     let shutdown = async move {
         tokio::select! {
             _ = stop => {}
             _ = notify.notified() => {}
+        }
+        // Open MCP streams would hold the graceful shutdown forever.
+        if let Some(door) = door {
+            door.close();
         }
     };
     tracing::info!(address = %listener.local_addr()?, "serving");

@@ -157,3 +157,53 @@ fn serve_answers_http_and_stops_gracefully_on_ctrl_c() {
     assert!(log.contains("notebook shutting down with 10 glossary terms"), "the backend's shutdown hook ran: {log}");
     assert!(log.contains("server stopped"), "{log}");
 }
+
+/// `cella mcp-stdio`, launched and driven by the official MCP Python SDK (`tests/mcp/client.py`)
+/// as a desktop MCP client would: tools listed, stateless and stateful calls, errors.
+#[test]
+fn mcp_stdio_serves_the_official_python_client() {
+    let root = repo_root();
+    let venv = Command::new("bash")
+        .arg(root.join("scripts/python-venv.sh"))
+        .arg(root.join("target/venvs/mcp"))
+        .arg(root.join("tests/mcp/requirements.txt"))
+        .output()
+        .expect("bash runs");
+    assert!(venv.status.success(), "{}", stderr(&venv));
+    let python = String::from_utf8_lossy(&venv.stdout).trim().to_string();
+    let mut config = crate::common::base_config();
+    config["resources"]["rag"]["grants"]["dirs"][0]["host"] = root.join("examples/corpus").display().to_string().into();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cella.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+    let out = Command::new(python)
+        .arg(root.join("tests/mcp/client.py"))
+        .args(["stdio", "tour", "--", env!("CARGO_BIN_EXE_cella"), "mcp-stdio", "--config"])
+        .arg(&path)
+        .env("CELLA_CACHE_DIR", shared_cache())
+        .output()
+        .expect("the MCP client runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out["initialize"]["serverInfo"]["name"], "cella");
+    let names: Vec<&str> = out["tools"].as_array().unwrap().iter().filter_map(|t| t["name"].as_str()).collect();
+    assert!(names.contains(&"kv.get") && names.contains(&"rag.search"), "{names:?}");
+    assert_eq!(out["stateless"]["structuredContent"]["code"], 0, "{}", out["stateless"]);
+    assert_eq!(out["get"]["structuredContent"]["data"]["value"], "teal", "{}", out["get"]);
+    assert_eq!(out["tool_error"]["isError"], true);
+    assert_eq!(out["unknown_tool"]["jsonrpc_error"]["code"], -32602);
+}
+
+#[test]
+fn mcp_stdio_refuses_an_unknown_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cella.json");
+    let config = serde_json::json!({"tenants": {"a": {"keys": [cella_runtime::tenancy::hash_key("k")]}},
+        "resources": {"kv": {"component": "builtin:kv"}}});
+    std::fs::write(&path, config.to_string()).unwrap();
+    let out = cella().args(["mcp-stdio", "--config"]).arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("--tenant"), "{}", stderr(&out));
+    let out = cella().args(["mcp-stdio", "--tenant", "zed", "--config"]).arg(&path).output().unwrap();
+    assert!(stderr(&out).contains("unknown tenant 'zed'"), "{}", stderr(&out));
+}

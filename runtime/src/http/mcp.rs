@@ -1,0 +1,145 @@
+//! `/mcp`: the MCP front door ([`crate::mcp`]) over Streamable HTTP, with tenancy.
+//!
+//! Authentication is the router's (the same keys as `/api/v1`). On top of it, each MCP
+//! session belongs to the tenant whose key opened it: a request or a `DELETE` that names
+//! another tenant's MCP session is refused with 403 (7008) before rmcp sees it.
+
+use super::App;
+use super::auth::Who;
+use super::extract::TenantBodyLimit;
+use super::reply::Reply;
+use crate::codes;
+use crate::mcp::{McpTools, McpWorker, TenantSource};
+use crate::sandbox::Sandbox;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tower::Service;
+
+const SESSION_HEADER: &str = "mcp-session-id";
+
+/// The MCP endpoint: rmcp's Streamable HTTP service and who owns each MCP session.
+pub struct McpDoor {
+    service: StreamableHttpService<McpWorker, LocalSessionManager>,
+    manager: Arc<LocalSessionManager>,
+    owners: Mutex<HashMap<String, Arc<str>>>,
+    cancel: CancellationToken,
+}
+
+impl McpDoor {
+    /// The endpoint over `sandbox`. An MCP session idle for `server.session_ttl` seconds
+    /// ends, and with it its Cella sessions.
+    pub fn new(sandbox: &Sandbox) -> McpDoor {
+        let server = &sandbox.config().server;
+        let tools = Arc::new(McpTools::of(sandbox));
+        let mut manager = LocalSessionManager::default();
+        manager.session_config.keep_alive = Some(Duration::from_secs_f64(server.session_ttl));
+        let manager = Arc::new(manager);
+        let cancel = CancellationToken::new();
+        let mut config = StreamableHttpServerConfig::default()
+            .with_cancellation_token(cancel.clone())
+            .with_max_request_body_bytes(server.max_body_bytes);
+        config = if server.mcp.allowed_hosts.is_empty() {
+            config.disable_allowed_hosts()
+        } else {
+            config.with_allowed_hosts(server.mcp.allowed_hosts.clone())
+        };
+        let sandbox = sandbox.clone();
+        let service = StreamableHttpService::new(
+            move || Ok(McpWorker::new(sandbox.clone(), tools.clone(), TenantSource::Request)),
+            manager.clone(),
+            config,
+        );
+        McpDoor { service, manager, owners: Mutex::new(HashMap::new()), cancel }
+    }
+
+    /// Ends every MCP session and its open streams (the server is stopping).
+    pub fn close(&self) {
+        self.cancel.cancel();
+    }
+
+    fn owners(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<str>>> {
+        self.owners.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Forgets the owners of MCP sessions that have ended (expired, deleted, closed).
+    fn prune(&self) {
+        let Ok(live) = self.manager.sessions.try_read() else { return };
+        self.owners().retain(|id, _| live.contains_key(id.as_str()));
+    }
+}
+
+/// `GET|POST|DELETE /mcp`.
+pub async fn mcp(State(app): State<App>, who: Who, mut req: Request) -> Response {
+    let Some(door) = app.mcp.clone() else {
+        return Reply::fail(
+            StatusCode::NOT_FOUND,
+            "mcp",
+            codes::INVALID_REQUEST_FORMAT,
+            "the MCP front door is disabled (server.mcp.enabled)",
+            Value::Null,
+        )
+        .into_response();
+    };
+    let Some(tenant) = who.0.tenant() else {
+        return forbidden("admin keys manage the server; use a tenant key for MCP");
+    };
+    let session = req.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
+    if let Some(id) = &session
+        && door.owners().get(id).is_some_and(|owner| *owner != tenant)
+    {
+        tracing::warn!(tenant = %tenant, mcp_session = %id, "refused: another tenant's MCP session");
+        return forbidden("this MCP session belongs to another tenant");
+    }
+    if let Some(TenantBodyLimit(limit)) = req.extensions().get::<TenantBodyLimit>().copied() {
+        if req
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+            .is_some_and(|n| n > limit)
+        {
+            return Reply::fail(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "mcp",
+                codes::INVALID_REQUEST_FORMAT,
+                format!("the request body is larger than the tenant's limit of {limit} bytes"),
+                json!(null),
+            )
+            .into_response();
+        }
+        req = req.map(|body| Body::new(http_body_util::Limited::new(body, limit)));
+    }
+    let deleting = req.method() == Method::DELETE;
+    let Ok(response) = door.service.clone().call(req).await;
+    if session.is_none()
+        && let Some(id) = response.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok())
+    {
+        door.prune();
+        door.owners().insert(id.to_string(), tenant);
+    }
+    if deleting
+        && response.status().is_success()
+        && let Some(id) = &session
+    {
+        door.owners().remove(id);
+    }
+    let mut response = response.map(Body::new);
+    // rmcp answers a session's DELETE with 202; clients (the Python SDK among them) expect
+    // 200 or 204 for a session that is gone, which it is.
+    if deleting && response.status() == StatusCode::ACCEPTED {
+        *response.status_mut() = StatusCode::NO_CONTENT;
+    }
+    response
+}
+
+fn forbidden(message: &str) -> Response {
+    Reply::fail(StatusCode::FORBIDDEN, "mcp", codes::FORBIDDEN, message, Value::Null).into_response()
+}
