@@ -11,8 +11,12 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The components built here: (name, cargo package).
-const COMPONENTS: &[&str] = &["kv", "rag", "notebook", "faulty"];
+/// The Rust components built here (cargo packages under `components/`).
+const RUST_COMPONENTS: &[&str] = &["kv", "rag", "notebook", "faulty"];
+
+/// The Python components built here with componentize-py: (name, folder under
+/// `components/`, module holding the `Guest` class).
+const PYTHON_COMPONENTS: &[(&str, &str, &str)] = &[("python", "python", "app")];
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
@@ -65,7 +69,92 @@ fn main() {
         panic!("building the components in {} failed:\n{stderr}{hint}", components_dir.display());
     }
 
-    write_components(&target_dir.join("wasm32-wasip2").join("release"), &root);
+    let wasm_dir = target_dir.join("wasm32-wasip2").join("release");
+    for (name, folder, module) in PYTHON_COMPONENTS {
+        build_python(&root, &root.join("components").join(folder), module, &wasm_dir.join(format!("{name}.wasm")));
+    }
+    fill_wheelhouse(&root);
+    write_components(&wasm_dir, &root);
+}
+
+/// Downloads the example wheelhouse (`examples/wheelhouse.txt`: pure-Python wheels the
+/// python backend may install) into `target/wheelhouse`, once.
+fn fill_wheelhouse(root: &Path) {
+    let dir = root.join("target/wheelhouse");
+    let list = root.join("examples/wheelhouse.txt");
+    let stamp = dir.join(".stamp");
+    let want = std::fs::read_to_string(&list).unwrap_or_default();
+    if std::fs::read_to_string(&stamp).is_ok_and(|s| s == want) {
+        return;
+    }
+    std::fs::create_dir_all(&dir).expect("creating target/wheelhouse");
+    let python = root.join("target/venvs/componentize-py/bin/python");
+    let output = Command::new(&python)
+        .args(["-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--no-deps", "--only-binary=:all:"])
+        .args(["--python-version", "3.14", "--implementation", "py", "-d"])
+        .arg(&dir)
+        .arg("-r")
+        .arg(&list)
+        .output()
+        .expect("failed to run pip download");
+    if !output.status.success() {
+        panic!("downloading the example wheelhouse failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    }
+    std::fs::write(&stamp, want).expect("writing the wheelhouse stamp");
+}
+
+/// Builds a Python component with componentize-py, installed on first use into
+/// `target/venvs/componentize-py` (pinned in `components/python/build-requirements.txt`).
+/// Skipped when the .wasm is newer than every source and the WIT.
+fn build_python(root: &Path, source: &Path, module: &str, out: &Path) {
+    let newest_input = [source.to_path_buf(), root.join("wit")]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(d).into_iter().flatten().flatten())
+        .filter_map(|e| e.metadata().ok()?.modified().ok())
+        .max();
+    let built = std::fs::metadata(out).and_then(|m| m.modified()).ok();
+    if let (Some(built), Some(input)) = (built, newest_input)
+        && built > input
+    {
+        return;
+    }
+    let venv = Command::new("bash")
+        .arg(root.join("scripts/python-venv.sh"))
+        .arg(root.join("target/venvs/componentize-py"))
+        .arg(root.join("components/python/build-requirements.txt"))
+        .output()
+        .expect("failed to run scripts/python-venv.sh (needs bash and python3)");
+    if !venv.status.success() {
+        panic!(
+            "installing componentize-py failed (needs python3 with venv and the PyPI registry):\n{}",
+            String::from_utf8_lossy(&venv.stderr)
+        );
+    }
+    let python = PathBuf::from(String::from_utf8_lossy(&venv.stdout).trim());
+    let componentize = python.with_file_name("componentize-py");
+    std::fs::create_dir_all(out.parent().expect("the output has a folder")).expect("creating the output folder");
+    let output = Command::new(&componentize)
+        .arg("-d")
+        .arg(root.join("wit"))
+        .args(["-w", "backend", "componentize", "-p"])
+        .arg(source)
+        .arg(module)
+        .arg("-o")
+        .arg(out)
+        .output()
+        .expect("failed to run componentize-py");
+    if !output.status.success() {
+        let _ = std::fs::remove_file(out);
+        panic!(
+            "building the Python component {} failed:\n{}",
+            source.display(),
+            String::from_utf8_lossy(&output.stderr)
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("at ") && !l.trim_start().chars().next().is_some_and(|c| c.is_ascii_digit()))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
 }
 
 /// Writes `components.rs`: the path of each component in `wasm_dir`, and the repository root.
@@ -73,7 +162,8 @@ fn write_components(wasm_dir: &Path, root: &Path) {
     let mut generated = String::from(
         "/// Components built from `components/` by `runtime/build.rs`: (name, path of the .wasm).\npub const BUILTIN_COMPONENTS: &[(&str, &str)] = &[\n",
     );
-    for name in COMPONENTS {
+    let names = RUST_COMPONENTS.iter().copied().chain(PYTHON_COMPONENTS.iter().map(|(n, _, _)| *n));
+    for name in names {
         let path = wasm_dir.join(format!("{name}.wasm"));
         assert!(path.exists(), "component {name} was not built at {}", path.display());
         writeln!(generated, "    ({name:?}, {:?}),", path.display().to_string()).expect("writing to a String");
@@ -97,7 +187,7 @@ fn rerun_if_changed_tree(dir: &Path) {
     };
     for entry in entries.flatten() {
         let path = entry.path();
-        if path.file_name().is_some_and(|n| n == "target") {
+        if path.file_name().is_some_and(|n| n == "target" || n == "__pycache__") {
             continue;
         }
         if path.is_dir() {

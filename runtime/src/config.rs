@@ -290,6 +290,12 @@ pub const DEFAULT_CONFIG: &str = r#"{
       "component": "builtin:notebook",
       "config": {"glossary_file": "/data/glossary.json"},
       "grants": {"dirs": [{"host": "examples/data", "guest": "/data"}]}
+    },
+    "python": {
+      "component": "builtin:python",
+      "config": {"workdir": "/work", "wheelhouse": "/wheels"},
+      "grants": {"dirs": [{"host": "target/wheelhouse", "guest": "/wheels"}],
+                 "scratch": {"guest": "/work", "quota_mb": 256}}
     }
   }
 }"#;

@@ -30,6 +30,22 @@ pub struct Tags {
     pub scratch: Option<std::path::PathBuf>,
 }
 
+/// A piece of a call's output, streamed by the guest's `emit` while the call runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    /// `stdout` or `stderr` (other names are passed through).
+    pub channel: String,
+    /// The text.
+    pub text: String,
+}
+
+/// Where a watched call's [`Output`] goes.
+pub type OutputSink = tokio::sync::mpsc::UnboundedSender<Output>;
+
+/// The most output one call may stream (further pieces are dropped; the result still
+/// carries everything the guest returns).
+pub const MAX_STREAMED_BYTES: usize = 64 * 1024 * 1024;
+
 /// The memory cap of one store, with a flag saying the guest hit it.
 #[derive(Debug)]
 pub struct MemoryLimiter {
@@ -65,6 +81,10 @@ pub struct HostState {
     pub deadline: Instant,
     /// Log tags.
     pub tags: Tags,
+    /// Where the call in progress streams its output, when somebody watches it.
+    pub output: Option<OutputSink>,
+    /// Bytes streamed by the call in progress.
+    pub streamed: usize,
 }
 
 impl HostState {
@@ -87,6 +107,8 @@ impl HostState {
             limiter: MemoryLimiter { max_bytes: memory_bytes, hit: false },
             deadline: Instant::now(),
             tags,
+            output: None,
+            streamed: 0,
         })
     }
 }
@@ -119,6 +141,16 @@ impl Host for HostState {
                 tracing::error!(target: "cella::guest", backend, tenant, worker_id = worker, session_id = session, "{message}")
             }
         }
+    }
+
+    fn emit(&mut self, channel: String, text: String) {
+        let Some(sink) = &self.output else { return };
+        self.streamed += text.len();
+        if self.streamed > MAX_STREAMED_BYTES {
+            return;
+        }
+        // The watcher may have gone away; the call goes on regardless.
+        let _ = sink.send(Output { channel, text });
     }
 }
 

@@ -169,6 +169,14 @@ impl Instance {
         guarded!(self, timeout, |g, store| g.call_shutdown(store))
     }
 
+    /// Sends the output the guest streams (`host.emit`) during the following calls to
+    /// `sink`, or drops it (`None`).
+    pub fn watch(&mut self, sink: Option<crate::host::OutputSink>) {
+        let state = self.store.data_mut();
+        state.output = sink;
+        state.streamed = 0;
+    }
+
     /// Calls a tool; returns its result data.
     #[allow(clippy::ptr_arg)]
     pub async fn call(

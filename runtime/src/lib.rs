@@ -24,6 +24,7 @@
 //! - [`sandbox`]: the facade with the seeds' verbs, which every front door uses.
 //! - [`http`]: the HTTP front door (AgentFlow's protocol) over the facade.
 //! - [`mcp`]: the MCP front door (tools over the Model Context Protocol) over the facade.
+//! - [`run`]: the run API (seed 003): create-or-reuse a code session, upload, install, run.
 //! - [`local`]: one component without a server (`cella inspect`, `cella call`).
 //!
 //! The engine layers (everything but `http` and `mcp`) never see HTTP.
@@ -42,6 +43,7 @@ pub mod http;
 pub mod instance;
 pub mod local;
 pub mod mcp;
+pub mod run;
 pub mod metrics;
 pub mod sandbox;
 pub mod session;

@@ -47,6 +47,8 @@ pub struct ExecOptions {
     pub timeout: Option<Duration>,
     /// A trace id to use instead of a new one.
     pub trace_id: Option<String>,
+    /// Where the guest's streamed output (`host.emit`) goes while the tool runs.
+    pub output: Option<crate::host::OutputSink>,
 }
 
 /// How `create_session` went.
@@ -458,6 +460,22 @@ impl Sandbox {
         }
     }
 
+    /// The host directory behind the scratch grant of the caller's session of `rt`, if the
+    /// session exists and its resource grants one (the run API writes uploads there).
+    pub fn session_dir(&self, caller: &Caller, rt: &str) -> Option<std::path::PathBuf> {
+        self.session_scratch(&*self.inner.sessions.get(caller, rt)?)
+    }
+
+    /// The workers of `tenant` whose id starts with `prefix`, with their sessions.
+    pub fn workers_of_tenant(&self, tenant: &str, prefix: &str) -> Vec<(String, Vec<SessionInfo>)> {
+        self.inner
+            .sessions
+            .workers_of(tenant, prefix)
+            .into_iter()
+            .map(|(c, sessions)| (c.worker_id, sessions.iter().map(|s| s.info()).collect()))
+            .collect()
+    }
+
     /// The scratch directory of a session, if its resource grants one.
     fn session_scratch(&self, session: &Session) -> Option<std::path::PathBuf> {
         let backend = self.inner.backends.get(&session.resource_type)?;
@@ -588,7 +606,10 @@ impl Sandbox {
             let tags = self.tags(&backend, caller, None);
             let scratch = tags.scratch.clone();
             let envelope = match backend.instantiate(tags).await {
-                Ok(mut instance) => outcome(instance.call(&tool.guest_name, &params, &ctx, timeout).await, None),
+                Ok(mut instance) => {
+                    instance.watch(options.output.clone());
+                    outcome(instance.call(&tool.guest_name, &params, &ctx, timeout).await, None)
+                }
                 Err(e) => outcome(Err(e), None),
             };
             self.remove_scratch(scratch.as_deref());
@@ -597,10 +618,10 @@ impl Sandbox {
         if let Some(session) = self.inner.sessions.get(caller, &tool.resource_type) {
             meta.session_id = Some(session.id.clone());
             tracing::Span::current().record("session_id", session.id.as_str());
-            return self.call_in_session(&session, tool, &params, trace, timeout).await;
+            return self.call_in_session(&session, tool, &params, trace, timeout, options.output).await;
         }
         meta.temporary_session = Some(true);
-        self.call_in_temporary(&backend, caller, tool, &params, trace, timeout, meta).await
+        self.call_in_temporary(&backend, caller, tool, &params, trace, timeout, meta, options.output).await
     }
 
     #[allow(clippy::ptr_arg)]
@@ -611,6 +632,7 @@ impl Sandbox {
         params: &String,
         trace: &str,
         timeout: Duration,
+        output: Option<crate::host::OutputSink>,
     ) -> Envelope {
         session.begin_call();
         let envelope = {
@@ -619,7 +641,14 @@ impl Sandbox {
             match (slot.as_mut(), status) {
                 (Some(instance), Status::Active) => {
                     let ctx = call_context(&session.caller, Some(&session.id), trace);
+                    let watched = output.is_some();
+                    if watched {
+                        instance.watch(output);
+                    }
                     let result = instance.call(&tool.guest_name, params, &ctx, timeout).await;
+                    if watched {
+                        instance.watch(None);
+                    }
                     if let Err(CallError::Fault(fault)) = &result
                         && fault.ends_instance()
                     {
@@ -661,6 +690,7 @@ impl Sandbox {
         trace: &str,
         timeout: Duration,
         meta: &mut Meta,
+        output: Option<crate::host::OutputSink>,
     ) -> Envelope {
         let (_name, id) = self.inner.sessions.temporary_name(caller, &tool.resource_type);
         meta.session_id = Some(id.clone());
@@ -677,7 +707,9 @@ impl Sandbox {
                 return not_initialized(&tool.resource_type, &call_error_text(&e));
             }
             let ctx = call_context(caller, Some(&id), trace);
+            instance.watch(output);
             let result = instance.call(&tool.guest_name, params, &ctx, timeout).await;
+            instance.watch(None);
             cleanup_instance(&mut instance, backend.timeout()).await;
             outcome(result, None)
         }

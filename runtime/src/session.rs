@@ -397,6 +397,16 @@ impl Sessions {
         self.table().workers.get(caller).map(|m| m.values().cloned().collect()).unwrap_or_default()
     }
 
+    /// The workers of `tenant` whose id starts with `prefix`, with their sessions.
+    pub fn workers_of(&self, tenant: &str, prefix: &str) -> Vec<(Caller, Vec<Arc<Session>>)> {
+        self.table()
+            .workers
+            .iter()
+            .filter(|(c, _)| &*c.tenant == tenant && c.worker_id.starts_with(prefix))
+            .map(|(c, m)| (c.clone(), m.values().cloned().collect()))
+            .collect()
+    }
+
     /// Whether the worker is known (it has or had sessions and has not disconnected).
     pub fn knows_worker(&self, caller: &Caller) -> bool {
         self.table().workers.contains_key(caller)

@@ -40,6 +40,19 @@ impl Body {
         }
     }
 
+    /// The whole body as a typed request (for routes whose fields are a serde type); an
+    /// error names the field path, a missing field answers 400 and a wrong type 422.
+    pub fn typed<T: serde::de::DeserializeOwned>(self) -> Result<T, Reply> {
+        let (invalid, tool) = (self.invalid, self.tool);
+        serde_path_to_error::deserialize(Value::Object(self.map)).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner().to_string();
+            let status = if inner.starts_with("missing field") { StatusCode::BAD_REQUEST } else { invalid };
+            let message = if path == "." { inner } else { format!("{path}: {inner}") };
+            Reply::bad_request(status, tool, message)
+        })
+    }
+
     fn error(&self, message: String) -> Reply {
         Reply::bad_request(self.invalid, self.tool, message)
     }

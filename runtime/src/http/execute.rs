@@ -32,7 +32,7 @@ pub async fn execute(State(app): State<App>, who: Who, RawBody(bytes): RawBody) 
         Ok(p) => p,
         Err(r) => return r,
     };
-    let options = ExecOptions { timeout: timeout.map(Duration::from_secs_f64), trace_id: None };
+    let options = ExecOptions { timeout: timeout.map(Duration::from_secs_f64), ..ExecOptions::default() };
     let caller = match who.caller("execute", worker) {
         Ok(c) => c,
         Err(r) => return r,
@@ -101,7 +101,7 @@ pub async fn execute_batch(State(app): State<App>, who: Who, RawBody(bytes): Raw
     let run = |(action, params, timeout): (String, Value, Option<f64>)| {
         let (sandbox, caller) = (app.sandbox.clone(), caller.clone());
         async move {
-            let options = ExecOptions { timeout: timeout.map(Duration::from_secs_f64), trace_id: None };
+            let options = ExecOptions { timeout: timeout.map(Duration::from_secs_f64), ..ExecOptions::default() };
             sandbox.execute(&caller, &action, params, options).await
         }
     };

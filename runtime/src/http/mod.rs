@@ -11,6 +11,7 @@ mod extract;
 mod mcp;
 mod meta;
 mod reply;
+mod run;
 mod schema;
 mod session;
 
@@ -44,6 +45,8 @@ pub struct App {
     pub shutdown: Arc<Notify>,
     /// The MCP endpoint, unless `server.mcp.enabled` is false.
     pub mcp: Option<Arc<McpDoor>>,
+    /// The run API.
+    pub runner: crate::run::Runner,
 }
 
 impl App {
@@ -52,7 +55,8 @@ impl App {
         let server = &sandbox.config().server;
         let init_config_dir = server.init_config_dir.as_ref().map(|d| sandbox.config().resolve(d));
         let mcp = server.mcp.enabled.then(|| Arc::new(McpDoor::new(&sandbox)));
-        App { sandbox, init_config_dir, shutdown: Arc::new(Notify::new()), mcp }
+        let runner = crate::run::Runner::new(sandbox.clone());
+        App { sandbox, init_config_dir, shutdown: Arc::new(Notify::new()), mcp, runner }
     }
 }
 
@@ -62,7 +66,8 @@ impl App {
     tags((name = "execute", description = "Run tools"), (name = "session", description = "Explicit sessions"),
          (name = "lifecycle", description = "Workers"), (name = "init", description = "Resource initialisation"),
          (name = "tools", description = "Tool discovery"), (name = "warmup", description = "Backend warmup"),
-         (name = "server", description = "Health and shutdown"))
+         (name = "server", description = "Health and shutdown"),
+         (name = "run", description = "Run code in a session (seed 003)"))
 )]
 struct ApiDoc;
 
@@ -142,6 +147,11 @@ fn api_router() -> OpenApiRouter<App> {
         .routes(routes!(meta::warmup_status))
         .routes(routes!(meta::shutdown))
         .routes(routes!(meta::metrics))
+        .routes(routes!(run::run))
+        .routes(routes!(run::list))
+        .routes(routes!(run::get, run::close))
+        .routes(routes!(run::keep_alive))
+        .routes(routes!(run::files))
 }
 
 /// The router of every route, with the body limit, CORS, JSON 404/405 answers and the

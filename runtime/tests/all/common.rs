@@ -80,7 +80,7 @@ pub async fn exec_timeout(
     params: Value,
     timeout: Duration,
 ) -> Envelope {
-    sandbox.execute(caller, tool, params, ExecOptions { timeout: Some(timeout), trace_id: None }).await
+    sandbox.execute(caller, tool, params, ExecOptions { timeout: Some(timeout), ..ExecOptions::default() }).await
 }
 
 /// Asserts success and returns the data.
