@@ -4,6 +4,7 @@ mod mcp;
 mod openapi;
 mod robustness;
 mod routes;
+mod run;
 mod sdk;
 mod seeds;
 mod tenancy;

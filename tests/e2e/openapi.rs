@@ -31,6 +31,11 @@ async fn openapi_lists_every_route_and_every_route_is_served() {
         "/api/v1/warmup/status",
         "/api/v1/server/shutdown",
         "/metrics",
+        "/api/v1/run",
+        "/api/v1/run/sessions",
+        "/api/v1/run/sessions/{session_id}",
+        "/api/v1/run/sessions/{session_id}/keep-alive",
+        "/api/v1/run/sessions/{session_id}/files",
     ];
     let mut documented: Vec<&str> = paths.keys().map(String::as_str).collect();
     documented.sort();
@@ -44,15 +49,23 @@ async fn openapi_lists_every_route_and_every_route_is_served() {
             if path == "/api/v1/server/shutdown" {
                 continue;
             }
-            let url = format!("{}{}", s.base, path.replace("{tool_name}", "kv:get"));
+            let url = format!("{}{}", s.base, path.replace("{tool_name}", "kv:get").replace("{session_id}", "run-x"));
             let response = match method.as_str() {
                 "get" => s.client.get(&url).send().await.unwrap(),
                 "post" => {
                     s.client.post(&url).body("{}").header("content-type", "application/json").send().await.unwrap()
                 }
+                "delete" => s.client.delete(&url).send().await.unwrap(),
                 other => panic!("unexpected method {other}"),
             };
             let code = response.status().as_u16();
+            // A run session route answers 404 for an unknown session, with an envelope.
+            let envelope_404 = path.contains("{session_id}") && code == 404;
+            if envelope_404 {
+                let body: serde_json::Value = response.json().await.unwrap();
+                assert_eq!(body["code"], 4007, "{method} {path}");
+                continue;
+            }
             assert!(code != 404 && code != 405, "{method} {path} documented but not routed ({code})");
         }
     }

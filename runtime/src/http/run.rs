@@ -19,10 +19,7 @@ fn tenant(who: &Who, tool: &str) -> Result<Arc<str>, Reply> {
     who.caller(tool, String::new()).map(|c| c.tenant)
 }
 
-fn reply(envelope: Envelope) -> Reply {
-    Reply::envelope(execute_status(envelope.code), envelope)
-}
-
+/// The envelope with its status; an unknown run session is 404.
 fn refused(envelope: Envelope) -> Reply {
     let status = match envelope.code {
         codes::RESOURCE_NOT_INITIALIZED => StatusCode::NOT_FOUND,
@@ -59,7 +56,7 @@ pub async fn run(State(app): State<App>, who: Who, headers: HeaderMap, RawBody(b
         .is_some_and(|a| a.contains("text/event-stream"));
     if !streaming {
         let envelope = app.runner.run(&tenant, request, None).await;
-        return reply(envelope).into_response();
+        return refused(envelope).into_response();
     }
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<RunEvent>();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<Envelope>();

@@ -1,0 +1,240 @@
+//! The run API (`/api/v1/run…`, seed 003) over the real Python component.
+
+use cella_e2e::{Server, repo_root};
+use futures::StreamExt;
+use serde_json::{Value, json};
+use std::time::Instant;
+
+async fn python_server(patch: Value) -> Server {
+    let mut config = json!({
+        "resources": {"python": {
+            "component": "builtin:python",
+            "config": {"workdir": "/work", "wheelhouse": "/wheels"},
+            "grants": {"dirs": [{"host": repo_root().join("target/wheelhouse"), "guest": "/wheels"}],
+                       "scratch": {"guest": "/work", "quota_mb": 64}}
+        }}
+    });
+    cella_e2e::merge(&mut config, patch);
+    Server::start(config).await
+}
+
+async fn run(s: &Server, body: Value) -> (u16, Value) {
+    s.post("/api/v1/run", body).await
+}
+
+#[tokio::test]
+async fn s36_state_persists_across_runs_of_a_session_and_never_leaks_to_another() {
+    let s = python_server(json!({})).await;
+    let (status, first) = run(
+        &s,
+        json!({"code": "import statistics\nx = 41\ndef double(v):\n    return 2 * v\nopen('notes.txt', 'w').write('kept')", "keep_alive": true}),
+    )
+    .await;
+    assert_eq!(status, 200, "{first}");
+    let data = &first["data"];
+    assert_eq!((data["reused_session"].as_bool(), data["kept_alive"].as_bool()), (Some(false), Some(true)));
+    let id = data["session_id"].as_str().unwrap().to_string();
+    assert!(data["expires_at"].is_string());
+
+    let (_, second) = run(
+        &s,
+        json!({"code": "print(open('notes.txt').read())\ndouble(x + 1), statistics.mean([1, 2, 3])", "session_id": id, "keep_alive": true}),
+    )
+    .await;
+    let data = &second["data"];
+    assert_eq!(data["error"], Value::Null, "{second}");
+    assert_eq!(data["stdout"], "kept\n");
+    assert_eq!(data["result"], "(84, 2)");
+    assert_eq!(data["reused_session"], true);
+
+    // A new session sees none of it.
+    let (_, other) = run(&s, json!({"code": "import os\nprint(os.path.exists('notes.txt'))\nx"})).await;
+    assert_eq!(other["data"]["stdout"], "False\n");
+    assert_eq!(other["data"]["error"]["name"], "NameError", "{other}");
+    assert_ne!(other["data"]["session_id"], id);
+}
+
+#[tokio::test]
+async fn s37_syntax_errors_and_exceptions_come_back_as_results() {
+    let s = python_server(json!({})).await;
+    let (status, body) = run(&s, json!({"code": "def broken(:\n    pass"})).await;
+    assert_eq!((status, body["code"].as_i64()), (200, Some(0)));
+    let error = &body["data"]["error"];
+    assert_eq!(error["name"], "SyntaxError");
+    assert!(error["traceback"].as_str().unwrap().contains("def broken(:"), "{error}");
+
+    let (status, body) = run(&s, json!({"code": "print('before')\n{}['missing']"})).await;
+    assert_eq!(status, 200);
+    let data = &body["data"];
+    assert_eq!(data["stdout"], "before\n", "output before the exception is kept");
+    assert_eq!((data["error"]["name"].as_str(), data["error"]["value"].as_str()), (Some("KeyError"), Some("'missing'")));
+    assert!(data["error"]["traceback"].as_str().unwrap().contains("<cell>"));
+
+    let (status, body) = run(&s, json!({"code": "import sys\nsys.stderr.write('warn\\n')\nraise SystemExit(3)"})).await;
+    assert_eq!(status, 200);
+    assert_eq!((body["data"]["stderr"].as_str(), body["data"]["error"]["name"].as_str()), (Some("warn\n"), Some("SystemExit")));
+}
+
+#[tokio::test]
+async fn s33_uploads_are_deduplicated_by_hash_and_packages_install_once() {
+    let s = python_server(json!({})).await;
+    let csv = "city,temp\nOslo,4\nLima,19\n";
+    let (_, first) = run(
+        &s,
+        json!({"code": "import csv\nlen(list(csv.DictReader(open('data/temps.csv'))))",
+               "files": [{"path": "data/temps.csv", "content": csv}], "packages": ["tabulate"], "keep_alive": true}),
+    )
+    .await;
+    let data = &first["data"];
+    assert_eq!(data["result"], "2", "{first}");
+    assert_eq!(data["packages"]["installed"], json!(["tabulate"]));
+    let id = data["session_id"].as_str().unwrap().to_string();
+    let hash = data["files"]["uploaded"][0]["sha256"].as_str().unwrap().to_string();
+
+    // The client asks what the session holds, and names that content by hash only.
+    let (status, held) = s.get(&format!("/api/v1/run/sessions/{id}/files")).await;
+    assert_eq!(status, 200);
+    assert_eq!(held["data"]["files"], json!([{"path": "data/temps.csv", "sha256": hash, "size": csv.len()}]));
+    let (_, second) = run(
+        &s,
+        json!({"code": "from tabulate import tabulate\nimport csv\nprint(tabulate(list(csv.reader(open('copy.csv')))[1:]))",
+               "session_id": id, "keep_alive": true, "packages": ["tabulate"],
+               "files": [{"path": "copy.csv", "sha256": hash}, {"path": "data/temps.csv", "content": csv}]}),
+    )
+    .await;
+    let data = &second["data"];
+    assert!(data["stdout"].as_str().unwrap().contains("Oslo"), "{second}");
+    assert_eq!(data["files"], json!({"uploaded": [], "unchanged": ["data/temps.csv"], "reused": ["copy.csv"]}));
+    assert_eq!(data["packages"], json!({"installed": [], "cached": ["tabulate"]}), "a package installs once");
+
+    // Unknown content by hash, an unknown package, a path outside the directory: clear errors.
+    let (status, body) =
+        run(&s, json!({"code": "1", "session_id": id, "keep_alive": true, "files": [{"path": "x", "sha256": "00"}]})).await;
+    assert_eq!((status, body["code"].as_i64()), (400, Some(4006)), "{body}");
+    let (status, body) =
+        run(&s, json!({"code": "1", "session_id": id, "keep_alive": true, "packages": ["numpy"]})).await;
+    assert_eq!((status, body["code"].as_i64()), (400, Some(4006)), "{body}");
+    assert!(body["message"].as_str().unwrap().contains("not in the wheelhouse"), "{body}");
+    assert!(body["data"]["available"].as_array().unwrap().iter().any(|p| p.as_str().unwrap().starts_with("six==")));
+    let (status, body) = run(
+        &s,
+        json!({"code": "1", "session_id": id, "keep_alive": true, "files": [{"path": "../escape", "content": "x"}]}),
+    )
+    .await;
+    assert_eq!((status, body["code"].as_i64()), (400, Some(4002)), "{body}");
+}
+
+#[tokio::test]
+async fn s31_the_result_carries_timing_per_stage_and_insights() {
+    let s = python_server(json!({})).await;
+    let (_, body) =
+        run(&s, json!({"code": "print(1)", "files": [{"path": "a.txt", "content": "a"}], "packages": ["six"]})).await;
+    let timing = &body["data"]["timing"];
+    let stages: Vec<&str> = timing["stages"].as_array().unwrap().iter().map(|s| s["stage"].as_str().unwrap()).collect();
+    assert_eq!(stages, ["session", "upload", "install", "run", "close"]);
+    let shares: f64 = timing["stages"].as_array().unwrap().iter().map(|s| s["share"].as_f64().unwrap()).sum();
+    assert!((shares - 1.0).abs() < 0.02, "shares add up to the whole: {timing}");
+    let insights = &body["data"]["insights"];
+    assert!(stages.contains(&insights["bottleneck"].as_str().unwrap()));
+    assert!(!insights["suggestions"].as_array().unwrap().is_empty());
+    // Without keep_alive the session ended with the run.
+    let id = body["data"]["session_id"].as_str().unwrap();
+    let (status, body) = s.get(&format!("/api/v1/run/sessions/{id}")).await;
+    assert_eq!((status, body["code"].as_i64()), (404, Some(4007)));
+}
+
+#[tokio::test]
+async fn s32_streaming_delivers_stdout_before_the_run_ends() {
+    let s = python_server(json!({})).await;
+    let response = s
+        .client
+        .post(format!("{}/api/v1/run", s.base))
+        .header("accept", "text/event-stream")
+        .json(&json!({"code": "import time\nprint('first', flush=True)\ntime.sleep(1)\nprint('second')"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    let mut stream = response.bytes_stream();
+    let mut buffer = String::new();
+    let mut events: Vec<(String, Value, Instant)> = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        buffer.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let name = block.lines().find_map(|l| l.strip_prefix("event:")).map(|n| n.trim().to_string());
+            let data = block.lines().find_map(|l| l.strip_prefix("data:")).map(|d| d.trim().to_string());
+            if let (Some(name), Some(data)) = (name, data) {
+                events.push((name, serde_json::from_str(&data).unwrap(), Instant::now()));
+            }
+        }
+    }
+    let names: Vec<&str> = events.iter().map(|e| e.0.as_str()).collect();
+    assert_eq!(names.first(), Some(&"progress"));
+    assert_eq!(names.last(), Some(&"result"), "{names:?}");
+    let first = events.iter().position(|e| e.0 == "stdout" && e.1["text"] == "first").expect("first streamed");
+    let second = events.iter().position(|e| e.0 == "stdout" && e.1["text"] == "second").expect("second streamed");
+    let result = events.len() - 1;
+    assert!(first < second && second < result);
+    // 'first' was delivered while the code was still sleeping.
+    assert!(events[result].2 - events[first].2 >= std::time::Duration::from_millis(500), "{names:?}");
+    let envelope = &events[result].1;
+    assert_eq!(envelope["data"]["stdout"], "first\nsecond\n");
+    let stages: Vec<&str> =
+        events.iter().filter(|e| e.0 == "progress").map(|e| e.1["stage"].as_str().unwrap()).collect();
+    assert_eq!(stages, ["session", "run", "close", "done"]);
+}
+
+#[tokio::test]
+async fn a_mebibyte_of_print_output_arrives_whole() {
+    let s = python_server(json!({})).await;
+    let (status, body) = run(&s, json!({"code": "print('x' * 1048576, end='')\nprint('!', file=__import__('sys').stderr)"})).await;
+    assert_eq!(status, 200);
+    let stdout = body["data"]["stdout"].as_str().unwrap();
+    assert_eq!(stdout.len(), 1_048_576);
+    assert!(stdout.bytes().all(|b| b == b'x'));
+    assert_eq!(body["data"]["stderr"], "!\n");
+}
+
+#[tokio::test]
+async fn a_loop_or_a_memory_bomb_ends_the_run_and_its_session_not_the_server() {
+    let s = python_server(json!({})).await;
+    let (_, body) = run(&s, json!({"code": "x = 1", "keep_alive": true})).await;
+    let id = body["data"]["session_id"].as_str().unwrap().to_string();
+    let (status, body) = run(&s, json!({"code": "while True: pass", "session_id": id, "timeout": 1})).await;
+    assert_eq!((status, body["code"].as_i64()), (500, Some(5006)), "{body}");
+    assert_eq!(body["data"]["session_ended"], true);
+    let (status, body) = run(&s, json!({"code": "x", "session_id": id})).await;
+    assert_eq!((status, body["code"].as_i64()), (404, Some(4007)), "the ended session is not silently replaced");
+
+    // Memory: the interpreter's allocation fails inside the limit; the run reports it.
+    let (status, body) = run(&s, json!({"code": "blocks = []\nwhile True: blocks.append(bytearray(8 << 20))"})).await;
+    let ended_by_fault = status == 500 && body["code"] == 7002;
+    let memory_error = status == 200 && body["data"]["error"]["name"] == "MemoryError";
+    assert!(ended_by_fault || memory_error, "{status} {body}");
+
+    // The server and other sessions are fine.
+    let (status, body) = run(&s, json!({"code": "sum(range(10))"})).await;
+    assert_eq!((status, body["data"]["result"].as_str()), (200, Some("45")));
+}
+
+#[tokio::test]
+async fn s35_run_sessions_are_listed_kept_alive_and_closed() {
+    let s = python_server(json!({})).await;
+    let (_, body) = run(&s, json!({"code": "1", "keep_alive": true})).await;
+    let id = body["data"]["session_id"].as_str().unwrap().to_string();
+    let (_, list) = s.get("/api/v1/run/sessions").await;
+    assert!(list["data"]["sessions"].as_array().unwrap().iter().any(|x| x["session_id"] == id.as_str()), "{list}");
+    let (status, got) = s.get(&format!("/api/v1/run/sessions/{id}")).await;
+    assert_eq!((status, got["data"]["languages"].clone()), (200, json!(["python"])));
+    let (status, kept) = s.post(&format!("/api/v1/run/sessions/{id}/keep-alive"), json!({})).await;
+    assert_eq!(status, 200);
+    assert!(kept["data"]["expires_at"].as_str().unwrap() >= got["data"]["expires_at"].as_str().unwrap());
+    let response = s.client.delete(format!("{}/api/v1/run/sessions/{id}", s.base)).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let (status, _) = s.get(&format!("/api/v1/run/sessions/{id}")).await;
+    assert_eq!(status, 404);
+    let (status, body) = run(&s, json!({"code": "1", "language": "cobol"})).await;
+    assert_eq!((status, body["code"].as_i64()), (400, Some(4002)));
+}
