@@ -73,8 +73,64 @@ fn main() {
     for (name, folder, module) in PYTHON_COMPONENTS {
         build_python(&root, &root.join("components").join(folder), module, &wasm_dir.join(format!("{name}.wasm")));
     }
+    build_javascript(&root, &root.join("components/javascript"), &wasm_dir.join("javascript.wasm"));
     fill_wheelhouse(&root);
     write_components(&wasm_dir, &root);
+}
+
+/// Whether `out` is newer than every file in `inputs` (folders, not recursive).
+fn up_to_date(out: &Path, inputs: &[PathBuf]) -> bool {
+    let newest_input = inputs
+        .iter()
+        .flat_map(|d| std::fs::read_dir(d).into_iter().flatten().flatten())
+        .filter_map(|e| e.metadata().ok()?.modified().ok())
+        .max();
+    let built = std::fs::metadata(out).and_then(|m| m.modified()).ok();
+    matches!((built, newest_input), (Some(b), Some(i)) if b > i)
+}
+
+/// Builds the JavaScript component with componentize-js, installed on first use with npm
+/// into `target/node-tools` (the version `components/javascript/package.json` pins).
+fn build_javascript(root: &Path, source: &Path, out: &Path) {
+    if up_to_date(out, &[source.to_path_buf(), root.join("wit")]) {
+        return;
+    }
+    let package: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(source.join("package.json")).expect("reading package.json"))
+            .expect("package.json is JSON");
+    let version = package["dependencies"]["@bytecodealliance/componentize-js"].as_str().expect("a pinned version");
+    let tools = root.join("target/node-tools");
+    let cli = tools.join("node_modules/.bin/componentize-js");
+    let stamp = tools.join(".componentize-js");
+    if !cli.exists() || std::fs::read_to_string(&stamp).ok().as_deref() != Some(version) {
+        std::fs::create_dir_all(&tools).expect("creating target/node-tools");
+        let output = Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--loglevel=error", "--prefix"])
+            .arg(&tools)
+            .arg(format!("@bytecodealliance/componentize-js@{version}"))
+            .output()
+            .expect("failed to run npm (needs Node.js and npm)");
+        if !output.status.success() {
+            panic!("installing componentize-js failed (needs the npm registry):\n{}", String::from_utf8_lossy(&output.stderr));
+        }
+        std::fs::write(&stamp, version).expect("writing the componentize-js stamp");
+    }
+    let output = Command::new(&cli)
+        .arg(source.join("app.js"))
+        .arg("--wit")
+        .arg(root.join("wit"))
+        .args(["-n", "backend", "-d", "http", "-d", "fetch-event", "-o"])
+        .arg(out)
+        .output()
+        .expect("failed to run componentize-js");
+    if !output.status.success() || !out.exists() {
+        let _ = std::fs::remove_file(out);
+        panic!(
+            "building the JavaScript component failed:\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
 }
 
 /// Downloads the example wheelhouse (`examples/wheelhouse.txt`: pure-Python wheels the
@@ -107,15 +163,7 @@ fn fill_wheelhouse(root: &Path) {
 /// `target/venvs/componentize-py` (pinned in `components/python/build-requirements.txt`).
 /// Skipped when the .wasm is newer than every source and the WIT.
 fn build_python(root: &Path, source: &Path, module: &str, out: &Path) {
-    let newest_input = [source.to_path_buf(), root.join("wit")]
-        .iter()
-        .flat_map(|d| std::fs::read_dir(d).into_iter().flatten().flatten())
-        .filter_map(|e| e.metadata().ok()?.modified().ok())
-        .max();
-    let built = std::fs::metadata(out).and_then(|m| m.modified()).ok();
-    if let (Some(built), Some(input)) = (built, newest_input)
-        && built > input
-    {
+    if up_to_date(out, &[source.to_path_buf(), root.join("wit")]) {
         return;
     }
     let venv = Command::new("bash")
@@ -162,7 +210,8 @@ fn write_components(wasm_dir: &Path, root: &Path) {
     let mut generated = String::from(
         "/// Components built from `components/` by `runtime/build.rs`: (name, path of the .wasm).\npub const BUILTIN_COMPONENTS: &[(&str, &str)] = &[\n",
     );
-    let names = RUST_COMPONENTS.iter().copied().chain(PYTHON_COMPONENTS.iter().map(|(n, _, _)| *n));
+    let names =
+        RUST_COMPONENTS.iter().copied().chain(PYTHON_COMPONENTS.iter().map(|(n, _, _)| *n)).chain(["javascript"]);
     for name in names {
         let path = wasm_dir.join(format!("{name}.wasm"));
         assert!(path.exists(), "component {name} was not built at {}", path.display());

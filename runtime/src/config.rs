@@ -296,7 +296,8 @@ pub const DEFAULT_CONFIG: &str = r#"{
       "config": {"workdir": "/work", "wheelhouse": "/wheels"},
       "grants": {"dirs": [{"host": "target/wheelhouse", "guest": "/wheels"}],
                  "scratch": {"guest": "/work", "quota_mb": 256}}
-    }
+    },
+    "javascript": {"component": "builtin:javascript"}
   }
 }"#;
 

@@ -12,7 +12,8 @@ async fn python_server(patch: Value) -> Server {
             "config": {"workdir": "/work", "wheelhouse": "/wheels"},
             "grants": {"dirs": [{"host": repo_root().join("target/wheelhouse"), "guest": "/wheels"}],
                        "scratch": {"guest": "/work", "quota_mb": 64}}
-        }}
+        },
+        "javascript": {"component": "builtin:javascript"}}
     });
     cella_e2e::merge(&mut config, patch);
     Server::start(config).await
@@ -237,4 +238,57 @@ async fn s35_run_sessions_are_listed_kept_alive_and_closed() {
     assert_eq!(status, 404);
     let (status, body) = run(&s, json!({"code": "1", "language": "cobol"})).await;
     assert_eq!((status, body["code"].as_i64()), (400, Some(4002)));
+}
+
+#[tokio::test]
+async fn javascript_keeps_globals_captures_the_console_and_reports_errors() {
+    let s = python_server(json!({})).await;
+    let (status, first) = run(
+        &s,
+        json!({"language": "javascript", "keep_alive": true,
+               "code": "const base = 20;\nfunction inc(v) { return v + 1 }\nglobalThis.seen = ['a'];\nconsole.log('set', base)"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{first}");
+    let data = &first["data"];
+    assert_eq!((data["language"].as_str(), data["stdout"].as_str()), (Some("javascript"), Some("set 20\n")));
+    let id = data["session_id"].as_str().unwrap().to_string();
+    let (_, second) = run(
+        &s,
+        json!({"language": "js", "session_id": id, "keep_alive": true,
+               "code": "console.error('careful');\nseen.push('b');\n({total: inc(base) * 2, seen})"}),
+    )
+    .await;
+    let data = &second["data"];
+    assert_eq!(data["result"], r#"{"total":42,"seen":["a","b"]}"#, "{second}");
+    assert_eq!(data["stderr"], "careful\n");
+    // Errors are results: a syntax error and a thrown exception.
+    let (status, body) = run(&s, json!({"language": "javascript", "session_id": id, "keep_alive": true, "code": "let = ;"})).await;
+    assert_eq!((status, body["data"]["error"]["name"].as_str()), (200, Some("SyntaxError")), "{body}");
+    let (_, body) = run(&s, json!({"language": "javascript", "session_id": id, "code": "null.x"})).await;
+    assert_eq!(body["data"]["error"]["name"], "TypeError", "{body}");
+    // Another session has its own globals.
+    let (_, body) = run(&s, json!({"language": "javascript", "code": "typeof base"})).await;
+    assert_eq!(body["data"]["result"], "undefined");
+}
+
+#[tokio::test]
+async fn javascript_streams_console_output_and_a_loop_ends_only_its_run() {
+    let s = python_server(json!({})).await;
+    let response = s
+        .client
+        .post(format!("{}/api/v1/run", s.base))
+        .header("accept", "text/event-stream")
+        .json(&json!({"language": "javascript", "code": "console.log('one'); console.log('two'); 3"}))
+        .send()
+        .await
+        .unwrap();
+    let text = response.text().await.unwrap();
+    let one = text.find("event: stdout\ndata: {\"text\":\"one\\n\"}").expect("one streamed");
+    let result = text.find("event: result").expect("a result event");
+    assert!(one < result, "{text}");
+    let (status, body) = run(&s, json!({"language": "javascript", "code": "while (true) {}", "timeout": 1})).await;
+    assert_eq!((status, body["code"].as_i64()), (500, Some(5006)), "{body}");
+    let (status, body) = run(&s, json!({"language": "javascript", "code": "6 * 7"})).await;
+    assert_eq!((status, body["data"]["result"].as_str()), (200, Some("42")));
 }
