@@ -1,6 +1,6 @@
 """Speed of the run API (issue 4), against a running `cella serve` (default config):
 
-    target/venvs/mcp/bin/python scripts/run_bench.py http://127.0.0.1:18890 [rounds]
+    target/venvs/mcp/bin/python scripts/run_bench.py http://127.0.0.1:18890 [rounds] [python|javascript]
 
 Prints medians (ms) of: a new Python session ready to run (create-and-close with an empty
 run), `print(1)` in a live session over HTTP, a 5-run workflow in one kept-alive session vs 5
@@ -11,11 +11,12 @@ import httpx2 as httpx
 
 base = sys.argv[1].rstrip("/")
 rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 200
+language = sys.argv[3] if len(sys.argv) > 3 else "python"
 client = httpx.Client(timeout=60)
 
 
 def run(body):
-    r = client.post(base + "/api/v1/run", json=body)
+    r = client.post(base + "/api/v1/run", json={"language": language, **body})
     r.raise_for_status()
     return r.json()["data"]
 
@@ -30,13 +31,19 @@ def median_ms(f, n=rounds):
 
 
 run({"code": "1"})  # warm
-new_session = median_ms(lambda: run({"code": "pass"}))
+empty = "pass" if language == "python" else ";"
+new_session = median_ms(lambda: run({"code": empty}))
 server_session_stage = statistics.median(
-    [next(s["ms"] for s in run({"code": "pass"})["timing"]["stages"] if s["stage"] == "session") for _ in range(rounds)]
+    [next(s["ms"] for s in run({"code": empty})["timing"]["stages"] if s["stage"] == "session") for _ in range(rounds)]
 )
 sid = run({"code": "1", "keep_alive": True})["session_id"]
-print_live = median_ms(lambda: run({"code": "print(1)", "session_id": sid, "keep_alive": True}))
-steps = ["import json", "data = [i * i for i in range(1000)]", "total = sum(data)", "text = json.dumps(total)", "print(text)"]
+one_print = "print(1)" if language == "python" else "console.log(1)"
+print_live = median_ms(lambda: run({"code": one_print, "session_id": sid, "keep_alive": True}))
+if language == "python":
+    steps = ["import json", "data = [i * i for i in range(1000)]", "total = sum(data)", "text = json.dumps(total)", "print(text)"]
+else:
+    steps = ["var n = 1000", "var data = Array.from({length: n}, (_, i) => i * i)", "var total = data.reduce((a, b) => a + b)",
+             "var text = JSON.stringify(total)", "console.log(text)"]
 
 
 def workflow_one_session():
@@ -55,8 +62,8 @@ def workflow_fresh_sessions():
 one = median_ms(workflow_one_session, max(20, rounds // 10))
 fresh = median_ms(workflow_fresh_sessions, max(20, rounds // 10))
 process = median_ms(lambda: subprocess.run(["python3", "-c", "print(1)"], capture_output=True, check=True), 50)
-print(f"new Python session ready to run, HTTP round trip incl. close: {new_session:.2f} ms")
+print(f"[{language}] new session ready to run, HTTP round trip incl. close: {new_session:.2f} ms")
 print(f"  of which the session stage (instance from warm image + initialize): {server_session_stage:.2f} ms")
-print(f"print(1) in a live session over HTTP: {print_live:.2f} ms")
+print(f"{one_print} in a live session over HTTP: {print_live:.2f} ms")
 print(f"5-run workflow: one kept-alive session {one:.2f} ms vs fresh sessions {fresh:.2f} ms (x{fresh / one:.2f})")
 print(f"python3 -c 'print(1)' as a process: {process:.2f} ms; a new Cella session is x{process / new_session:.1f} faster")
