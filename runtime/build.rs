@@ -111,7 +111,10 @@ fn build_javascript(root: &Path, source: &Path, out: &Path) {
             .output()
             .expect("failed to run npm (needs Node.js and npm)");
         if !output.status.success() {
-            panic!("installing componentize-js failed (needs the npm registry):\n{}", String::from_utf8_lossy(&output.stderr));
+            panic!(
+                "installing componentize-js failed (needs the npm registry):\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
         }
         std::fs::write(&stamp, version).expect("writing the componentize-js stamp");
     }
@@ -198,7 +201,8 @@ fn build_python(root: &Path, source: &Path, module: &str, out: &Path) {
             source.display(),
             String::from_utf8_lossy(&output.stderr)
                 .lines()
-                .filter(|l| !l.trim_start().starts_with("at ") && !l.trim_start().chars().next().is_some_and(|c| c.is_ascii_digit()))
+                .filter(|l| !l.trim_start().starts_with("at ")
+                    && !l.trim_start().chars().next().is_some_and(|c| c.is_ascii_digit()))
                 .collect::<Vec<_>>()
                 .join("\n")
         );

@@ -14,8 +14,8 @@ use crate::sandbox::{ExecOptions, Sandbox};
 use crate::session::Caller;
 use crate::tenancy::Identity;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, JsonObject,
-    ListToolsResult, PaginatedRequestParams, ProtocolVersion, ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, JsonObject, ListToolsResult,
+    PaginatedRequestParams, ProtocolVersion, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -81,7 +81,8 @@ impl McpTools {
                 Value::Object(o) => o.clone(),
                 _ => serde_json::Map::from_iter([("type".to_string(), json!("object"))]),
             };
-            let tool = Tool::new(name.clone(), spec.description.clone(), Arc::new(schema)).with_title(spec.full_name.clone());
+            let tool =
+                Tool::new(name.clone(), spec.description.clone(), Arc::new(schema)).with_title(spec.full_name.clone());
             if listed.contains(&spec.full_name) {
                 tools.order.push(name.clone());
             }

@@ -246,7 +246,12 @@ impl Runner {
 
     /// Runs `request` for `tenant` (S-30); `events` receives progress and live output (S-32).
     /// The envelope's data is a [`RunResult`] on success.
-    pub async fn run(&self, tenant: &std::sync::Arc<str>, request: RunRequest, events: Option<tokio::sync::mpsc::UnboundedSender<RunEvent>>) -> Envelope {
+    pub async fn run(
+        &self,
+        tenant: &std::sync::Arc<str>,
+        request: RunRequest,
+        events: Option<tokio::sync::mpsc::UnboundedSender<RunEvent>>,
+    ) -> Envelope {
         let started = Instant::now();
         let mut envelope = self.run_inner(tenant, request, events).await;
         envelope.meta.tool = Some("run".into());
@@ -289,7 +294,11 @@ impl Runner {
         if created.status == CreateStatus::Failed {
             let reason = created.session.error.clone().unwrap_or_default();
             self.sandbox.disconnect(&caller).await;
-            return fail(codes::RESOURCE_NOT_INITIALIZED, format!("the {rt} session failed to start: {reason}"), Value::Null);
+            return fail(
+                codes::RESOURCE_NOT_INITIALIZED,
+                format!("the {rt} session failed to start: {reason}"),
+                Value::Null,
+            );
         }
         clock.lap("session");
         let meta_session = created.session.session_id.clone();
@@ -317,7 +326,12 @@ impl Runner {
             progress("install", 40);
             let envelope = self
                 .sandbox
-                .execute(&caller, &format!("{rt}:install"), json!({"packages": request.packages}), ExecOptions::default())
+                .execute(
+                    &caller,
+                    &format!("{rt}:install"),
+                    json!({"packages": request.packages}),
+                    ExecOptions::default(),
+                )
                 .await;
             if !envelope.is_success() {
                 let mut e = envelope;
@@ -359,7 +373,8 @@ impl Runner {
             // A fault (deadline, memory, trap) ends the run and its session, never the server.
             // The whole run session ends, so that its next use is told so (4007) rather than
             // silently getting a fresh interpreter.
-            let ended = self.sandbox.list_sessions(&caller).iter().any(|s| s.resource_type == rt && s.status == "error");
+            let ended =
+                self.sandbox.list_sessions(&caller).iter().any(|s| s.resource_type == rt && s.status == "error");
             if ended {
                 self.sandbox.disconnect(&caller).await;
             }
@@ -487,7 +502,10 @@ impl Runner {
                     let Some(source) = index.iter().find(|h| h.sha256.eq_ignore_ascii_case(want)) else {
                         return Err(fail(
                             codes::NO_RESULTS_FOUND,
-                            format!("file '{}': the session holds no content with sha256 {want}; send the content", file.path),
+                            format!(
+                                "file '{}': the session holds no content with sha256 {want}; send the content",
+                                file.path
+                            ),
                             json!({"path": file.path, "sha256": want}),
                         ));
                     };

@@ -52,15 +52,15 @@ async fn open(s: &Server, key: Option<&str>) -> String {
     assert_eq!(status, 200, "{messages:?}");
     assert_eq!(messages[0]["result"]["protocolVersion"], "2025-11-25");
     let id = id.expect("an MCP session id");
-    let (status, _, _) =
-        rpc(s, key, Some(&id), json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).await;
+    let (status, _, _) = rpc(s, key, Some(&id), json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).await;
     assert_eq!(status, 202);
     id
 }
 
 /// `tools/call` over raw HTTP; returns the result (or the error) message.
 async fn raw_call(s: &Server, key: Option<&str>, session: &str, name: &str, arguments: Value) -> (u16, Value) {
-    let body = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": name, "arguments": arguments}});
+    let body =
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": name, "arguments": arguments}});
     let (status, _, messages) = rpc(s, key, Some(session), body).await;
     (status, messages.into_iter().next().unwrap_or(Value::Null))
 }

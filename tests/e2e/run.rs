@@ -68,12 +68,18 @@ async fn s37_syntax_errors_and_exceptions_come_back_as_results() {
     assert_eq!(status, 200);
     let data = &body["data"];
     assert_eq!(data["stdout"], "before\n", "output before the exception is kept");
-    assert_eq!((data["error"]["name"].as_str(), data["error"]["value"].as_str()), (Some("KeyError"), Some("'missing'")));
+    assert_eq!(
+        (data["error"]["name"].as_str(), data["error"]["value"].as_str()),
+        (Some("KeyError"), Some("'missing'"))
+    );
     assert!(data["error"]["traceback"].as_str().unwrap().contains("<cell>"));
 
     let (status, body) = run(&s, json!({"code": "import sys\nsys.stderr.write('warn\\n')\nraise SystemExit(3)"})).await;
     assert_eq!(status, 200);
-    assert_eq!((body["data"]["stderr"].as_str(), body["data"]["error"]["name"].as_str()), (Some("warn\n"), Some("SystemExit")));
+    assert_eq!(
+        (body["data"]["stderr"].as_str(), body["data"]["error"]["name"].as_str()),
+        (Some("warn\n"), Some("SystemExit"))
+    );
 }
 
 #[tokio::test]
@@ -110,7 +116,8 @@ async fn s33_uploads_are_deduplicated_by_hash_and_packages_install_once() {
 
     // Unknown content by hash, an unknown package, a path outside the directory: clear errors.
     let (status, body) =
-        run(&s, json!({"code": "1", "session_id": id, "keep_alive": true, "files": [{"path": "x", "sha256": "00"}]})).await;
+        run(&s, json!({"code": "1", "session_id": id, "keep_alive": true, "files": [{"path": "x", "sha256": "00"}]}))
+            .await;
     assert_eq!((status, body["code"].as_i64()), (400, Some(4006)), "{body}");
     let (status, body) =
         run(&s, json!({"code": "1", "session_id": id, "keep_alive": true, "packages": ["numpy"]})).await;
@@ -190,7 +197,8 @@ async fn s32_streaming_delivers_stdout_before_the_run_ends() {
 #[tokio::test]
 async fn a_mebibyte_of_print_output_arrives_whole() {
     let s = python_server(json!({})).await;
-    let (status, body) = run(&s, json!({"code": "print('x' * 1048576, end='')\nprint('!', file=__import__('sys').stderr)"})).await;
+    let (status, body) =
+        run(&s, json!({"code": "print('x' * 1048576, end='')\nprint('!', file=__import__('sys').stderr)"})).await;
     assert_eq!(status, 200);
     let stdout = body["data"]["stdout"].as_str().unwrap();
     assert_eq!(stdout.len(), 1_048_576);
@@ -263,7 +271,8 @@ async fn javascript_keeps_globals_captures_the_console_and_reports_errors() {
     assert_eq!(data["result"], r#"{"total":42,"seen":["a","b"]}"#, "{second}");
     assert_eq!(data["stderr"], "careful\n");
     // Errors are results: a syntax error and a thrown exception.
-    let (status, body) = run(&s, json!({"language": "javascript", "session_id": id, "keep_alive": true, "code": "let = ;"})).await;
+    let (status, body) =
+        run(&s, json!({"language": "javascript", "session_id": id, "keep_alive": true, "code": "let = ;"})).await;
     assert_eq!((status, body["data"]["error"]["name"].as_str()), (200, Some("SyntaxError")), "{body}");
     let (_, body) = run(&s, json!({"language": "javascript", "session_id": id, "code": "null.x"})).await;
     assert_eq!(body["data"]["error"]["name"], "TypeError", "{body}");

@@ -50,10 +50,8 @@ pub async fn run(State(app): State<App>, who: Who, headers: HeaderMap, RawBody(b
         Ok(r) => r,
         Err(r) => return r.into_response(),
     };
-    let streaming = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("text/event-stream"));
+    let streaming =
+        headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/event-stream"));
     if !streaming {
         let envelope = app.runner.run(&tenant, request, None).await;
         return refused(envelope).into_response();
