@@ -305,6 +305,8 @@ impl Backend {
                 &self.shared.fingerprint,
             ],
         );
+        // One build per image even when several sandboxes of one process start at once.
+        let _building = self.shared.cache.lock_async(&key).await;
         if let Some(component) = self.shared.cache.get(&self.shared.engine, &key) {
             match instantiate_pre(&self.name, &self.shared, &component) {
                 Ok(pre) => {

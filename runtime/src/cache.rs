@@ -65,6 +65,31 @@ impl ComponentCache {
         format!("{kind}-{}", &hex::encode(h.finalize())[..32])
     }
 
+    /// Holds the in-process lock of `key`: sandboxes that start at once in one process (tests,
+    /// benchmarks) compile each artifact once, the others wait and then find it cached.
+    pub fn lock(&self, key: &str) -> std::sync::MutexGuard<'static, ()> {
+        type Locks = std::sync::Mutex<std::collections::HashMap<PathBuf, &'static std::sync::Mutex<()>>>;
+        static LOCKS: std::sync::OnceLock<Locks> = std::sync::OnceLock::new();
+        let path = self.path_for(key);
+        let lock: &'static std::sync::Mutex<()> = {
+            let mut locks = LOCKS.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+            locks.entry(path).or_insert_with(|| Box::leak(Box::new(std::sync::Mutex::new(()))))
+        };
+        lock.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// [`ComponentCache::lock`] for async code that builds an artifact across awaits.
+    pub async fn lock_async(&self, key: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        type Locks = std::sync::Mutex<std::collections::HashMap<PathBuf, std::sync::Arc<tokio::sync::Mutex<()>>>>;
+        static LOCKS: std::sync::OnceLock<Locks> = std::sync::OnceLock::new();
+        let path = self.path_for(key);
+        let lock = {
+            let mut locks = LOCKS.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+            locks.entry(path).or_default().clone()
+        };
+        lock.lock_owned().await
+    }
+
     /// Loads the component stored under `key`, or compiles `wasm()` and stores it.
     pub fn load_or_compile(
         &self,
@@ -72,6 +97,7 @@ impl ComponentCache {
         key: &str,
         wasm: impl FnOnce() -> wasmtime::Result<Vec<u8>>,
     ) -> wasmtime::Result<(Component, Origin)> {
+        let _compiling = self.lock(key);
         if let Some(component) = self.get(engine, key) {
             return Ok((component, Origin::Cached));
         }

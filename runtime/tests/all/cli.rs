@@ -99,20 +99,22 @@ fn compile_fills_the_cache_for_every_backend() {
         cella().arg("compile").env("XDG_CACHE_HOME", cache.path()).env_remove("CELLA_CACHE_DIR").output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout);
-    for backend in ["kv", "rag", "notebook"] {
+    let backends = ["kv", "rag", "notebook", "python", "javascript"];
+    for backend in backends {
         assert!(
             text.lines().any(|l| l.starts_with(backend) && l.contains("compiled") && l.contains("warm image")),
             "{text}"
         );
     }
     let files = std::fs::read_dir(cache.path().join("cella")).unwrap().count();
-    assert_eq!(files, 12, "3 components and 3 warm images, each with its checksum");
+    assert_eq!(files, 4 * backends.len(), "a component and a warm image per backend, each with its checksum");
     // The second run finds everything in the cache.
     let again =
         cella().arg("compile").env("XDG_CACHE_HOME", cache.path()).env_remove("CELLA_CACHE_DIR").output().unwrap();
     let text = String::from_utf8_lossy(&again.stdout);
     assert!(
-        text.lines().filter(|l| l.contains("component cached") && l.contains("warm image cached")).count() == 3,
+        text.lines().filter(|l| l.contains("component cached") && l.contains("warm image cached")).count()
+            == backends.len(),
         "{text}"
     );
 }
