@@ -234,7 +234,7 @@ impl Runner {
     /// The caller of an existing run session, or 4007.
     fn existing(&self, tenant: &std::sync::Arc<str>, session_id: &str) -> Result<Caller, Envelope> {
         let caller = Self::caller(tenant, session_id);
-        if !session_id.starts_with(RUN_PREFIX) || !self.sandbox.knows_worker(&caller) {
+        if !session_id.starts_with(RUN_PREFIX) || self.sandbox.list_sessions(&caller).is_empty() {
             return Err(fail(
                 codes::RESOURCE_NOT_INITIALIZED,
                 format!("no run session '{session_id}' (it was closed, it expired, or it never existed)"),
@@ -544,7 +544,12 @@ impl Runner {
 
     /// Every run session of the tenant (S-35 listSessions).
     pub fn list(&self, tenant: &std::sync::Arc<str>) -> Vec<Value> {
-        self.sandbox.workers_of_tenant(tenant, RUN_PREFIX).iter().map(|(id, sessions)| describe(id, sessions)).collect()
+        self.sandbox
+            .workers_of_tenant(tenant, RUN_PREFIX)
+            .iter()
+            .filter(|(_, sessions)| !sessions.is_empty())
+            .map(|(id, sessions)| describe(id, sessions))
+            .collect()
     }
 
     /// Renews a run session's TTL (S-35 keepAlive); returns it.
@@ -563,6 +568,11 @@ impl Runner {
 
 fn describe(id: &str, sessions: &[SessionInfo]) -> Value {
     let expires_at = sessions.iter().map(|s| s.expires_at.clone()).max();
+    let now = chrono::Utc::now();
+    let expires_in_s = expires_at
+        .as_deref()
+        .and_then(|e| chrono::NaiveDateTime::parse_from_str(e, "%Y-%m-%dT%H:%M:%S%.f").ok())
+        .map(|e| ((e.and_utc() - now).num_milliseconds() as f64 / 1000.0).max(0.0));
     json!({
         "session_id": id,
         "languages": sessions.iter().map(|s| s.resource_type.clone()).collect::<Vec<_>>(),
@@ -570,7 +580,8 @@ fn describe(id: &str, sessions: &[SessionInfo]) -> Value {
         "created_at": sessions.iter().map(|s| s.created_at.clone()).min(),
         "last_activity": sessions.iter().map(|s| s.last_activity.clone()).max(),
         "expires_at": expires_at,
-        "now": timestamp(chrono::Utc::now()),
+        "expires_in_s": expires_in_s,
+        "now": timestamp(now),
     })
 }
 

@@ -301,3 +301,97 @@ async fn javascript_streams_console_output_and_a_loop_ends_only_its_run() {
     let (status, body) = run(&s, json!({"language": "javascript", "code": "6 * 7"})).await;
     assert_eq!((status, body["data"]["result"].as_str()), (200, Some("42")));
 }
+
+mod sdk {
+    use super::python_server;
+    use cella_sdk::run::{RunFile, RunRequest, Session, SessionOptions};
+    use serde_json::json;
+    use std::time::Duration;
+
+    fn fast_renewing(url: &str) -> Session {
+        let options = SessionOptions { renew_every: Duration::from_millis(200), ..SessionOptions::default() };
+        Session::with_options(url, options).unwrap()
+    }
+
+    #[tokio::test]
+    async fn session_run_streams_progress_and_stdout_and_keeps_state() {
+        let s = python_server(json!({})).await;
+        let session = Session::new(&s.base).unwrap();
+        let first = session
+            .run(RunRequest::python("total = 40").keep_alive(true).file(RunFile::text("n.txt", "2")))
+            .await
+            .unwrap();
+        assert!(first.kept_alive && !first.reused_session);
+        let (mut stages, mut printed) = (Vec::new(), Vec::new());
+        let second = session
+            .run_with(
+                RunRequest::python(
+                    "import time\nprint('a', flush=True)\ntime.sleep(0.2)\nprint(total + int(open('n.txt').read()))",
+                )
+                .session_id(&first.session_id)
+                .keep_alive(true),
+                |p| stages.push(p.stage.clone()),
+                |text| printed.push(text.to_string()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(second.stdout, "a\n42\n");
+        assert_eq!(printed.concat(), "a\n42\n", "on_stdout saw the output");
+        assert_eq!(stages, ["session", "run", "done"]);
+        assert!(second.timing.stages.iter().any(|t| t.stage == "run"));
+        // A failing program is an outcome, not an Err (S-37).
+        let failed =
+            session.run(RunRequest::python("1/0").session_id(&first.session_id).keep_alive(true)).await.unwrap();
+        assert_eq!(failed.error.unwrap()["name"], "ZeroDivisionError");
+        // The lower layer (S-38): the run session is a worker of the Sandbox API.
+        let sandbox = session.sandbox(&first.session_id).await.unwrap();
+        let envelope = sandbox.execute("python:run", json!({"code": "total"})).await.unwrap();
+        assert_eq!(envelope.data["result"], "40");
+        // Listing, files, close (S-35).
+        let listed = session.list_sessions().await.unwrap();
+        assert!(listed.iter().any(|x| x["session_id"] == first.session_id.as_str()));
+        let files = session.files(&first.session_id).await.unwrap();
+        assert_eq!(files[0]["path"], "n.txt");
+        session.close(&first.session_id).await.unwrap();
+        let gone = session.get_session(&first.session_id).await.unwrap_err();
+        assert_eq!(gone.code(), Some(4007));
+    }
+
+    #[tokio::test]
+    async fn s34_a_kept_alive_session_with_little_time_left_is_renewed_by_the_sdk() {
+        // A 3 s TTL is always below the SDK's 2-minute threshold, so the SDK renews it.
+        let s = python_server(json!({"server": {"session_ttl": 3}})).await;
+        let session = fast_renewing(&s.base);
+        let renewed = session.run(RunRequest::python("kept = True").keep_alive(true)).await.unwrap();
+        let left_alone = session.run(RunRequest::python("kept = False").keep_alive(true)).await.unwrap();
+        session.detach(&left_alone.session_id);
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        let info = session.get_session(&renewed.session_id).await.expect("renewed in the background");
+        assert!(info["expires_in_s"].as_f64().unwrap() > 0.0);
+        let again = session.run(RunRequest::python("kept").session_id(&renewed.session_id)).await.unwrap();
+        assert_eq!(again.result.as_deref(), Some("True"));
+        let expired = session.get_session(&left_alone.session_id).await.unwrap_err();
+        assert_eq!(expired.code(), Some(4007), "without renewal the session expired");
+    }
+
+    #[tokio::test]
+    async fn s40_a_dropped_session_client_ends_its_kept_sessions() {
+        let s = python_server(json!({})).await;
+        let observer = Session::new(&s.base).unwrap();
+        let id = {
+            let session = Session::new(&s.base).unwrap();
+            let out = session.run(RunRequest::javascript("var kept = 1").keep_alive(true)).await.unwrap();
+            assert_eq!(session.kept_sessions(), vec![out.session_id.clone()]);
+            out.session_id
+        };
+        let mut ended = false;
+        for _ in 0..100 {
+            if observer.get_session(&id).await.is_err() {
+                ended = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(ended, "the dropped client's kept session was ended");
+    }
+}

@@ -17,6 +17,7 @@ pub struct SandboxBuilder {
     timeout: Duration,
     retries: u32,
     warmup: Vec<String>,
+    api_key: Option<String>,
 }
 
 impl SandboxBuilder {
@@ -38,6 +39,12 @@ impl SandboxBuilder {
         self
     }
 
+    /// The API key of the tenant to act for (sent as `Authorization: Bearer`).
+    pub fn api_key(mut self, key: impl Into<String>) -> Self {
+        self.api_key = Some(key.into());
+        self
+    }
+
     /// Backends to warm up when starting (S-2).
     pub fn warmup(mut self, resources: &[&str]) -> Self {
         self.warmup = resources.iter().map(|s| s.to_string()).collect();
@@ -46,10 +53,7 @@ impl SandboxBuilder {
 
     /// Connects (S-1): checks `/health`, then warms the requested backends.
     pub async fn start(self) -> Result<Sandbox, Error> {
-        let http = reqwest::Client::builder()
-            .timeout(self.timeout)
-            .build()
-            .map_err(|e| Error::Connection { url: self.url.clone(), message: e.to_string() })?;
+        let http = http_client(&self.url, self.timeout, self.api_key.as_deref())?;
         let worker_id =
             self.worker_id.unwrap_or_else(|| format!("sandbox_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]));
         let inner = Arc::new(Inner {
@@ -67,6 +71,22 @@ impl SandboxBuilder {
         }
         Ok(sandbox)
     }
+}
+
+/// An HTTP client with the timeout and, when given, the API key on every request.
+pub(crate) fn http_client(url: &str, timeout: Duration, api_key: Option<&str>) -> Result<reqwest::Client, Error> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(key) = api_key {
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {key}"))
+            .map_err(|_| Error::Protocol("the API key is not a valid header value".into()))?;
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .default_headers(headers)
+        .build()
+        .map_err(|e| Error::Connection { url: url.to_string(), message: e.to_string() })
 }
 
 /// The shared state of a client and its session handles.
@@ -125,7 +145,7 @@ impl Inner {
     }
 }
 
-async fn read(response: reqwest::Response) -> Result<Value, Error> {
+pub(crate) async fn read(response: reqwest::Response) -> Result<Value, Error> {
     let status = response.status().as_u16();
     let text = response.text().await.map_err(|e| Error::Protocol(format!("cannot read the body: {e}")))?;
     let body: Value = serde_json::from_str(&text)
@@ -157,6 +177,7 @@ impl Sandbox {
             timeout: Duration::from_secs(60),
             retries: 3,
             warmup: Vec::new(),
+            api_key: None,
         }
     }
 

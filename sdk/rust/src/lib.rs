@@ -19,6 +19,8 @@
 //! - [`Sandbox`]: one worker's connection to a server (start, warmup, sessions, execute, …).
 //! - [`Session`]: a handle on one explicit session; dropped without `destroy`, it destroys
 //!   the session in the background, best effort (S-40, S-41).
+//! - [`run`]: the high-level code-execution layer (seed 003): `run::Session::run`, keep-alive
+//!   with background renewal, session listing, and access to the [`Sandbox`] layer.
 //! - [`Envelope`], [`Error`]: results and typed errors carrying the envelope's code.
 //!
 //! Retries: only requests that are safe to repeat (health, listings, refresh) are retried on
@@ -26,6 +28,7 @@
 
 mod client;
 mod error;
+pub mod run;
 mod session;
 mod types;
 
