@@ -1,0 +1,100 @@
+//! Code-interpreter benchmarks (criterion), issue #4's speed figures at the engine level.
+//! Run with: `cargo bench -p cella-runtime --bench interpreters`
+//!
+//! - `interpreters/create_python`, `interpreters/create_javascript`: a new session ready to
+//!   run (store + instance from the warm image + `initialize` + registry), through the facade.
+//! - `interpreters/run_print_python`, `interpreters/run_print_javascript`: `print(1)` /
+//!   `console.log(1)` in a live session, through the facade (no HTTP).
+//! - `interpreters/process_python3_c`: `python3 -c 'print(1)'` as a process, the baseline.
+//!
+//! The HTTP figures (`/api/v1/run`) come from `scripts/run_bench.py`.
+
+use cella_runtime::{Caller, Config, ExecOptions, Sandbox};
+use criterion::{Criterion, criterion_group, criterion_main};
+use serde_json::{Value, json};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
+}
+
+fn config(cache: &Path) -> Config {
+    let value = json!({
+        "server": {"cache_dir": cache, "limits": {"max_instances": 1000}},
+        "resources": {
+            "python": {
+                "component": "builtin:python",
+                "config": {"workdir": "/work", "wheelhouse": "/wheels"},
+                "grants": {"dirs": [{"host": "target/wheelhouse", "guest": "/wheels"}],
+                           "scratch": {"guest": "/work", "quota_mb": 64}}
+            },
+            "javascript": {"component": "builtin:javascript"}
+        }
+    });
+    Config::from_json(&value.to_string(), repo_root()).unwrap()
+}
+
+fn benches(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let cache = repo_root().join("target").join("bench-cache");
+    let sandbox: Sandbox = rt.block_on(async {
+        let sb = Sandbox::start(config(&cache)).await.unwrap();
+        sb.warmup(None).await;
+        sb
+    });
+    let counter = AtomicU64::new(0);
+    let mut group = c.benchmark_group("interpreters");
+    group.sample_size(30);
+
+    for (resource, tool, code) in
+        [("python", "python:run", "print(1)"), ("javascript", "javascript:run", "console.log(1)")]
+    {
+        group.bench_function(format!("create_{resource}"), |b| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let sb = sandbox.clone();
+                let base = counter.fetch_add(iters, Ordering::Relaxed);
+                async move {
+                    let mut elapsed = Duration::ZERO;
+                    // Bounded batches: every live interpreter session holds its memory.
+                    for chunk in (0..iters).collect::<Vec<_>>().chunks(50) {
+                        let callers: Vec<Caller> =
+                            chunk.iter().map(|i| Caller::new(format!("bench-{resource}-{}", base + i))).collect();
+                        let start = Instant::now();
+                        for caller in &callers {
+                            sb.create_session(caller, resource, Value::Null, None).await.unwrap();
+                        }
+                        elapsed += start.elapsed();
+                        for caller in &callers {
+                            sb.destroy_session(caller, resource).await.unwrap();
+                        }
+                    }
+                    elapsed
+                }
+            })
+        });
+
+        let caller = Caller::new(format!("bench-live-{resource}"));
+        rt.block_on(async {
+            sandbox.create_session(&caller, resource, Value::Null, None).await.unwrap();
+            let env = sandbox.execute(&caller, tool, json!({"code": code}), ExecOptions::default()).await;
+            assert_eq!(env.code, 0, "{}", env.message);
+        });
+        group.bench_function(format!("run_print_{resource}"), |b| {
+            b.to_async(&rt).iter(|| sandbox.execute(&caller, tool, json!({"code": code}), ExecOptions::default()))
+        });
+    }
+
+    group.sample_size(20);
+    group.bench_function("process_python3_c", |b| {
+        b.iter(|| {
+            let status = std::process::Command::new("python3").args(["-c", "print(1)"]).output().unwrap();
+            assert!(status.status.success());
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(name = interpreters; config = Criterion::default().measurement_time(Duration::from_secs(5)).warm_up_time(Duration::from_secs(1)); targets = benches);
+criterion_main!(interpreters);
