@@ -14,15 +14,23 @@ use std::process::Command;
 /// The Rust components built here (cargo packages under `components/`).
 const RUST_COMPONENTS: &[&str] = &["kv", "rag", "notebook", "faulty"];
 
-/// The Python components built here with componentize-py: (name, folder under
-/// `components/`, module holding the `Guest` class).
-const PYTHON_COMPONENTS: &[(&str, &str, &str)] = &[("python", "python", "app")];
+/// The Python components built here with componentize-py: (name, folders on the module
+/// path, module holding the `Guest` class).
+const PYTHON_COMPONENTS: &[(&str, &[&str], &str)] =
+    &[("python", &["components/python"], "app"), ("kv-python", &["components/kv-python", "sdk/guest-python"], "app")];
+
+/// The JavaScript components built here with componentize-js: (name, entry module).
+const JS_COMPONENTS: &[(&str, &str)] =
+    &[("javascript", "components/javascript/app.js"), ("kv-js", "components/kv-js/app.js")];
+
+/// The C components built here (clang, wit-bindgen-c, wit-component): (name, folder).
+const C_COMPONENTS: &[(&str, &str)] = &[("kv-c", "components/kv-c")];
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let root = manifest_dir.parent().expect("runtime/ lives in the repository root").to_path_buf();
     let components_dir = root.join("components");
-    for watched in ["components", "sdk/guest-rust", "wit"] {
+    for watched in ["components", "sdk/guest-rust", "sdk/guest-python", "sdk/guest-js", "sdk/guest-c", "wit"] {
         rerun_if_changed_tree(&root.join(watched));
     }
 
@@ -70,75 +78,45 @@ fn main() {
     }
 
     let wasm_dir = target_dir.join("wasm32-wasip2").join("release");
-    for (name, folder, module) in PYTHON_COMPONENTS {
-        build_python(&root, &root.join("components").join(folder), module, &wasm_dir.join(format!("{name}.wasm")));
-    }
-    build_javascript(&root, &root.join("components/javascript"), &wasm_dir.join("javascript.wasm"));
-    fill_wheelhouse(&root);
-    write_components(&wasm_dir, &root);
-}
-
-/// Whether `out` is newer than every file in `inputs` (folders, not recursive).
-fn up_to_date(out: &Path, inputs: &[PathBuf]) -> bool {
-    let newest_input = inputs
-        .iter()
-        .flat_map(|d| std::fs::read_dir(d).into_iter().flatten().flatten())
-        .filter_map(|e| e.metadata().ok()?.modified().ok())
-        .max();
-    let built = std::fs::metadata(out).and_then(|m| m.modified()).ok();
-    matches!((built, newest_input), (Some(b), Some(i)) if b > i)
-}
-
-/// Builds the JavaScript component with componentize-js, installed on first use with npm
-/// into `target/node-tools` (the version `components/javascript/package.json` pins).
-fn build_javascript(root: &Path, source: &Path, out: &Path) {
-    if up_to_date(out, &[source.to_path_buf(), root.join("wit")]) {
-        return;
-    }
-    let package: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(source.join("package.json")).expect("reading package.json"))
-            .expect("package.json is JSON");
-    let version = package["dependencies"]["@bytecodealliance/componentize-js"].as_str().expect("a pinned version");
-    let tools = root.join("target/node-tools");
-    let cli = tools.join("node_modules/.bin/componentize-js");
-    let stamp = tools.join(".componentize-js");
-    if !cli.exists() || std::fs::read_to_string(&stamp).ok().as_deref() != Some(version) {
-        std::fs::create_dir_all(&tools).expect("creating target/node-tools");
-        let output = Command::new("npm")
-            .args(["install", "--no-audit", "--no-fund", "--loglevel=error", "--prefix"])
-            .arg(&tools)
-            .arg(format!("@bytecodealliance/componentize-js@{version}"))
-            .output()
-            .expect("failed to run npm (needs Node.js and npm)");
-        if !output.status.success() {
-            panic!(
-                "installing componentize-js failed (needs the npm registry):\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
+    // The guest toolchains live beside the build output (`target/venvs`, `target/node-tools`).
+    let tools = cella_build::Tools::new(target_dir.parent().expect("the components folder is inside target/"));
+    let wit = root.join("wit");
+    let fail = |name: &str, e: cella_build::Error| -> ! { panic!("building the component {name} failed: {e}") };
+    for (name, paths, module) in PYTHON_COMPONENTS {
+        let out = wasm_dir.join(format!("{name}.wasm"));
+        let paths: Vec<PathBuf> = paths.iter().map(|p| root.join(p)).collect();
+        let inputs: Vec<PathBuf> = paths.iter().cloned().chain([wit.clone()]).collect();
+        if !cella_build::up_to_date(&out, &inputs) {
+            let paths: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
+            cella_build::build_python(&tools, &wit, &paths, module, &out).unwrap_or_else(|e| fail(name, e));
         }
-        std::fs::write(&stamp, version).expect("writing the componentize-js stamp");
     }
-    let output = Command::new(&cli)
-        .arg(source.join("app.js"))
-        .arg("--wit")
-        .arg(root.join("wit"))
-        .args(["-n", "backend", "-d", "http", "-d", "fetch-event", "-o"])
-        .arg(out)
-        .output()
-        .expect("failed to run componentize-js");
-    if !output.status.success() || !out.exists() {
-        let _ = std::fs::remove_file(out);
-        panic!(
-            "building the JavaScript component failed:\n{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
+    for (name, entry) in JS_COMPONENTS {
+        let out = wasm_dir.join(format!("{name}.wasm"));
+        let entry = root.join(entry);
+        let folder = entry.parent().expect("an entry module is in a folder").to_path_buf();
+        if !cella_build::up_to_date(&out, &[folder, root.join("sdk/guest-js"), wit.clone()]) {
+            let relative = entry.strip_prefix(&root).expect("entries are inside the repository");
+            cella_build::build_javascript(&tools, &wit, &root, relative, &out).unwrap_or_else(|e| fail(name, e));
+        }
     }
+    for (name, folder) in C_COMPONENTS {
+        let out = wasm_dir.join(format!("{name}.wasm"));
+        let folder = root.join(folder);
+        if !cella_build::up_to_date(&out, &[folder.clone(), root.join("sdk/guest-c"), wit.clone()]) {
+            let sources = vec![folder.join("app.c")];
+            let includes = vec![root.join("sdk/guest-c")];
+            let work = target_dir.join("c").join(name);
+            cella_build::build_c(&tools, &wit, &sources, &includes, &work, &out).unwrap_or_else(|e| fail(name, e));
+        }
+    }
+    fill_wheelhouse(&root, &tools);
+    write_components(&wasm_dir, &root);
 }
 
 /// Downloads the example wheelhouse (`examples/wheelhouse.txt`: pure-Python wheels the
 /// python backend may install) into `target/wheelhouse`, once.
-fn fill_wheelhouse(root: &Path) {
+fn fill_wheelhouse(root: &Path, tools: &cella_build::Tools) {
     let dir = root.join("target/wheelhouse");
     let list = root.join("examples/wheelhouse.txt");
     let stamp = dir.join(".stamp");
@@ -147,7 +125,7 @@ fn fill_wheelhouse(root: &Path) {
         return;
     }
     std::fs::create_dir_all(&dir).expect("creating target/wheelhouse");
-    let python = root.join("target/venvs/componentize-py/bin/python");
+    let python = tools.python().unwrap_or_else(|e| panic!("{e}"));
     let output = Command::new(&python)
         .args(["-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--no-deps", "--only-binary=:all:"])
         .args(["--python-version", "3.14", "--implementation", "py", "-d"])
@@ -162,60 +140,17 @@ fn fill_wheelhouse(root: &Path) {
     std::fs::write(&stamp, want).expect("writing the wheelhouse stamp");
 }
 
-/// Builds a Python component with componentize-py, installed on first use into
-/// `target/venvs/componentize-py` (pinned in `components/python/build-requirements.txt`).
-/// Skipped when the .wasm is newer than every source and the WIT.
-fn build_python(root: &Path, source: &Path, module: &str, out: &Path) {
-    if up_to_date(out, &[source.to_path_buf(), root.join("wit")]) {
-        return;
-    }
-    let venv = Command::new("bash")
-        .arg(root.join("scripts/python-venv.sh"))
-        .arg(root.join("target/venvs/componentize-py"))
-        .arg(root.join("components/python/build-requirements.txt"))
-        .output()
-        .expect("failed to run scripts/python-venv.sh (needs bash and python3)");
-    if !venv.status.success() {
-        panic!(
-            "installing componentize-py failed (needs python3 with venv and the PyPI registry):\n{}",
-            String::from_utf8_lossy(&venv.stderr)
-        );
-    }
-    let python = PathBuf::from(String::from_utf8_lossy(&venv.stdout).trim());
-    let componentize = python.with_file_name("componentize-py");
-    std::fs::create_dir_all(out.parent().expect("the output has a folder")).expect("creating the output folder");
-    let output = Command::new(&componentize)
-        .arg("-d")
-        .arg(root.join("wit"))
-        .args(["-w", "backend", "componentize", "-p"])
-        .arg(source)
-        .arg(module)
-        .arg("-o")
-        .arg(out)
-        .output()
-        .expect("failed to run componentize-py");
-    if !output.status.success() {
-        let _ = std::fs::remove_file(out);
-        panic!(
-            "building the Python component {} failed:\n{}",
-            source.display(),
-            String::from_utf8_lossy(&output.stderr)
-                .lines()
-                .filter(|l| !l.trim_start().starts_with("at ")
-                    && !l.trim_start().chars().next().is_some_and(|c| c.is_ascii_digit()))
-                .collect::<Vec<_>>()
-                .join("\n")
-        );
-    }
-}
-
 /// Writes `components.rs`: the path of each component in `wasm_dir`, and the repository root.
 fn write_components(wasm_dir: &Path, root: &Path) {
     let mut generated = String::from(
         "/// Components built from `components/` by `runtime/build.rs`: (name, path of the .wasm).\npub const BUILTIN_COMPONENTS: &[(&str, &str)] = &[\n",
     );
-    let names =
-        RUST_COMPONENTS.iter().copied().chain(PYTHON_COMPONENTS.iter().map(|(n, _, _)| *n)).chain(["javascript"]);
+    let names = RUST_COMPONENTS
+        .iter()
+        .copied()
+        .chain(PYTHON_COMPONENTS.iter().map(|(n, _, _)| *n))
+        .chain(JS_COMPONENTS.iter().map(|(n, _)| *n))
+        .chain(C_COMPONENTS.iter().map(|(n, _)| *n));
     for name in names {
         let path = wasm_dir.join(format!("{name}.wasm"));
         assert!(path.exists(), "component {name} was not built at {}", path.display());

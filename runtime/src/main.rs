@@ -67,6 +67,32 @@ enum Command {
         /// The key.
         key: String,
     },
+    /// Scaffold a working backend project (with its sample tool, its build command and a
+    /// README) in a new folder `<name>`.
+    New {
+        /// The backend's name: its resource type and the prefix of its tools.
+        name: String,
+        /// The language: rust, python, js or c.
+        #[arg(long, default_value = "rust")]
+        lang: String,
+        /// The folder to create (default: `./<name>`).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Build a backend project (made by `cella new`) into a component, `build/<name>.wasm`,
+    /// installing the language's tools on first use, and show the result.
+    Build {
+        /// The project folder.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Where guest toolchains are installed (componentize-py, componentize-js); default:
+        /// the `target/` folder of the Cella checkout this binary was built from.
+        #[arg(long, env = "CELLA_TOOLS_DIR")]
+        tools_dir: Option<PathBuf>,
+        /// The compile cache directory.
+        #[arg(long, env = "CELLA_CACHE_DIR")]
+        cache_dir: Option<PathBuf>,
+    },
     /// Compile every backend of a configuration and build its warm image, filling the cache
     /// so that the next `cella serve` starts at once.
     Compile {
@@ -87,6 +113,10 @@ struct ServeArgs {
     /// Port to listen on (overrides server.port; 0 picks a free one).
     #[arg(long, env = "CELLA_PORT")]
     port: Option<u16>,
+    /// Serve these components (.wasm) instead of the configuration's resources, each under
+    /// its manifest's name (repeatable); the configuration's server settings still apply.
+    #[arg(long = "backend", value_name = "WASM")]
+    backends: Vec<PathBuf>,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "CELLA_LOG_JSON")]
     log_json: bool,
@@ -119,7 +149,11 @@ fn parse_json(text: &str, what: &str) -> anyhow::Result<Value> {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     init_logging(args.log_json, "info");
-    let mut config = load_config(args.config.as_ref())?;
+    let mut config = if args.backends.is_empty() {
+        load_config(args.config.as_ref())?
+    } else {
+        only_backends(args.config.as_ref(), &args.backends).await?
+    };
     if let Some(host) = args.host {
         config.server.host = host;
     }
@@ -173,6 +207,60 @@ async fn mcp_stdio(config: Option<PathBuf>, tenant: Option<String>) -> anyhow::R
 
 fn rmcp_stdio() -> (tokio::io::Stdin, tokio::io::Stdout) {
     (tokio::io::stdin(), tokio::io::stdout())
+}
+
+/// The configuration's server settings with `backends` as its only resources (and no
+/// tenants: this is for running a backend locally).
+async fn only_backends(config: Option<&PathBuf>, backends: &[PathBuf]) -> anyhow::Result<Config> {
+    let (text, base) = match config {
+        Some(path) => (
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+            path.parent().map(PathBuf::from).unwrap_or_default(),
+        ),
+        None => (cella_runtime::config::DEFAULT_CONFIG.to_string(), PathBuf::from(cella_runtime::config::REPO_ROOT)),
+    };
+    let mut value: Value = serde_json::from_str(&text).context("the configuration is not JSON")?;
+    let cache_dir = load_config(config)?.server.cache_dir;
+    let mut resources = serde_json::Map::new();
+    for path in backends {
+        let path = std::path::absolute(path)?;
+        let local = Local::open(&path, serde_json::json!({}), cache_dir.as_deref())
+            .await
+            .with_context(|| format!("loading {}", path.display()))?;
+        let name = local.manifest()?["name"].as_str().unwrap_or_default().to_string();
+        if resources.insert(name.clone(), serde_json::json!({"component": path})).is_some() {
+            bail!("two --backend components are both named '{name}'");
+        }
+    }
+    value["resources"] = Value::Object(resources);
+    if let Some(object) = value.as_object_mut() {
+        object.remove("tenants");
+    }
+    Config::from_json(&value.to_string(), &base).context("the --backend configuration")
+}
+
+fn new_project(name: String, lang: String, dir: Option<PathBuf>) -> anyhow::Result<()> {
+    let language: cella_build::Language = lang.parse()?;
+    let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
+    let guest_rust = std::path::Path::new(cella_runtime::config::REPO_ROOT).join("sdk/guest-rust");
+    let project = cella_build::Project::create(&dir, &name, language, &guest_rust)?;
+    println!("created {} backend '{}' in {}", language.name(), project.name, dir.display());
+    println!("next: cd {} && cella build && cella serve --backend build/{}.wasm", dir.display(), project.name);
+    Ok(())
+}
+
+async fn build_project(dir: PathBuf, tools_dir: Option<PathBuf>, cache_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    let project = cella_build::Project::open(&dir)?;
+    let tools = cella_build::Tools::new(
+        tools_dir.unwrap_or_else(|| std::path::Path::new(cella_runtime::config::REPO_ROOT).join("target")),
+    );
+    eprintln!("building {} ({}) in {}", project.name, project.language.name(), dir.display());
+    let started = std::time::Instant::now();
+    let project_for_build = project.clone();
+    let out = tokio::task::spawn_blocking(move || project_for_build.build(&tools)).await??;
+    let size = std::fs::metadata(&out)?.len();
+    eprintln!("built {} ({:.1} KiB) in {:.1} s", out.display(), size as f64 / 1024.0, started.elapsed().as_secs_f64());
+    inspect(out, false, cache_dir).await
 }
 
 async fn inspect(component: PathBuf, json: bool, cache_dir: Option<PathBuf>) -> anyhow::Result<()> {
@@ -306,6 +394,8 @@ async fn main() {
         }
         Command::McpStdio { config, tenant } => mcp_stdio(config, tenant).await.map(|_| 0),
         Command::Compile { config } => compile(config).await.map(|_| 0),
+        Command::New { name, lang, dir } => new_project(name, lang, dir).map(|_| 0),
+        Command::Build { dir, tools_dir, cache_dir } => build_project(dir, tools_dir, cache_dir).await.map(|_| 0),
         Command::HashKey { key } => {
             println!("{}", cella_runtime::tenancy::hash_key(&key));
             Ok(0)

@@ -1,4 +1,7 @@
 //! `kv`: a session backend. Each session holds its own key-value map.
+//!
+//! The same backend is written in Python (`kv-python`), JavaScript (`kv-js`) and C (`kv-c`);
+//! all four pass the conformance suite in `tests/conformance/`.
 use cella_guest::prelude::*;
 use std::collections::BTreeMap;
 
@@ -75,7 +78,22 @@ impl Backend for Kv {
                 Some(v.as_u64().ok_or_else(|| Error::invalid_param("max_keys must be a whole number"))? as usize)
             }
         };
+        cella_guest::log::info("kv session opened");
         Ok(json!({"max_keys": self.max_keys}))
+    }
+
+    fn warmup(&mut self, _config: Value) -> Result<(), Error> {
+        cella_guest::log::info("kv warmup");
+        Ok(())
+    }
+
+    fn cleanup(&mut self) -> Result<(), Error> {
+        cella_guest::log::info(&format!("kv session closed with {} keys", self.items.len()));
+        Ok(())
+    }
+
+    fn shutdown(&mut self) {
+        cella_guest::log::info("kv shutdown");
     }
 }
 
