@@ -18,6 +18,7 @@ typedef struct {
 static entry *items;
 static size_t count, capacity;
 static int64_t max_keys = -1; /* -1: unlimited */
+static cella_buf label;        /* a name for this deployment (backend config `label`), for the logs */
 
 static int compare(const char *a, size_t a_len, const char *b, size_t b_len) {
     int c = memcmp(a, b, a_len < b_len ? a_len : b_len);
@@ -159,8 +160,10 @@ static bool kv_keys(cella_str params, cella_buf *out, cella_error *err) {
 }
 
 static bool kv_warmup(cella_str config, cella_error *err) {
-    (void)config; (void)err;
-    cella_log(CELLA_BACKEND_HOST_LEVEL_INFO, "kv warmup");
+    (void)err;
+    cella_str value;
+    if (!cella_json_field(config, "label", &value) || !cella_json_string(value, &label)) cella_buf_cstr(&label, "");
+    cella_log(CELLA_BACKEND_HOST_LEVEL_INFO, "kv warmup %s", label.ptr);
     return true;
 }
 
@@ -186,7 +189,7 @@ static bool kv_cleanup(cella_error *err) {
     return true;
 }
 
-static void kv_shutdown(void) { cella_log(CELLA_BACKEND_HOST_LEVEL_INFO, "kv shutdown"); }
+static void kv_shutdown(void) { cella_log(CELLA_BACKEND_HOST_LEVEL_INFO, "kv shutdown %s", label.ptr ? label.ptr : ""); }
 
 #define KEY "\"key\":{\"type\":\"string\",\"description\":\"The key.\"}"
 static const cella_tool TOOLS[] = {

@@ -9,6 +9,7 @@ const kv = new Backend({ name: 'kv', description: 'A key-value store per session
 // Module state is the session's state: every session has its own instance.
 const items = new Map();
 let maxKeys = null;
+let label = ''; // a name for this deployment (backend config `label`), shown in the hooks' log lines
 
 const I64 = 2n ** 63n;
 
@@ -21,7 +22,10 @@ function set(key, value) {
   return { key, previous };
 }
 
-kv.warmup(() => log('info', 'kv warmup'))
+kv.warmup((config) => {
+  label = typeof config.label === 'string' ? config.label : '';
+  log('info', `kv warmup ${label}`);
+})
   .initialize((_workerId, config) => {
     const limit = config.max_keys;
     if (limit !== undefined && limit !== null && !(Number.isInteger(limit) && limit >= 0)) {
@@ -32,7 +36,7 @@ kv.warmup(() => log('info', 'kv warmup'))
     return { max_keys: maxKeys };
   })
   .cleanup(() => log('info', `kv session closed with ${items.size} keys`))
-  .shutdown(() => log('info', 'kv shutdown'));
+  .shutdown(() => log('info', `kv shutdown ${label}`));
 
 kv.tool('kv:set', { description: 'Store a JSON value under a key', params: { key: 'string: The key.', value: 'any: Any JSON value.' } },
   ({ key, value }) => set(key, value))

@@ -13,13 +13,16 @@ backend("kv", "A key-value store per session", "0.1.0")
 # Module globals are the session's state: every session has its own instance.
 items: dict = {}
 max_keys: Optional[int] = None
+label = ""  # a name for this deployment (backend config `label`), shown in the hooks' log lines
 
 Key = Annotated[str, "The key."]
 
 
 @warmup
 def warm(config: dict) -> None:
-    log("info", "kv warmup")
+    global label
+    label = config.get("label") if isinstance(config.get("label"), str) else ""
+    log("info", f"kv warmup {label}")
 
 
 @initialize
@@ -40,7 +43,7 @@ def close() -> None:
 
 @shutdown
 def stop() -> None:
-    log("info", "kv shutdown")
+    log("info", f"kv shutdown {label}")
 
 
 @tool("kv:set")

@@ -347,10 +347,10 @@ static bool cella_json_int(cella_str v, int64_t *out) {
 }
 
 /* The required string parameter `name` of `params`, decoded into `out`: 4003 when it is
- * missing or null, 4004 when it is not a string. */
+ * missing, 4004 when it is not a string (null included). */
 static bool cella_param_string(cella_str params, const char *name, cella_buf *out, cella_error *err) {
     cella_str v;
-    if (!cella_json_field(params, name, &v) || cella_json_is_null(v))
+    if (!cella_json_field(params, name, &v))
         return cella_fail(err, CELLA_MISSING_REQUIRED_FIELD, "missing required parameter '%s'", name);
     if (!cella_json_string(v, out))
         return cella_fail(err, CELLA_INVALID_PARAMETER_TYPE, "parameter '%s' must be string, got %.*s", name,

@@ -104,7 +104,7 @@ function parseJson(text, what) {
 function check(args, params) {
   for (const p of params) {
     const value = args[p.name];
-    if (value === undefined || value === null) {
+    if (value === undefined || (value === null && p.optional)) {
       if (!p.optional) throw new CellaError(codes.MISSING_REQUIRED_FIELD, `missing required parameter '${p.name}'`);
       continue;
     }

@@ -10,6 +10,8 @@ struct Kv {
     items: BTreeMap<String, Value>,
     /// The most keys this session may hold (session config `max_keys`); unlimited when absent.
     max_keys: Option<usize>,
+    /// A name for this deployment (backend config `label`), shown in the hooks' log lines.
+    label: String,
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -82,8 +84,9 @@ impl Backend for Kv {
         Ok(json!({"max_keys": self.max_keys}))
     }
 
-    fn warmup(&mut self, _config: Value) -> Result<(), Error> {
-        cella_guest::log::info("kv warmup");
+    fn warmup(&mut self, config: Value) -> Result<(), Error> {
+        self.label = config.get("label").and_then(Value::as_str).unwrap_or_default().to_string();
+        cella_guest::log::info(&format!("kv warmup {}", self.label));
         Ok(())
     }
 
@@ -93,7 +96,7 @@ impl Backend for Kv {
     }
 
     fn shutdown(&mut self) {
-        cella_guest::log::info("kv shutdown");
+        cella_guest::log::info(&format!("kv shutdown {}", self.label));
     }
 }
 
