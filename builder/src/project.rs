@@ -164,7 +164,14 @@ impl Project {
         let out = self.output();
         let wit = self.dir.join("wit");
         match self.language {
-            Language::Rust => build_rust(&self.dir, &self.name, &self.dir.join("target"), &out)?,
+            Language::Rust => {
+                // cargo's own CARGO_TARGET_DIR is honoured, as cargo itself would.
+                let target = std::env::var_os("CARGO_TARGET_DIR")
+                    .map(PathBuf::from)
+                    .map(|t| if t.is_absolute() { t } else { self.dir.join(t) })
+                    .unwrap_or_else(|| self.dir.join("target"));
+                build_rust(&self.dir, &self.name, &target, &out)?
+            }
             Language::Python => build_python(tools, &wit, &[&self.dir], "app", &out)?,
             Language::JavaScript => build_javascript(tools, &wit, &self.dir, Path::new("app.js"), &out)?,
             Language::C => {

@@ -7,6 +7,7 @@ mod cache;
 mod cli;
 mod concurrency;
 mod faults;
+mod scaffold;
 mod sessions;
 mod tools;
 mod warm;
