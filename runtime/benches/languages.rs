@@ -1,0 +1,96 @@
+//! The same `kv` backend in every guest language (issue #6's report), with the core
+//! benchmarks' measures. Run with: `cargo bench -p cella-runtime --bench languages`
+//!
+//! - `languages/create_<lang>`: create_session through the facade (store + instance from the
+//!   warm image + initialize + registry), as `session/create_kv` in the runtime benchmarks.
+//! - `languages/call_<lang>`: `kv:get` on a live session through the facade, as
+//!   `session/execute_kv_get`.
+//!
+//! Printed once per language before the criterion runs: the `.wasm` size and the time to
+//! compile it with Cranelift and take its warm image (a fresh cache folder, so nothing is
+//! reused).
+
+use cella_runtime::config::BUILTIN_COMPONENTS;
+use cella_runtime::{Caller, Config, ExecOptions, Sandbox};
+use criterion::{Criterion, criterion_group, criterion_main};
+use serde_json::{Value, json};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+const LANGUAGES: &[(&str, &str)] = &[("rust", "kv"), ("python", "kv-python"), ("javascript", "kv-js"), ("c", "kv-c")];
+
+fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
+}
+
+fn config(component: &str, cache: &Path) -> Config {
+    let value = json!({
+        "server": {"cache_dir": cache, "limits": {"max_instances": 2000}},
+        "resources": {"kv": {"component": format!("builtin:{component}")}}
+    });
+    Config::from_json(&value.to_string(), repo_root()).unwrap()
+}
+
+fn benches(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let mut group = c.benchmark_group("languages");
+    let counter = AtomicU64::new(0);
+    for (language, component) in LANGUAGES {
+        let path = BUILTIN_COMPONENTS.iter().find(|(n, _)| n == component).unwrap().1;
+        let size = std::fs::metadata(path).unwrap().len();
+        let fresh = tempfile::tempdir().unwrap();
+        let started = Instant::now();
+        rt.block_on(async {
+            let sb = Sandbox::start(config(component, fresh.path())).await.unwrap();
+            sb.warmup(None).await;
+        });
+        println!(
+            "{language}: {component}.wasm {:.1} KiB; compile + warm image {:.2} s",
+            size as f64 / 1024.0,
+            started.elapsed().as_secs_f64()
+        );
+
+        let cache = repo_root().join("target").join("bench-cache");
+        let sandbox: Sandbox = rt.block_on(async {
+            let sb = Sandbox::start(config(component, &cache)).await.unwrap();
+            sb.warmup(None).await;
+            sb
+        });
+        group.bench_function(format!("create_{language}"), |b| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let sb = sandbox.clone();
+                let base = counter.fetch_add(iters, Ordering::Relaxed);
+                async move {
+                    let mut elapsed = Duration::ZERO;
+                    for chunk in (0..iters).collect::<Vec<_>>().chunks(500) {
+                        let callers: Vec<Caller> =
+                            chunk.iter().map(|i| Caller::new(format!("bench-{language}-{}", base + i))).collect();
+                        let start = Instant::now();
+                        for caller in &callers {
+                            sb.create_session(caller, "kv", Value::Null, None).await.unwrap();
+                        }
+                        elapsed += start.elapsed();
+                        for caller in &callers {
+                            sb.destroy_session(caller, "kv").await.unwrap();
+                        }
+                    }
+                    elapsed
+                }
+            })
+        });
+        let caller = Caller::new(format!("bench-live-{language}"));
+        rt.block_on(async {
+            sandbox.create_session(&caller, "kv", Value::Null, None).await.unwrap();
+            let env = sandbox.execute(&caller, "kv:set", json!({"key": "k", "value": 42}), ExecOptions::default()).await;
+            assert_eq!(env.code, 0, "{}", env.message);
+        });
+        group.bench_function(format!("call_{language}"), |b| {
+            b.to_async(&rt).iter(|| sandbox.execute(&caller, "kv:get", json!({"key": "k"}), ExecOptions::default()))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(name = languages; config = Criterion::default().sample_size(30).measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1)); targets = benches);
+criterion_main!(languages);
