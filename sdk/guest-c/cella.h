@@ -35,7 +35,8 @@
  * and return false. The lifecycle hooks are optional fields of `cella_backend` (`.warmup`,
  * `.initialize`, `.cleanup`, `.shutdown`); a hook left NULL does nothing.
  *
- * Each session has its own instance, so globals are the session's state.
+ * Each session has its own instance, so globals are the session's state. In a project of
+ * several .c files, the others `#define CELLA_HELPERS_ONLY` before `#include "cella.h"`.
  */
 #ifndef CELLA_H
 #define CELLA_H
@@ -378,6 +379,10 @@ static bool cella_param_json(cella_str params, const char *name, cella_str *out,
 
 /* ---- the exports: ownership handled here --------------------------------------------------- */
 
+/* Exactly one file of a project implements the exports: the one that defines CELLA_BACKEND.
+ * Other files of the same project define CELLA_HELPERS_ONLY before including this header. */
+#ifndef CELLA_HELPERS_ONLY
+
 static cella_str cella__view(backend_string_t *s) { return (cella_str){(const char *)s->ptr, s->len}; }
 
 /* Moves a buffer into a result string (the host frees it). */
@@ -483,5 +488,7 @@ bool exports_cella_backend_guest_call(backend_string_t *tool, exports_cella_back
     }
     return ok;
 }
+
+#endif /* CELLA_HELPERS_ONLY */
 
 #endif /* CELLA_H */

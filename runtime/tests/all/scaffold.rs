@@ -110,3 +110,18 @@ fn new_and_build_refuse_bad_input_with_one_clear_line() {
     fails(&["new", "taken"], tmp.path(), "already exists and is not empty");
     fails(&["build"], tmp.path(), "is not a backend project");
 }
+
+#[test]
+fn a_c_project_of_several_files_links_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    check(cella(tmp.path()).args(["new", "multi", "--lang", "c"]).output().unwrap(), "cella new");
+    let project = tmp.path().join("multi");
+    // A second file uses the helpers; only app.c (defining CELLA_BACKEND) has the exports.
+    std::fs::write(
+        project.join("util.c"),
+        "#define CELLA_HELPERS_ONLY\n#include \"cella.h\"\n\nvoid shout(cella_buf *out, const char *s) { cella_buf_json_string(out, s, strlen(s)); }\n",
+    )
+    .unwrap();
+    let built = check(cella(&project).arg("build").output().unwrap(), "cella build");
+    assert!(built.contains("multi:greet"), "{built}");
+}
