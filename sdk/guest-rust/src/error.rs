@@ -2,25 +2,8 @@
 
 use crate::bindings::exports::cella::backend::guest as wit;
 
-/// The result codes of the README's table that backends use most.
-pub mod codes {
-    /// The input is invalid in a way no more specific code says.
-    pub const INVALID_INPUT: i32 = 4000;
-    /// The request was understood but the operation failed for a business reason.
-    pub const BUSINESS_FAILURE: i32 = 4001;
-    /// The request is malformed (for example an unknown tool).
-    pub const INVALID_REQUEST_FORMAT: i32 = 4002;
-    /// A required parameter is missing.
-    pub const MISSING_REQUIRED_FIELD: i32 = 4003;
-    /// A parameter has the wrong type or value.
-    pub const INVALID_PARAMETER_TYPE: i32 = 4004;
-    /// Nothing matched (a missing key, no search results).
-    pub const NO_RESULTS_FOUND: i32 = 4006;
-    /// The seed documents' generic execution error.
-    pub const EXECUTION_ERROR: i32 = 5000;
-    /// An internal error of the backend.
-    pub const INTERNAL_ERROR: i32 = 5013;
-}
+/// The result codes of the README's table (the `cella-codes` crate, shared with the host).
+pub use cella_codes as codes;
 
 /// An error returned by a tool or a lifecycle hook. Its code becomes the result envelope's
 /// `code`, so pick one from [`codes`] (4xxx for the caller's mistakes, 5xxx for failures).

@@ -22,6 +22,7 @@
 //! - [`run`]: the high-level code-execution layer (seed 003): `run::Session::run`, keep-alive
 //!   with background renewal, session listing, and access to the [`Sandbox`] layer.
 //! - [`Envelope`], [`Error`]: results and typed errors carrying the envelope's code.
+//! - [`codes`]: the result codes, by name (`codes::NO_RESULTS_FOUND`), shared with the server.
 //!
 //! Retries: only requests that are safe to repeat (health, listings, refresh) are retried on
 //! connection errors; `execute`, `create` and `destroy` are sent once.
@@ -32,6 +33,8 @@ pub mod run;
 mod session;
 mod types;
 
+/// The result codes of the envelope, the same list the server uses (the `cella-codes` crate).
+pub use cella_codes as codes;
 pub use client::{Sandbox, SandboxBuilder};
 pub use error::Error;
 pub use session::Session;
