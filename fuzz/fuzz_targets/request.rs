@@ -9,7 +9,7 @@ use cella_runtime::http::{App, router};
 use cella_runtime::{Config, Sandbox};
 use libfuzzer_sys::fuzz_target;
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use tower::ServiceExt;
 
 const ROUTES: &[&str] = &[
@@ -34,13 +34,20 @@ fn state() -> &'static State {
         config.server.cache_dir = Some(root.join("target").join("fuzz-cache"));
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let sandbox = rt.block_on(Sandbox::start(config)).expect("sandbox starts");
+        // Warm every backend here, so that no input pays for compiling and imaging the
+        // interpreters (minutes in this instrumented build on a cold cache; cached after).
+        eprintln!("cella-fuzz: warming every backend (cached in target/fuzz-cache)");
+        let warm = rt.block_on(sandbox.warmup(None));
+        eprintln!("cella-fuzz: warmed: {warm:?}");
         let server = sandbox.config().server.clone();
         let app = App::new(sandbox);
         State { router: router(app, &server), rt }
     })
 }
 
-fuzz_target!(|data: &[u8]| {
+// The sandbox starts before the first input (compiling every component on a cold cache takes
+// longer than libFuzzer's per-input timeout), not inside it.
+fuzz_target!(init: { state(); }, |data: &[u8]| {
     let Some((first, body)) = data.split_first() else { return };
     let state = state();
     let route = ROUTES[*first as usize % ROUTES.len()];
