@@ -30,7 +30,9 @@ fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let root = manifest_dir.parent().expect("runtime/ lives in the repository root").to_path_buf();
     let components_dir = root.join("components");
-    for watched in ["components", "sdk/guest-rust", "sdk/codes", "sdk/guest-python", "sdk/guest-js", "sdk/guest-c", "wit"] {
+    for watched in
+        ["components", "sdk/guest-rust", "sdk/codes", "sdk/guest-python", "sdk/guest-js", "sdk/guest-c", "wit"]
+    {
         rerun_if_changed_tree(&root.join(watched));
     }
 

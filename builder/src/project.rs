@@ -182,7 +182,7 @@ impl Project {
                     .filter(|p| p.extension().is_some_and(|e| e == "c"))
                     .collect();
                 sources.sort();
-                build_c(tools, &wit, &sources, &[self.dir.clone()], &self.dir.join("build"), &out)?;
+                build_c(tools, &wit, &sources, std::slice::from_ref(&self.dir), &self.dir.join("build"), &out)?;
             }
         }
         Ok(out)

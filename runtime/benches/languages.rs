@@ -82,7 +82,8 @@ fn benches(c: &mut Criterion) {
         let caller = Caller::new(format!("bench-live-{language}"));
         rt.block_on(async {
             sandbox.create_session(&caller, "kv", Value::Null, None).await.unwrap();
-            let env = sandbox.execute(&caller, "kv:set", json!({"key": "k", "value": 42}), ExecOptions::default()).await;
+            let env =
+                sandbox.execute(&caller, "kv:set", json!({"key": "k", "value": 42}), ExecOptions::default()).await;
             assert_eq!(env.code, 0, "{}", env.message);
         });
         group.bench_function(format!("call_{language}"), |b| {

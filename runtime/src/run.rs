@@ -8,6 +8,10 @@
 //! them under its working directory. This layer sits on the [`Sandbox`] facade and never
 //! sees HTTP.
 
+// The errors of this layer are the answer itself (an `Envelope`), built on a cold path and
+// moved once; boxing them would only add an allocation to every refusal.
+#![allow(clippy::result_large_err)]
+
 use crate::codes;
 use crate::envelope::{Envelope, Meta, timestamp};
 use crate::host::{Output, OutputSink};

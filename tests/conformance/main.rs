@@ -10,8 +10,11 @@ use serde_json::{Value, json};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-/// Guest log lines seen by this test binary: (worker id, message).
-static LOGS: OnceLock<Mutex<Vec<(Option<String>, String)>>> = OnceLock::new();
+/// A guest log line: (worker id, message).
+type LogLine = (Option<String>, String);
+
+/// Guest log lines seen by this test binary.
+static LOGS: OnceLock<Mutex<Vec<LogLine>>> = OnceLock::new();
 
 struct Capture;
 
@@ -168,7 +171,10 @@ pub async fn every_tool_behaves(component: &str) {
     let s = server(component, json!({})).await;
     let w = worker("tools");
     create(&s, &w, json!({})).await;
-    assert_eq!(ok(&s, &w, "kv:set", json!({"key": "b", "value": {"n": [1, "x", null]}})).await, json!({"key": "b", "previous": null}));
+    assert_eq!(
+        ok(&s, &w, "kv:set", json!({"key": "b", "value": {"n": [1, "x", null]}})).await,
+        json!({"key": "b", "previous": null})
+    );
     assert_eq!(
         ok(&s, &w, "kv:set", json!({"key": "b", "value": "two"})).await,
         json!({"key": "b", "previous": {"n": [1, "x", null]}})
