@@ -137,6 +137,38 @@ mod tests {
         assert_eq!(rows, super::ALL, "README's codes table and cella-codes differ");
     }
 
+    /// The Python, JavaScript and C guest SDKs spell the codes they use in their own
+    /// language; every one of them agrees with this list, by name and number.
+    #[test]
+    fn the_other_guest_sdks_spell_the_same_codes() {
+        /// Splits a line into a constant's name and value, when it defines one.
+        type Split = fn(&str) -> Option<(&str, &str)>;
+        let sdks: [(&str, &str, Split); 3] = [
+            ("sdk/guest-python/cella_guest.py", include_str!("../../guest-python/cella_guest.py"), |line| {
+                line.split_once(" = ")
+            }),
+            ("sdk/guest-js/cella-guest.js", include_str!("../../guest-js/cella-guest.js"), |line| {
+                line.trim_start().strip_suffix(',')?.split_once(": ")
+            }),
+            ("sdk/guest-c/cella.h", include_str!("../../guest-c/cella.h"), |line| {
+                line.strip_prefix("#define CELLA_")?.split_once(' ')
+            }),
+        ];
+        for (path, text, split) in sdks {
+            let found: Vec<(i32, &str)> = text
+                .lines()
+                .filter_map(split)
+                .filter(|(name, _)| !name.is_empty() && name.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+                .filter_map(|(name, value)| Some((value.trim().parse().ok()?, name.trim())))
+                .filter(|(code, _)| (4000..8000).contains(code))
+                .collect();
+            assert!(found.len() >= 7, "{path}: expected its code constants, found {found:?}");
+            for (code, name) in found {
+                assert_eq!(super::name(code), Some(name), "{path}: {name} = {code}");
+            }
+        }
+    }
+
     #[test]
     fn codes_are_ascending_and_unique() {
         assert!(super::ALL.windows(2).all(|w| w[0].0 < w[1].0));
