@@ -202,11 +202,11 @@ impl Backend {
 
     /// The server's call deadline.
     pub fn timeout(&self) -> Duration {
-        Duration::from_secs_f64(self.shared.limits.call_timeout_s)
+        crate::config::seconds(self.shared.limits.call_timeout_s)
     }
 
     fn warmup_timeout(&self) -> Duration {
-        Duration::from_secs_f64(self.shared.limits.warmup_timeout_s)
+        crate::config::seconds(self.shared.limits.warmup_timeout_s)
     }
 
     /// The current warm state.

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 include!(concat!(env!("OUT_DIR"), "/components.rs"));
 
@@ -362,9 +363,7 @@ impl Config {
 
     fn validate(&self) -> Result<()> {
         let s = &self.server;
-        if !(s.session_ttl > 0.0 && s.session_ttl.is_finite()) {
-            return Err(Error::Config("server.session_ttl: must be a positive number of seconds".into()));
-        }
+        check_seconds("server.session_ttl", s.session_ttl)?;
         let l = &s.limits;
         if l.max_instances == 0 {
             return Err(Error::Config("server.limits.max_instances: must be at least 1".into()));
@@ -372,11 +371,8 @@ impl Config {
         if l.memory_mb == 0 || l.memory_mb > 4096 {
             return Err(Error::Config("server.limits.memory_mb: must be between 1 and 4096".into()));
         }
-        for (field, v) in [("call_timeout_s", l.call_timeout_s), ("warmup_timeout_s", l.warmup_timeout_s)] {
-            if !(v > 0.0 && v.is_finite()) {
-                return Err(Error::Config(format!("server.limits.{field}: must be a positive number of seconds")));
-            }
-        }
+        check_seconds("server.limits.call_timeout_s", l.call_timeout_s)?;
+        check_seconds("server.limits.warmup_timeout_s", l.warmup_timeout_s)?;
         for (name, r) in &self.resources {
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
                 return Err(Error::Config(format!(
@@ -416,6 +412,9 @@ impl Config {
                     return Err(Error::Config(format!("tenants.{id}.resources: unknown resource '{r}'")));
                 }
             }
+            if let Some(t) = tenant.quotas.call_timeout_s {
+                check_seconds(&format!("tenants.{id}.quotas.call_timeout_s"), t)?;
+            }
             if let Some(m) = tenant.quotas.memory_mb
                 && m > l.memory_mb
             {
@@ -435,6 +434,25 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// The longest duration a configuration may give: a year, in seconds.
+pub const MAX_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
+
+/// Checks that `field` is a positive number of seconds, at most [`MAX_SECONDS`].
+fn check_seconds(field: &str, v: f64) -> Result<()> {
+    if v > 0.0 && v <= MAX_SECONDS {
+        Ok(())
+    } else {
+        Err(Error::Config(format!("{field}: must be a positive number of seconds, at most {MAX_SECONDS} (a year)")))
+    }
+}
+
+/// Seconds as a [`Duration`], saturating: at most [`MAX_SECONDS`], and zero for a negative
+/// number or NaN. Unlike `Duration::from_secs_f64` it never panics, so it is safe on values
+/// a request brings.
+pub fn seconds(s: f64) -> Duration {
+    Duration::from_secs_f64(if s > 0.0 { s.min(MAX_SECONDS) } else { 0.0 })
 }
 
 /// Merges `patch` into `base`: objects key by key, recursively; anything else is replaced.
@@ -554,6 +572,19 @@ mod tests {
     fn bad_values_name_the_field() {
         let err = Config::from_json(r#"{"server": {"session_ttl": 0}}"#, Path::new(".")).unwrap_err().to_string();
         assert!(err.contains("server.session_ttl"), "{err}");
+        // Durations past a year are refused, not a panic when the server turns them into a
+        // `Duration` (1e300 s does not fit one).
+        for json in [
+            r#"{"server": {"session_ttl": 1e300}}"#,
+            r#"{"server": {"limits": {"call_timeout_s": 1e300}}}"#,
+            r#"{"tenants": {"t": {"keys": ["sha256:0000000000000000000000000000000000000000000000000000000000000000"], "quotas": {"call_timeout_s": -1}}}}"#,
+        ] {
+            let err = Config::from_json(json, Path::new(".")).unwrap_err().to_string();
+            assert!(err.contains("at most 31536000"), "{json}: {err}");
+        }
+        assert_eq!(seconds(1e300), Duration::from_secs(31_536_000));
+        assert_eq!(seconds(f64::NAN), Duration::ZERO);
+        assert_eq!(seconds(-1.0), Duration::ZERO);
         let err = Config::from_json(r#"{"server": {"port": "x"}}"#, Path::new(".")).unwrap_err().to_string();
         assert!(err.contains("server.port"), "{err}");
     }

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::path::{Component, Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// The prefix of run session ids (they are worker ids).
 pub const RUN_PREFIX: &str = "run-";
@@ -274,6 +274,12 @@ impl Runner {
                 let _ = tx.send(RunEvent::Progress { stage, percent });
             }
         };
+        if let Some(t) = request.timeout
+            && !(t > 0.0 && t.is_finite())
+        {
+            let message = format!("timeout must be a positive number of seconds, not {t}");
+            return Envelope::error(codes::INVALID_REQUEST_FORMAT, message, json!({"timeout": t}), Meta::default());
+        }
         let language = request.language.clone().unwrap_or_else(|| "python".into());
         let rt = match self.backend_of(&language) {
             Ok(rt) => rt,
@@ -352,7 +358,8 @@ impl Runner {
 
         // 4. Run, streaming output to the watcher.
         progress("run", 60);
-        let timeout = Duration::from_secs_f64(request.timeout.unwrap_or(DEFAULT_RUN_TIMEOUT_S).max(0.001));
+        // Checked above; longer than the server allows is cut to its limit by the sandbox.
+        let timeout = crate::config::seconds(request.timeout.unwrap_or(DEFAULT_RUN_TIMEOUT_S));
         let (sink, forward) = match &events {
             Some(tx) => {
                 let (sink, mut rx): (OutputSink, _) = tokio::sync::mpsc::unbounded_channel();

@@ -195,7 +195,7 @@ impl Sandbox {
             tools.add(&backend.tools);
             backends.insert(name.clone(), Arc::new(backend));
         }
-        let sessions = Sessions::new(Duration::from_secs_f64(config.server.session_ttl));
+        let sessions = Sessions::new(crate::config::seconds(config.server.session_ttl));
         let tenancy = Tenancy::new(&config);
         let inner = Arc::new(Inner {
             _engine: engine,
@@ -598,7 +598,7 @@ impl Sandbox {
         }
         let mut timeout = options.timeout.map_or(backend.timeout(), |t| t.min(backend.timeout()));
         if let Some(limit) = tenancy.call_timeout_s(&caller.tenant) {
-            timeout = timeout.min(Duration::from_secs_f64(limit));
+            timeout = timeout.min(crate::config::seconds(limit));
         }
         let params = params.to_string();
         if !tool.needs_session {

@@ -395,3 +395,66 @@ mod sdk {
         assert!(ended, "the dropped client's kept session was ended");
     }
 }
+
+#[tokio::test]
+async fn bad_run_requests_get_clear_errors_and_harm_nothing() {
+    let s = python_server(json!({})).await;
+    let cases: [(&str, u16, i64, &str); 9] = [
+        ("{not json", 400, 4002, "not valid JSON"),
+        ("[]", 400, 4002, "must be a JSON object"),
+        ("{}", 400, 4002, "missing field `code`"),
+        (r#"{"code": 5}"#, 422, 4002, "code: invalid type"),
+        (r#"{"code": "1", "packages": "x"}"#, 422, 4002, "packages: invalid type"),
+        (r#"{"code": "1", "timeout": -1}"#, 400, 4002, "timeout must be a positive number"),
+        (r#"{"code": "1", "timeout": 0}"#, 400, 4002, "timeout must be a positive number"),
+        (r#"{"code": "1", "files": [{"path": "a"}]}"#, 400, 4003, "needs content"),
+        (r#"{"code": "1", "session_id": "run-nope"}"#, 404, 4007, "no run session"),
+    ];
+    for (raw, status, code, says) in cases {
+        let (got, body) = s.post_raw("/api/v1/run", raw.to_string()).await;
+        assert_eq!((got, body["code"].as_i64()), (status, Some(code)), "{raw}: {body}");
+        assert!(body["message"].as_str().unwrap().contains(says), "{raw}: {body}");
+    }
+    // A timeout far beyond any limit is cut to the server's limit, not a panic (it was one:
+    // `Duration::from_secs_f64(1e300)`), on the run API and on execute alike.
+    let (status, body) = s.post_raw("/api/v1/run", r#"{"code": "6 * 7", "timeout": 1e300}"#.to_string()).await;
+    assert_eq!((status, body["data"]["result"].as_str()), (200, Some("42")), "{body}");
+    let raw = r#"{"worker_id": "w", "action": "python:run", "params": {"code": "1"}, "timeout": 1e300}"#;
+    let (status, body) = s.post_raw("/api/v1/execute", raw.to_string()).await;
+    assert_eq!((status, body["code"].as_i64()), (200, Some(0)), "{body}");
+}
+
+#[tokio::test]
+async fn another_tenants_run_session_is_invisible() {
+    use cella_runtime::tenancy::hash_key;
+    let s = python_server(json!({"tenants": {
+        "a": {"keys": [hash_key("key-a")]},
+        "b": {"keys": [hash_key("key-b")]}
+    }}))
+    .await;
+    let (status, body) = s.post_as("key-a", "/api/v1/run", json!({"code": "secret = 1", "keep_alive": true})).await;
+    assert_eq!(status, 200, "{body}");
+    let id = body["data"]["session_id"].as_str().unwrap().to_string();
+
+    // Tenant b cannot run in it, see it, list it, keep it alive or close it: to b it does
+    // not exist (404, as an unknown id, so its existence does not leak).
+    let (status, body) = s.post_as("key-b", "/api/v1/run", json!({"code": "secret", "session_id": id})).await;
+    assert_eq!((status, body["code"].as_i64()), (404, Some(4007)), "{body}");
+    let as_b = |req: reqwest::RequestBuilder| req.bearer_auth("key-b").send();
+    let url = format!("{}/api/v1/run/sessions/{id}", s.base);
+    for req in [
+        s.client.get(&url),
+        s.client.get(format!("{url}/files")),
+        s.client.post(format!("{url}/keep-alive")),
+        s.client.delete(&url),
+    ] {
+        assert_eq!(as_b(req).await.unwrap().status(), 404);
+    }
+    let list: Value =
+        as_b(s.client.get(format!("{}/api/v1/run/sessions", s.base))).await.unwrap().json().await.unwrap();
+    assert_eq!(list["data"]["sessions"], json!([]), "{list}");
+
+    // Tenant a still has it, state included.
+    let (status, body) = s.post_as("key-a", "/api/v1/run", json!({"code": "secret + 1", "session_id": id})).await;
+    assert_eq!((status, body["data"]["result"].as_str()), (200, Some("2")), "{body}");
+}

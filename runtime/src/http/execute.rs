@@ -11,7 +11,6 @@ use crate::sandbox::ExecOptions;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
-use std::time::Duration;
 
 /// Runs one tool; the envelope's code decides the status (0 → 200, 4xxx → 400, else 500).
 #[utoipa::path(post, path = "/api/v1/execute", tag = "execute",
@@ -32,7 +31,7 @@ pub async fn execute(State(app): State<App>, who: Who, RawBody(bytes): RawBody) 
         Ok(p) => p,
         Err(r) => return r,
     };
-    let options = ExecOptions { timeout: timeout.map(Duration::from_secs_f64), ..ExecOptions::default() };
+    let options = ExecOptions { timeout: timeout.map(crate::config::seconds), ..ExecOptions::default() };
     let caller = match who.caller("execute", worker) {
         Ok(c) => c,
         Err(r) => return r,
@@ -101,7 +100,7 @@ pub async fn execute_batch(State(app): State<App>, who: Who, RawBody(bytes): Raw
     let run = |(action, params, timeout): (String, Value, Option<f64>)| {
         let (sandbox, caller) = (app.sandbox.clone(), caller.clone());
         async move {
-            let options = ExecOptions { timeout: timeout.map(Duration::from_secs_f64), ..ExecOptions::default() };
+            let options = ExecOptions { timeout: timeout.map(crate::config::seconds), ..ExecOptions::default() };
             sandbox.execute(&caller, &action, params, options).await
         }
     };

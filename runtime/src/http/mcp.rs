@@ -20,7 +20,6 @@ use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tower::Service;
 
@@ -41,7 +40,7 @@ impl McpDoor {
         let server = &sandbox.config().server;
         let tools = Arc::new(McpTools::of(sandbox));
         let mut manager = LocalSessionManager::default();
-        manager.session_config.keep_alive = Some(Duration::from_secs_f64(server.session_ttl));
+        manager.session_config.keep_alive = Some(crate::config::seconds(server.session_ttl));
         let manager = Arc::new(manager);
         let cancel = CancellationToken::new();
         let mut config = StreamableHttpServerConfig::default()
