@@ -50,7 +50,8 @@ pub struct RunRequest {
     /// Keep the session after the run (default false: it ends with the run).
     #[serde(default)]
     pub keep_alive: bool,
-    /// Seconds the run may take (default 30, at most the server's call limit).
+    /// Seconds the run may take: a positive number (default 30; more than the server's call
+    /// limit is cut to it).
     #[serde(default)]
     pub timeout: Option<f64>,
 }
