@@ -596,7 +596,8 @@ impl Sandbox {
         {
             return Envelope::error(d.code, d.message, Value::Null, Meta::default());
         }
-        let mut timeout = options.timeout.map_or(backend.timeout(), |t| t.min(backend.timeout()));
+        let call_limit = backend.timeout();
+        let mut timeout = options.timeout.map_or(call_limit, |t| t.min(call_limit));
         if let Some(limit) = tenancy.call_timeout_s(&caller.tenant) {
             timeout = timeout.min(crate::config::seconds(limit));
         }
