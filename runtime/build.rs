@@ -50,10 +50,14 @@ fn main() {
         .unwrap_or_else(|| root.join("target"))
         .join("components");
 
+    // rustup adds rust-toolchain.toml's targets only when it installs the toolchain itself.
+    if let Err(e) = cella_build::ensure_wasm_target(&components_dir, &target_dir) {
+        fail(&format!("cannot build the components: {e}"));
+    }
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&components_dir)
-        .args(["build", "--release", "--target", "wasm32-wasip2"])
+        .args(["build", "--release", "--target", cella_build::WASM_TARGET])
         .env("CARGO_TARGET_DIR", &target_dir);
     for var in [
         "CARGO_ENCODED_RUSTFLAGS",
@@ -64,26 +68,17 @@ fn main() {
     ] {
         cmd.env_remove(var);
     }
-    let output = cmd.output().expect("failed to run cargo to build the components");
+    let output = cmd.output().unwrap_or_else(|e| fail(&format!("cannot run cargo to build the components: {e}")));
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        let hint = if stderr.contains("wasm32-wasip2")
-            && (stderr.contains("target may not be installed")
-                || stderr.contains("can't find crate for `core`")
-                || stderr.contains("can't find crate for `std`"))
-        {
-            "\nhint: the wasm32-wasip2 target is missing: run `rustup target add wasm32-wasip2` (rust-toolchain.toml normally installs it)\n"
-        } else {
-            ""
-        };
-        panic!("building the components in {} failed:\n{stderr}{hint}", components_dir.display());
+        fail(&format!("building the components in {} failed:\n{stderr}", components_dir.display()));
     }
 
     let wasm_dir = target_dir.join("wasm32-wasip2").join("release");
     // The guest toolchains live beside the build output (`target/venvs`, `target/node-tools`).
     let tools = cella_build::Tools::new(target_dir.parent().expect("the components folder is inside target/"));
     let wit = root.join("wit");
-    let fail = |name: &str, e: cella_build::Error| -> ! { panic!("building the component {name} failed: {e}") };
+    let fail = |name: &str, e: cella_build::Error| -> ! { fail(&format!("building the component {name} failed: {e}")) };
     for (name, paths, module) in PYTHON_COMPONENTS {
         let out = wasm_dir.join(format!("{name}.wasm"));
         let paths: Vec<PathBuf> = paths.iter().map(|p| root.join(p)).collect();
@@ -127,7 +122,7 @@ fn fill_wheelhouse(root: &Path, tools: &cella_build::Tools) {
         return;
     }
     std::fs::create_dir_all(&dir).expect("creating target/wheelhouse");
-    let python = tools.python().unwrap_or_else(|e| panic!("{e}"));
+    let python = tools.python().unwrap_or_else(|e| fail(&format!("cannot download the example wheelhouse: {e}")));
     let output = Command::new(&python)
         .args(["-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--no-deps", "--only-binary=:all:"])
         .args(["--python-version", "3.14", "--implementation", "py", "-d"])
@@ -137,9 +132,15 @@ fn fill_wheelhouse(root: &Path, tools: &cella_build::Tools) {
         .output()
         .expect("failed to run pip download");
     if !output.status.success() {
-        panic!("downloading the example wheelhouse failed:\n{}", String::from_utf8_lossy(&output.stderr));
+        fail(&format!("downloading the example wheelhouse failed:\n{}", String::from_utf8_lossy(&output.stderr)));
     }
     std::fs::write(&stamp, want).expect("writing the wheelhouse stamp");
+}
+
+/// Stops the build with `message` as cargo's error, without a panic's backtrace noise.
+fn fail(message: &str) -> ! {
+    eprintln!("error: {message}");
+    std::process::exit(1)
 }
 
 /// Writes `components.rs`: the path of each component in `wasm_dir`, and the repository root.

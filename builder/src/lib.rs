@@ -19,11 +19,13 @@
 mod c;
 mod error;
 mod project;
+mod rust_target;
 mod tools;
 
 pub use c::{build_c, c_bindings};
 pub use error::Error;
 pub use project::{Language, Project};
+pub use rust_target::{WASM_TARGET, ensure_wasm_target};
 pub use tools::Tools;
 
 use std::path::{Path, PathBuf};
@@ -41,6 +43,9 @@ pub fn build_python(tools: &Tools, wit: &Path, paths: &[&Path], module: &str, ou
     let componentize = tools.componentize_py()?;
     create_parent(out)?;
     let mut cmd = Command::new(&componentize);
+    // No __pycache__ beside the sources: a new folder there would make cargo rerun
+    // `runtime/build.rs` (it watches the source trees), so the next build would recompile.
+    cmd.env("PYTHONDONTWRITEBYTECODE", "1");
     cmd.arg("-d").arg(wit).args(["-w", WORLD, "componentize"]);
     for path in paths {
         cmd.arg("-p").arg(path);
@@ -80,6 +85,7 @@ pub fn build_javascript(tools: &Tools, wit: &Path, base: &Path, entry: &Path, ou
 /// Builds a Rust component: the cdylib of the cargo package in `dir`, for `wasm32-wasip2`,
 /// copied to `out`. `target_dir` is cargo's target folder.
 pub fn build_rust(dir: &Path, package: &str, target_dir: &Path, out: &Path) -> Result<(), Error> {
+    ensure_wasm_target(dir, target_dir)?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(dir)
@@ -93,12 +99,7 @@ pub fn build_rust(dir: &Path, package: &str, target_dir: &Path, out: &Path) -> R
         .map_err(|e| Error::MissingTool { tool: "cargo".into(), hint: format!("{e}; install Rust with rustup") })?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr).to_string();
-        let hint = if stderr.contains("wasm32-wasip2") && stderr.contains("target may not be installed") {
-            "\nhint: run `rustup target add wasm32-wasip2` (a rust-toolchain.toml listing the target does it for you)"
-        } else {
-            ""
-        };
-        return Err(Error::Failed { what: format!("cargo build of {package}"), output: format!("{stderr}{hint}") });
+        return Err(Error::Failed { what: format!("cargo build of {package}"), output: stderr });
     }
     let built = target_dir.join("wasm32-wasip2/release").join(format!("{}.wasm", package.replace('-', "_")));
     create_parent(out)?;

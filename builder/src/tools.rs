@@ -136,7 +136,7 @@ fn find_builtins() -> Option<PathBuf> {
 }
 
 /// An exclusive lock on `<path>.lock`, held until dropped.
-fn lock(path: &Path) -> Result<File, Error> {
+pub(crate) fn lock(path: &Path) -> Result<File, Error> {
     let file = path.with_extension("lock");
     if let Some(parent) = file.parent() {
         std::fs::create_dir_all(parent).map_err(|e| Error::io(format!("creating {}", parent.display()), e))?;
