@@ -59,12 +59,15 @@ pub struct Instance {
     dead: Option<Fault>,
     fuel: Option<u64>,
     memory_mb: u64,
+    /// Set while a call is inside the guest. Still set when the next call arms, it means the
+    /// previous call's future was dropped midway: the component cannot be entered again.
+    entered: bool,
 }
 
 impl Instance {
     /// Wraps a freshly instantiated store.
     pub fn new(store: Store<HostState>, bindings: Bindings, fuel: Option<u64>, memory_mb: u64) -> Instance {
-        Instance { store, bindings, dead: None, fuel, memory_mb }
+        Instance { store, bindings, dead: None, fuel, memory_mb, entered: false }
     }
 
     /// The fault that killed this instance, if any.
@@ -80,6 +83,11 @@ impl Instance {
     }
 
     fn arm(&mut self, timeout: Duration) -> Result<(), Fault> {
+        if self.entered && self.dead.is_none() {
+            self.dead = Some(Fault::Trap(
+                "the previous call was abandoned midway; the instance cannot be entered again".into(),
+            ));
+        }
         if let Some(fault) = &self.dead {
             return Err(fault.clone());
         }
@@ -119,11 +127,13 @@ macro_rules! guarded {
     ($self:ident, $timeout:expr, |$g:ident, $store:ident| $call:expr) => {{
         let timeout: Duration = $timeout;
         $self.arm(timeout)?;
+        $self.entered = true;
         let result = {
             let $g = $self.bindings.cella_backend_guest();
             let $store = &mut $self.store;
             tokio::time::timeout(timeout + BACKSTOP_GRACE, $call).await
         };
+        $self.entered = false;
         match result {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => Err($self.classify(error, timeout)),

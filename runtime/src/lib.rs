@@ -15,6 +15,8 @@
 //! - [`backend`]: a loaded backend, its `InstancePre`s and warm state.
 //! - [`instance`]: one live instance and guarded calls into it.
 //! - [`fault`]: how a guest call can fail (trap, timeout, memory) and the code of each.
+//! - [`detach`]: work that outlives its caller (guest calls survive a client's disconnect).
+//! - [`scratch`]: scratch directories, removed when their owner goes away.
 //! - [`session`]: sessions, their names and TTLs, and the registry.
 //! - [`tools`]: the tool registry and name resolution.
 //! - [`tenancy`]: tenants, hashed keys, quotas.
@@ -34,6 +36,7 @@ pub mod bindings;
 pub mod cache;
 pub mod codes;
 pub mod config;
+pub mod detach;
 pub mod engine;
 pub mod envelope;
 pub mod error;
@@ -46,6 +49,7 @@ pub mod mcp;
 pub mod metrics;
 pub mod run;
 pub mod sandbox;
+pub mod scratch;
 pub mod session;
 pub mod tenancy;
 pub mod tools;

@@ -257,6 +257,21 @@ impl Runner {
         request: RunRequest,
         events: Option<tokio::sync::mpsc::UnboundedSender<RunEvent>>,
     ) -> Envelope {
+        // The whole run (its clean-up included) outlives a client that disconnects.
+        let (this, owned_tenant) = (self.clone(), tenant.clone());
+        let work = async move { this.run_attached(&owned_tenant, request, events).await };
+        crate::detach::detached(work, |message| {
+            fail(codes::UNEXPECTED_ERROR, format!("internal error: {message}"), Value::Null)
+        })
+        .await
+    }
+
+    async fn run_attached(
+        &self,
+        tenant: &std::sync::Arc<str>,
+        request: RunRequest,
+        events: Option<tokio::sync::mpsc::UnboundedSender<RunEvent>>,
+    ) -> Envelope {
         let started = Instant::now();
         let mut envelope = self.run_inner(tenant, request, events).await;
         envelope.meta.tool = Some("run".into());

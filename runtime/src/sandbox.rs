@@ -5,12 +5,14 @@ use crate::backend::{Backend, Shared, WarmReport};
 use crate::cache::ComponentCache;
 use crate::codes;
 use crate::config::Config;
+use crate::detach::detached;
 use crate::engine::EngineHandle;
 use crate::envelope::{Envelope, Meta, json_kind, timestamp, trace_id};
 use crate::error::Result;
 use crate::fault::Fault;
 use crate::host::Tags;
 use crate::instance::{CallError, Instance};
+use crate::scratch::ScratchDir;
 use crate::session::{Caller, Fresh, Lookup, Session, SessionInfo, Sessions, Status};
 use crate::tenancy::{Denied, Tenancy};
 use crate::tools::{Resolved, ToolIndex, ToolSpec};
@@ -341,7 +343,22 @@ impl Sandbox {
     /// Creates an explicit session of `rt` for `caller` (S-3), calling the backend's
     /// `initialize` with its default config merged with `session_config`. A caller that
     /// already has one gets it back unchanged (`Exists`).
+    ///
+    /// `initialize` runs detached from the caller, like every guest call ([`detached`]).
     pub async fn create_session(
+        &self,
+        caller: &Caller,
+        rt: &str,
+        session_config: Value,
+        custom_name: Option<&str>,
+    ) -> std::result::Result<Created, Refusal> {
+        let this = self.clone();
+        let (caller, rt, custom) = (caller.clone(), rt.to_string(), custom_name.map(str::to_string));
+        let work = async move { this.create_session_attached(&caller, &rt, session_config, custom.as_deref()).await };
+        detached(work, internal).await
+    }
+
+    async fn create_session_attached(
         &self,
         caller: &Caller,
         rt: &str,
@@ -396,6 +413,7 @@ impl Sandbox {
     async fn initialize(&self, backend: &Backend, mut fresh: Fresh) -> std::result::Result<bool, String> {
         let session = fresh.session.clone();
         let tags = self.tags(backend, &session.caller, Some(&session.id));
+        session.own_scratch(tags.scratch.clone().map(ScratchDir::new));
         let result = async {
             let mut instance = backend.instantiate(tags).await?;
             let data =
@@ -450,16 +468,6 @@ impl Sandbox {
         }
     }
 
-    /// Removes a scratch directory (best effort).
-    fn remove_scratch(&self, dir: Option<&std::path::Path>) {
-        if let Some(dir) = dir
-            && let Err(e) = std::fs::remove_dir_all(dir)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a scratch directory");
-        }
-    }
-
     /// The host directory behind the scratch grant of the caller's session of `rt`, if the
     /// session exists and its resource grants one (the run API writes uploads there).
     pub fn session_dir(&self, caller: &Caller, rt: &str) -> Option<std::path::PathBuf> {
@@ -499,7 +507,21 @@ impl Sandbox {
     /// Runs a tool (S-4) and returns the result envelope (S-10). A stateful tool runs in the
     /// caller's session, or in a temporary session when there is none (S-12); a stateless
     /// tool runs in a fresh warm instance. The first use of a backend warms it (S-11).
-    pub async fn execute(&self, caller: &Caller, action: &str, params: Value, options: ExecOptions) -> Envelope {
+    ///
+    /// The call runs in a task of its own ([`detached`]): once started it finishes or meets
+    /// its deadline even if the caller's future is dropped (a client that disconnects).
+    pub async fn execute(&self, caller: &Caller, action: &str, params: Value, mut options: ExecOptions) -> Envelope {
+        let trace = options.trace_id.get_or_insert_with(trace_id).clone();
+        let (this, owned_caller, owned_action) = (self.clone(), caller.clone(), action.to_string());
+        let work = async move { this.execute_attached(&owned_caller, &owned_action, params, options).await };
+        detached(work, |message| {
+            let meta = Meta { tool: Some(action.to_string()), trace_id: Some(trace), ..Meta::default() };
+            Envelope::error(codes::UNEXPECTED_ERROR, format!("internal error: {message}"), Value::Null, meta)
+        })
+        .await
+    }
+
+    async fn execute_attached(&self, caller: &Caller, action: &str, params: Value, options: ExecOptions) -> Envelope {
         let started = Instant::now();
         let trace = options.trace_id.clone().unwrap_or_else(trace_id);
         let mut meta = Meta { tool: Some(action.to_string()), trace_id: Some(trace.clone()), ..Meta::default() };
@@ -605,7 +627,8 @@ impl Sandbox {
         if !tool.needs_session {
             let ctx = call_context(caller, None, trace);
             let tags = self.tags(&backend, caller, None);
-            let scratch = tags.scratch.clone();
+            // Removed when this call ends, however it ends.
+            let _scratch = tags.scratch.clone().map(ScratchDir::new);
             let envelope = match backend.instantiate(tags).await {
                 Ok(mut instance) => {
                     instance.watch(options.output.clone());
@@ -613,7 +636,6 @@ impl Sandbox {
                 }
                 Err(e) => outcome(Err(e), None),
             };
-            self.remove_scratch(scratch.as_deref());
             return envelope;
         }
         if let Some(session) = self.inner.sessions.get(caller, &tool.resource_type) {
@@ -635,8 +657,8 @@ impl Sandbox {
         timeout: Duration,
         output: Option<crate::host::OutputSink>,
     ) -> Envelope {
-        session.begin_call();
-        let envelope = {
+        let _busy = session.begin_call();
+        {
             let mut slot = session.instance.lock().await;
             let status = session.status();
             match (slot.as_mut(), status) {
@@ -662,7 +684,7 @@ impl Sandbox {
                             tracing::warn!(%message, "scratch quota ended the session");
                             *slot = None;
                             session.fail(format!("session ended: {message}"));
-                            self.remove_scratch(self.session_scratch(session).as_deref());
+                            session.drop_scratch();
                             Envelope::error(
                                 codes::QUOTA_EXCEEDED,
                                 message,
@@ -676,9 +698,7 @@ impl Sandbox {
                 (_, Status::Error(reason)) => not_initialized(&session.resource_type, &reason),
                 _ => not_initialized(&session.resource_type, "the session has no live instance"),
             }
-        };
-        session.end_call();
-        envelope
+        }
     }
 
     #[allow(clippy::too_many_arguments, clippy::ptr_arg)]
@@ -697,8 +717,9 @@ impl Sandbox {
         meta.session_id = Some(id.clone());
         tracing::Span::current().record("session_id", id.as_str());
         let tags = self.tags(backend, caller, Some(&id));
-        let scratch = tags.scratch.clone();
-        let envelope = async {
+        // Removed when this call ends, however it ends.
+        let _scratch = tags.scratch.clone().map(ScratchDir::new);
+        async {
             let mut instance = match backend.instantiate(tags).await {
                 Ok(i) => i,
                 Err(e) => return outcome(Err(e), None),
@@ -714,14 +735,17 @@ impl Sandbox {
             cleanup_instance(&mut instance, backend.timeout()).await;
             outcome(result, None)
         }
-        .await;
-        self.remove_scratch(scratch.as_deref());
-        envelope
+        .await
     }
 
     /// Ends the caller's session of `rt` (S-5): `cleanup` runs (its errors are logged,
     /// never raised, S-25) and the instance is dropped.
     pub async fn destroy_session(&self, caller: &Caller, rt: &str) -> std::result::Result<SessionInfo, Refusal> {
+        let (this, caller, rt) = (self.clone(), caller.clone(), rt.to_string());
+        detached(async move { this.destroy_session_attached(&caller, &rt).await }, internal).await
+    }
+
+    async fn destroy_session_attached(&self, caller: &Caller, rt: &str) -> std::result::Result<SessionInfo, Refusal> {
         let session = self.inner.sessions.remove(caller, rt).ok_or_else(|| {
             Refusal::new(
                 codes::RESOURCE_NOT_INITIALIZED,
@@ -744,7 +768,7 @@ impl Sandbox {
                     self.inner.backends.get(&session.resource_type).map_or(Duration::from_secs(5), |b| b.timeout());
                 cleanup_instance(&mut instance, timeout).await;
             }
-            self.remove_scratch(self.session_scratch(session).as_deref());
+            session.drop_scratch();
             tracing::info!("session ended");
         }
         .instrument(span)
@@ -783,6 +807,16 @@ impl Sandbox {
         rt: &str,
         config: Value,
     ) -> std::result::Result<Reinitialized, Refusal> {
+        let (this, caller, rt) = (self.clone(), caller.clone(), rt.to_string());
+        detached(async move { this.reinitialize_attached(&caller, &rt, config).await }, internal).await
+    }
+
+    async fn reinitialize_attached(
+        &self,
+        caller: &Caller,
+        rt: &str,
+        config: Value,
+    ) -> std::result::Result<Reinitialized, Refusal> {
         self.backend_for(rt)?;
         let old = self.destroy_session(caller, rt).await.ok().map(|i| i.session_id);
         let created = self.create_session(caller, rt, config, None).await?;
@@ -810,19 +844,26 @@ impl Sandbox {
     /// Ends every session of a worker and forgets it; returns how many were ended.
     pub async fn disconnect(&self, caller: &Caller) -> usize {
         let sessions = self.inner.sessions.remove_worker(caller);
-        for session in &sessions {
-            self.end_session(session).await;
-        }
-        sessions.len()
+        self.end_sessions(sessions).await
     }
 
     /// Ends every session of every worker; returns how many.
     pub async fn destroy_all_sessions(&self) -> usize {
         let sessions = self.inner.sessions.drain();
-        for session in &sessions {
-            self.end_session(session).await;
-        }
-        sessions.len()
+        self.end_sessions(sessions).await
+    }
+
+    /// Ends sessions already removed from the registry, detached from the caller.
+    async fn end_sessions(&self, sessions: Vec<Arc<Session>>) -> usize {
+        let count = sessions.len();
+        let this = self.clone();
+        let work = async move {
+            for session in &sessions {
+                this.end_session(session).await;
+            }
+        };
+        detached(work, |_| ()).await;
+        count
     }
 
     /// Stops the sandbox (S-7): refuses new work, ends every session (cleanup runs), then
@@ -884,6 +925,11 @@ fn spawn_reaper(inner: Weak<Inner>) {
             }
         }
     });
+}
+
+/// The refusal for a facade verb that panicked (the panic is logged by [`detached`]).
+fn internal<T>(message: String) -> std::result::Result<T, Refusal> {
+    Err(Refusal::new(codes::UNEXPECTED_ERROR, format!("internal error: {message}"), Value::Null))
 }
 
 fn denied(d: Denied) -> Refusal {

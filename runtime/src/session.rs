@@ -8,6 +8,7 @@
 
 use crate::envelope::timestamp;
 use crate::instance::Instance;
+use crate::scratch::ScratchDir;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
@@ -93,6 +94,25 @@ pub struct Session {
     book: Mutex<Book>,
     /// The live instance; `None` before initialisation and after a fault or cleanup.
     pub instance: Arc<tokio::sync::Mutex<Option<Instance>>>,
+    /// The scratch directory, removed when the session ends (or when the last handle to it is
+    /// dropped, whatever the path).
+    scratch: Mutex<Option<ScratchDir>>,
+}
+
+/// A call in progress in a session (see [`Session::begin_call`]); dropping it ends the call
+/// and renews the TTL.
+pub struct Busy<'a> {
+    session: &'a Session,
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        {
+            let mut b = self.session.book();
+            b.busy = b.busy.saturating_sub(1);
+        }
+        self.session.touch();
+    }
 }
 
 /// A session as listed (S-9b).
@@ -155,19 +175,29 @@ impl Session {
         b.expires_at
     }
 
-    /// Marks a call in progress and renews the TTL.
-    pub fn begin_call(&self) {
+    /// Marks a call in progress and renews the TTL, until the returned guard is dropped: the
+    /// mark is released on every path, cancellation and panics included, so the reaper never
+    /// skips a session forever.
+    pub fn begin_call(&self) -> Busy<'_> {
         self.touch();
         self.book().busy += 1;
+        Busy { session: self }
     }
 
-    /// Marks a call finished and renews the TTL.
-    pub fn end_call(&self) {
-        {
-            let mut b = self.book();
-            b.busy = b.busy.saturating_sub(1);
-        }
-        self.touch();
+    /// Whether a call is in progress.
+    pub fn is_busy(&self) -> bool {
+        self.book().busy > 0
+    }
+
+    /// Hands the session its scratch directory, removed when the session ends or is dropped.
+    pub fn own_scratch(&self, dir: Option<ScratchDir>) {
+        *self.scratch.lock().unwrap_or_else(|p| p.into_inner()) = dir;
+    }
+
+    /// Removes the session's scratch directory now (it ended, or went over its quota).
+    pub fn drop_scratch(&self) {
+        let dir = self.scratch.lock().unwrap_or_else(|p| p.into_inner()).take();
+        drop(dir);
     }
 
     fn expired(&self, now: Instant) -> bool {
@@ -319,6 +349,7 @@ impl Sessions {
                 busy: 0,
             }),
             instance: Arc::new(tokio::sync::Mutex::new(None)),
+            scratch: Mutex::new(None),
         })
     }
 

@@ -1,5 +1,6 @@
 //! End-to-end tests: the real server on 127.0.0.1 (random port), real components, real HTTP.
 
+mod disconnect;
 mod mcp;
 mod openapi;
 mod robustness;
@@ -8,3 +9,4 @@ mod run;
 mod sdk;
 mod seeds;
 mod tenancy;
+mod web;

@@ -253,3 +253,36 @@ async fn mcp_can_be_turned_off() {
     assert_eq!(status, 404, "{body:?}");
     assert!(body[0]["message"].as_str().unwrap().contains("server.mcp.enabled"));
 }
+
+/// An MCP client that gives up on a slow `tools/call` does not lose its session: the call
+/// runs to its end, the next call sees the same state, and the Cella session ends with the
+/// idle MCP session.
+#[tokio::test]
+async fn an_mcp_call_survives_a_client_that_disconnects() {
+    let s = Server::start(json!({"server": {"session_ttl": 3}})).await;
+    let id = open(&s, None).await;
+    let (_, first) = raw_call(&s, None, &id, "faulty.echo", json!({"value": 1})).await;
+    assert_eq!(first["result"]["structuredContent"]["data"]["calls"], 1, "{first}");
+    let worker = worker_of(&first["result"]);
+
+    let body = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                      "params": {"name": "faulty.sleep", "arguments": {"ms": 4000}}});
+    let impatient = reqwest::Client::builder().timeout(Duration::from_secs(1)).build().expect("a client");
+    let attempt = async {
+        let response = impatient
+            .post(format!("{}/mcp", s.base))
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-11-25")
+            .header("mcp-session-id", &id)
+            .json(&body)
+            .send()
+            .await?;
+        response.text().await
+    };
+    assert!(attempt.await.is_err_and(|e| e.is_timeout()), "the client timed out");
+
+    let (status, next) = raw_call(&s, None, &id, "faulty.echo", json!({"value": 2})).await;
+    assert_eq!(status, 200);
+    assert_eq!(next["result"]["structuredContent"]["data"]["calls"], 2, "the session kept its state: {next}");
+    assert!(sessions_end(&s, None, &worker, Duration::from_secs(20)).await, "the idle MCP session's sessions ended");
+}

@@ -3,7 +3,7 @@
 use cella_e2e::{Server, repo_root};
 use futures::StreamExt;
 use serde_json::{Value, json};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 async fn python_server(patch: Value) -> Server {
     let mut config = json!({
@@ -357,6 +357,23 @@ mod sdk {
         assert_eq!(gone.code(), Some(4007));
     }
 
+    /// Output full of 2-, 3- and 4-byte characters arrives whole through the SDK's event
+    /// stream, though the transport splits it at arbitrary bytes (decoding each chunk on its
+    /// own turned split characters into U+FFFD).
+    #[tokio::test]
+    async fn streamed_multi_byte_output_arrives_whole() {
+        let s = python_server(json!({})).await;
+        let session = Session::new(&s.base).unwrap();
+        let code = "line = 'é€😀ñ中' * 4000\nfor i in range(8):\n    print(line, flush=True)";
+        let mut printed = String::new();
+        let out = session.run_with(RunRequest::python(code), |_| {}, |text| printed.push_str(text)).await.unwrap();
+        let line = "é€😀ñ中".repeat(4000);
+        let expected = format!("{line}\n").repeat(8);
+        assert_eq!(out.stdout, expected);
+        assert!(!printed.contains('\u{fffd}'), "a split character was corrupted");
+        assert_eq!(printed, expected, "on_stdout saw every character");
+    }
+
     #[tokio::test]
     async fn s34_a_kept_alive_session_with_little_time_left_is_renewed_by_the_sdk() {
         // A 3 s TTL is always below the SDK's 2-minute threshold, so the SDK renews it.
@@ -457,4 +474,41 @@ async fn another_tenants_run_session_is_invisible() {
     // Tenant a still has it, state included.
     let (status, body) = s.post_as("key-a", "/api/v1/run", json!({"code": "secret + 1", "session_id": id})).await;
     assert_eq!((status, body["data"]["result"].as_str()), (200, Some("2")), "{body}");
+}
+
+/// A client that gives up mid-run (plain or streaming) does not lose its session: the cell
+/// runs to its end, the next run sees its effect, and the abandoned session is reaped at its
+/// TTL with its working directory.
+#[tokio::test]
+async fn a_client_that_disconnects_mid_run_keeps_its_session() {
+    use super::disconnect::{impatient, scratch_of, within};
+    let s = python_server(json!({"server": {"session_ttl": 3}})).await;
+    let (status, first) =
+        run(&s, json!({"code": "x = 41\nopen('f.txt', 'w').write('kept')", "keep_alive": true})).await;
+    assert_eq!(status, 200, "{first}");
+    let id = first["data"]["session_id"].as_str().expect("a run session").to_string();
+    let cella_id = first["meta"]["session_id"].as_str().expect("a Cella session").to_string();
+    let url = format!("{}/api/v1/run", s.base);
+
+    // httpx's default: give up after a few seconds, here 1 s into a 4 s cell.
+    let slow = json!({"code": "import time\ntime.sleep(4)\nx += 1", "session_id": id, "keep_alive": true});
+    let gave_up = async { impatient(1.0).post(&url).json(&slow).send().await?.text().await }.await;
+    assert!(gave_up.as_ref().is_err_and(|e| e.is_timeout()), "the client did not time out: {gave_up:?}");
+
+    // A streaming client that goes away after its first event.
+    let streamed = json!({"code": "import time\ntime.sleep(1)\nx += 1", "session_id": id, "keep_alive": true});
+    let response =
+        s.client.post(&url).header("accept", "text/event-stream").json(&streamed).send().await.expect("a stream");
+    let mut events = response.bytes_stream();
+    assert!(events.next().await.is_some(), "a first event");
+    drop(events);
+
+    let (status, next) =
+        run(&s, json!({"code": "open('f.txt').read(), x", "session_id": id, "keep_alive": true})).await;
+    assert_eq!(status, 200, "{next}");
+    assert_eq!(next["data"]["result"], "('kept', 43)", "both abandoned cells ran to their end: {next}");
+
+    let gone = within(Duration::from_secs(20), async || s.get(&format!("/api/v1/run/sessions/{id}")).await.0 == 404);
+    assert!(gone.await, "the abandoned run session was not reaped at its TTL");
+    assert!(within(Duration::from_secs(5), async || !scratch_of(&cella_id).exists()).await, "scratch left behind");
 }
