@@ -69,6 +69,14 @@ pub struct ServerConfig {
     pub admin_keys: Vec<String>,
     /// The MCP front door (`/mcp` and `cella mcp-stdio`).
     pub mcp: McpConfig,
+    /// Origins (`https://app.example`) whose web pages may call the API from a browser
+    /// (CORS), or `["*"]` for any origin without credentials. Empty (the default) sends no
+    /// CORS headers, so no web page can read an answer from this server.
+    pub cors_origins: Vec<String>,
+    /// Host names (or `host:port`) the `Host` header may carry besides the loopback names,
+    /// when the server listens on loopback; on another address, the only names allowed when
+    /// set. Guards a local server against DNS rebinding.
+    pub allowed_hosts: Vec<String>,
 }
 
 /// The MCP front door (`server.mcp`).
@@ -148,6 +156,8 @@ impl Default for ServerConfig {
             connection_close: ConnectionClose::Auto,
             admin_keys: Vec::new(),
             mcp: McpConfig::default(),
+            cors_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -423,6 +433,20 @@ impl Config {
                     l.memory_mb
                 )));
             }
+        }
+        for (i, origin) in s.cors_origins.iter().enumerate() {
+            let ok = origin == "*"
+                || (origin.starts_with("http://") || origin.starts_with("https://"))
+                    && !origin.trim_end_matches('/').contains(|c: char| c.is_whitespace())
+                    && origin.split("://").nth(1).is_some_and(|h| !h.is_empty() && !h.contains('/'));
+            if !ok {
+                return Err(Error::Config(format!(
+                    "server.cors_origins[{i}]: '{origin}' is not an origin (scheme://host[:port], or \"*\")"
+                )));
+            }
+        }
+        if s.cors_origins.len() > 1 && s.cors_origins.iter().any(|o| o == "*") {
+            return Err(Error::Config("server.cors_origins: \"*\" stands alone".into()));
         }
         for (i, key) in s.admin_keys.iter().enumerate() {
             crate::tenancy::parse_hash(key).map_err(|m| Error::Config(format!("server.admin_keys[{i}]: {m}")))?;

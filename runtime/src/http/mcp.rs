@@ -49,7 +49,8 @@ impl McpDoor {
         config = if server.mcp.allowed_hosts.is_empty() {
             config.disable_allowed_hosts()
         } else {
-            config.with_allowed_hosts(server.mcp.allowed_hosts.clone())
+            // The server-wide extra names hold here too.
+            config.with_allowed_hosts(server.mcp.allowed_hosts.iter().chain(&server.allowed_hosts).cloned())
         };
         let sandbox = sandbox.clone();
         let service = StreamableHttpService::new(

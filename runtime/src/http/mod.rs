@@ -8,6 +8,7 @@ mod auth;
 mod body;
 mod execute;
 mod extract;
+mod guard;
 mod mcp;
 mod meta;
 mod reply;
@@ -154,12 +155,13 @@ fn api_router() -> OpenApiRouter<App> {
         .routes(routes!(run::files))
 }
 
-/// The router of every route, with the body limit, CORS, JSON 404/405 answers and the
-/// `Connection: close` policy.
+/// The router of every route, with the body limit, the `Host` check, CORS for the
+/// configured origins only, JSON 404/405 answers and the `Connection: close` policy.
 pub fn router(app: App, server: &ServerConfig) -> Router {
     let (routes, _) = api_router().split_for_parts();
     openapi();
     let policy = server.connection_close;
+    let hosts = guard::HostCheck::of(server);
     routes
         .route("/mcp", axum::routing::any(mcp::mcp))
         .fallback(not_found)
@@ -167,7 +169,8 @@ pub fn router(app: App, server: &ServerConfig) -> Router {
         .layer(DefaultBodyLimit::max(server.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(app.clone(), auth::authenticate))
         .layer(axum::middleware::from_fn(move |req: Request, next: Next| connection_policy(policy, req, next)))
-        .layer(tower_http::cors::CorsLayer::very_permissive())
+        .layer(tower::util::option_layer(guard::cors(server)))
+        .layer(axum::middleware::from_fn(move |req: Request, next: Next| guard::check_host(hosts.clone(), req, next)))
         .with_state(app)
 }
 
