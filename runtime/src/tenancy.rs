@@ -6,7 +6,7 @@
 
 use crate::codes;
 use crate::config::{Config, Quotas};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -57,9 +57,9 @@ pub struct Tenancy {
     /// key hash → tenant id.
     keys: Vec<([u8; 32], Arc<str>)>,
     admin: Vec<[u8; 32]>,
-    rate: Option<DefaultKeyedRateLimiter<Arc<str>>>,
-    /// tenant → (its calls per minute, cells one call costs in the shared limiter).
-    rates: HashMap<Arc<str>, (NonZeroU32, NonZeroU32)>,
+    /// tenant → its calls per minute and a limiter of its own, so each quota is exact (a
+    /// shared limiter with per-tenant costs rounds the smaller quotas down).
+    rates: HashMap<Arc<str>, (NonZeroU32, DefaultDirectRateLimiter)>,
 }
 
 /// Parses a configured key hash (`sha256:<64 hex>` or `<64 hex>`).
@@ -93,26 +93,12 @@ impl Tenancy {
                 }
             }
             if let Some(per_minute) = t.quotas.calls_per_minute.and_then(NonZeroU32::new) {
-                rates.insert(id.clone(), per_minute);
+                rates.insert(id.clone(), (per_minute, RateLimiter::direct(Quota::per_minute(per_minute))));
             }
             tenants.insert(id, Tenant { resources: t.resources.clone(), quotas: t.quotas.clone() });
         }
         let admin = config.server.admin_keys.iter().filter_map(|k| parse_hash(k).ok()).collect();
-        // One keyed limiter with the most generous quota; tenants with a lower quota are
-        // checked against their own cell count below.
-        let max = rates.values().max().copied();
-        let rate = max.map(|max| RateLimiter::keyed(Quota::per_minute(max)));
-        // The shared limiter runs at the highest quota; a tenant with a lower quota spends
-        // proportionally more cells per call. Computed once, not on every call.
-        let rates = rates
-            .into_iter()
-            .map(|(id, per_minute)| {
-                let max = max.unwrap_or(per_minute);
-                let cost = NonZeroU32::new(max.get().div_ceil(per_minute.get())).unwrap_or(NonZeroU32::MIN);
-                (id, (per_minute, cost))
-            })
-            .collect();
-        Tenancy { tenants, keys, admin, rate, rates }
+        Tenancy { tenants, keys, admin, rates }
     }
 
     /// Whether the server has tenants (and so requires keys).
@@ -167,9 +153,9 @@ impl Tenancy {
 
     /// Counts one call against the tenant's calls-per-minute quota.
     pub fn check_rate(&self, tenant: &Arc<str>) -> Result<(), Denied> {
-        let (Some(limiter), Some((per_minute, cost))) = (&self.rate, self.rates.get(tenant)) else { return Ok(()) };
-        match limiter.check_key_n(tenant, *cost) {
-            Ok(Ok(())) => Ok(()),
+        let Some((per_minute, limiter)) = self.rates.get(tenant) else { return Ok(()) };
+        match limiter.check() {
+            Ok(()) => Ok(()),
             _ => Err(Denied {
                 code: codes::QUOTA_EXCEEDED,
                 message: format!("tenant '{tenant}' is over its quota of {per_minute} calls per minute"),
@@ -195,5 +181,30 @@ impl Tenancy {
     /// The tenant's body limit.
     pub fn max_body_bytes(&self, tenant: &str) -> Option<usize> {
         self.tenant(tenant).and_then(|t| t.quotas.max_body_bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two tenants with different quotas each get exactly their own: a shared limiter with
+    /// per-tenant costs gave the smaller one 2 calls of 3 here.
+    #[test]
+    fn each_tenant_gets_its_exact_rate() {
+        let text = serde_json::json!({
+            "tenants": {
+                "a": {"keys": [hash_key("ka")], "quotas": {"calls_per_minute": 3}},
+                "b": {"keys": [hash_key("kb")], "quotas": {"calls_per_minute": 5}},
+                "c": {"keys": [hash_key("kc")]}
+            }
+        })
+        .to_string();
+        let config = Config::from_json(&text, std::path::Path::new(".")).expect("a valid config");
+        let tenancy = Tenancy::new(&config);
+        let allowed = |t: &str| (0..20).filter(|_| tenancy.check_rate(&Arc::from(t)).is_ok()).count();
+        assert_eq!(allowed("a"), 3);
+        assert_eq!(allowed("b"), 5);
+        assert_eq!(allowed("c"), 20);
     }
 }
