@@ -61,13 +61,7 @@ impl EngineHandle {
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
 
         let engine = Engine::new(&config).map_err(|e| Error::Engine(format!("{e:#}")))?;
-        let fingerprint = format!(
-            "wasmtime-{}|epoch|fuel={}|stack={}|{}",
-            env!("CARGO_PKG_VERSION_MAJOR"),
-            limits.fuel.is_some(),
-            limits.max_wasm_stack_kb,
-            std::env::consts::ARCH
-        );
+        let fingerprint = fingerprint(&engine);
         check_map_count(instances);
 
         let stop = Arc::new(AtomicBool::new(false));
@@ -84,6 +78,27 @@ impl EngineHandle {
             .map_err(|e| Error::Engine(format!("cannot start the epoch ticker: {e}")))?;
         Ok(EngineHandle { engine, fingerprint, stop })
     }
+}
+
+/// The cache key part of an engine: wasmtime's own hash of everything that decides whether
+/// a precompiled artefact loads into it (wasmtime's version, the target, and every setting
+/// that changes code), as hex. A sha256 of what the hash writes, so it is stable across
+/// builds of this binary (std's `DefaultHasher` is not).
+pub fn fingerprint(engine: &Engine) -> String {
+    use sha2::{Digest, Sha256};
+    use std::hash::{Hash, Hasher};
+    struct Sha(Sha256);
+    impl Hasher for Sha {
+        fn write(&mut self, bytes: &[u8]) {
+            self.0.update(bytes);
+        }
+        fn finish(&self) -> u64 {
+            0
+        }
+    }
+    let mut hasher = Sha(Sha256::new());
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    format!("engine-{}", hex::encode(&hasher.0.finalize()[..16]))
 }
 
 impl Drop for EngineHandle {
@@ -108,5 +123,23 @@ fn check_map_count(instances: u32) {
             needed,
             "vm.max_map_count may be too low for server.limits.max_instances; raise it with `sysctl -w vm.max_map_count={needed}`"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The cache key follows wasmtime's compatibility hash: the same settings give the same
+    /// key, a setting that changes compiled code gives another.
+    #[test]
+    fn the_cache_key_is_wasmtimes_compatibility_hash() {
+        let small = Limits { max_instances: 4, ..Limits::default() };
+        let a = EngineHandle::new(&small).expect("an engine");
+        let b = EngineHandle::new(&small).expect("an engine");
+        assert_eq!(a.fingerprint, b.fingerprint);
+        assert!(a.fingerprint.starts_with("engine-") && a.fingerprint.len() == "engine-".len() + 32);
+        let fuel = EngineHandle::new(&Limits { fuel: Some(1_000_000), ..small }).expect("an engine");
+        assert_ne!(a.fingerprint, fuel.fingerprint);
     }
 }
