@@ -27,6 +27,7 @@
 use crate::client::http_client;
 use crate::error::Error;
 use crate::{Envelope, Sandbox};
+use eventsource_stream::{EventStreamError, Eventsource};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -280,50 +281,43 @@ impl Session {
         if !response.status().is_success() {
             return Err(crate::client::read(response).await.err().unwrap_or(Error::Protocol("no body".into())));
         }
-        let mut stream = response.bytes_stream();
-        let mut buffer = String::new();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| Error::Connection { url: url.clone(), message: e.to_string() })?;
-            buffer.push_str(&String::from_utf8_lossy(&chunk));
-            while let Some(end) = buffer.find("\n\n") {
-                let block: String = buffer.drain(..end + 2).collect();
-                let event = block.lines().find_map(|l| l.strip_prefix("event:")).map(str::trim).unwrap_or("");
-                let data: String = block
-                    .lines()
-                    .filter_map(|l| l.strip_prefix("data:"))
-                    .map(str::trim_start)
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                if data.is_empty() {
-                    continue;
-                }
-                let value: Value =
-                    serde_json::from_str(&data).map_err(|e| Error::Protocol(format!("bad event {event}: {e}")))?;
-                match event {
-                    "progress" => {
-                        if let Ok(p) = serde_json::from_value::<Progress>(value) {
-                            on_progress(&p);
-                        }
+        // A well-kept SSE parser: it keeps a multi-byte character split across two chunks
+        // whole, which decoding each chunk on its own does not.
+        let mut events = response.bytes_stream().eventsource();
+        while let Some(event) = events.next().await {
+            let event = event.map_err(|e| match e {
+                EventStreamError::Transport(e) => Error::Connection { url: url.clone(), message: e.to_string() },
+                other => Error::Protocol(format!("bad event stream: {other}")),
+            })?;
+            if event.data.is_empty() {
+                continue;
+            }
+            let value: Value = serde_json::from_str(&event.data)
+                .map_err(|e| Error::Protocol(format!("bad event {}: {e}", event.event)))?;
+            match event.event.as_str() {
+                "progress" => {
+                    if let Ok(p) = serde_json::from_value::<Progress>(value) {
+                        on_progress(&p);
                     }
-                    "stdout" => on_stdout(value["text"].as_str().unwrap_or_default()),
-                    "result" => {
-                        let envelope: Envelope = serde_json::from_value(value)
-                            .map_err(|e| Error::Protocol(format!("bad result event: {e}")))?;
-                        if envelope.code != 0 {
-                            return Err(Error::Api {
-                                status: 200,
-                                code: envelope.code,
-                                message: envelope.message.clone(),
-                                envelope: Some(Box::new(envelope)),
-                            });
-                        }
-                        let output: RunOutput = serde_json::from_value(envelope.data)
-                            .map_err(|e| Error::Protocol(format!("bad run result: {e}")))?;
-                        self.track(&output, keep);
-                        return Ok(output);
-                    }
-                    _ => {}
                 }
+                "stdout" => on_stdout(value["text"].as_str().unwrap_or_default()),
+                "result" => {
+                    let envelope: Envelope =
+                        serde_json::from_value(value).map_err(|e| Error::Protocol(format!("bad result event: {e}")))?;
+                    if envelope.code != 0 {
+                        return Err(Error::Api {
+                            status: 200,
+                            code: envelope.code,
+                            message: envelope.message.clone(),
+                            envelope: Some(Box::new(envelope)),
+                        });
+                    }
+                    let output: RunOutput = serde_json::from_value(envelope.data)
+                        .map_err(|e| Error::Protocol(format!("bad run result: {e}")))?;
+                    self.track(&output, keep);
+                    return Ok(output);
+                }
+                _ => {}
             }
         }
         Err(Error::Protocol("the event stream ended without a result".into()))
