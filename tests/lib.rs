@@ -32,6 +32,8 @@ pub fn base_config() -> Value {
 
 pub use cella_runtime::config::merge_json as merge;
 
+pub mod guest_logs;
+
 /// A running server.
 pub struct Server {
     /// `http://127.0.0.1:<port>`.

@@ -5,74 +5,10 @@
 //!
 //! A new language joins by adding one line to the `conformance!` list at the bottom.
 
+use cella_e2e::guest_logs::{capture_logs, logged};
 use cella_e2e::{Server, worker};
 use serde_json::{Value, json};
-use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
-
-/// A guest log line: (worker id, message).
-type LogLine = (Option<String>, String);
-
-/// Guest log lines seen by this test binary.
-static LOGS: OnceLock<Mutex<Vec<LogLine>>> = OnceLock::new();
-
-struct Capture;
-
-#[derive(Default)]
-struct Fields {
-    worker: Option<String>,
-    message: String,
-}
-
-impl tracing::field::Visit for Fields {
-    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-        if field.name() == "worker_id" {
-            self.worker = Some(value.to_string());
-        }
-    }
-
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        match field.name() {
-            "message" => self.message = format!("{value:?}"),
-            "worker_id" => self.worker = Some(format!("{value:?}")),
-            _ => {}
-        }
-    }
-}
-
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
-    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
-        if event.metadata().target() != "cella::guest" {
-            return;
-        }
-        let mut fields = Fields::default();
-        event.record(&mut fields);
-        if let Some(logs) = LOGS.get() {
-            logs.lock().unwrap_or_else(|e| e.into_inner()).push((fields.worker, fields.message));
-        }
-    }
-}
-
-fn capture_logs() {
-    use tracing_subscriber::layer::SubscriberExt;
-    if LOGS.set(Mutex::new(Vec::new())).is_ok() {
-        let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry().with(Capture));
-    }
-}
-
-/// Whether a guest log line satisfying `wanted` appears within 5 s.
-async fn logged(wanted: impl Fn(Option<&str>, &str) -> bool) -> bool {
-    for _ in 0..250 {
-        let seen = LOGS
-            .get()
-            .map(|l| l.lock().unwrap_or_else(|e| e.into_inner()).iter().any(|(w, m)| wanted(w.as_deref(), m)));
-        if seen == Some(true) {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    false
-}
 
 /// A server whose `kv` resource is `component`, with a warm image (made once and cached).
 async fn server(component: &str, server: Value) -> Server {
@@ -244,11 +180,12 @@ pub async fn sessions_are_isolated(component: &str) {
 }
 
 pub async fn ttl_is_renewed_and_expiry_cleans_up(component: &str) {
-    let s = server(component, json!({"session_ttl": 0.8})).await;
+    // 4 calls 0.8 s apart keep a 2.5 s session alive for 3.2 s: margins of over a second.
+    let s = server(component, json!({"session_ttl": 2.5})).await;
     let w = worker("ttl");
     create(&s, &w, json!({})).await;
     for i in 0..4 {
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        tokio::time::sleep(Duration::from_millis(800)).await;
         ok(&s, &w, "kv:set", json!({"key": format!("k{i}"), "value": i})).await;
     }
     let (_, list) = s.post("/api/v1/session/list", json!({"worker_id": w})).await;

@@ -79,7 +79,8 @@ async fn s40_a_dropped_session_handle_ends_its_session() {
     assert!(wait_for_sessions(&s, &w, 0).await, "the dropped handle's session was destroyed");
     // Kept handles survive.
     let kept = sandbox.create_session("kv", json!({})).await.unwrap().keep();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Ten times what a dropped handle's destroy took above, so a wrong destroy would show.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(sessions_of(&s, &w).await, 1, "{kept:?}");
     sandbox.close().await;
 }
@@ -101,7 +102,8 @@ async fn s40_a_client_dropped_without_close_ends_what_it_owns() {
     let w = sandbox.worker_id().to_string();
     sandbox.create_session("kv", json!({})).await.unwrap().keep();
     drop(sandbox);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Long past what the dropped client's destroys took above, so a wrong destroy would show.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(sessions_of(&s, &w).await, 1);
 }
 
