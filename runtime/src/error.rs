@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 /// Everything that can go wrong in `cella-runtime` outside a guest call. Failures of guest
-/// calls are [`crate::fault::Fault`]s and tool errors are result envelopes; this type is for
+/// calls are [`crate::engine::fault::Fault`]s and tool errors are result envelopes; this type is for
 /// configuration, loading and compilation.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -3,8 +3,8 @@
 //! The component is loaded into a sandbox of its own, as a resource named after the name the
 //! component gives itself, so its tools keep their own names (`kv:get`).
 
-use crate::backend::Backend;
 use crate::config::Config;
+use crate::engine::backend::Backend;
 use crate::error::{Error, Result};
 use crate::sandbox::Sandbox;
 use serde_json::{Value, json};

@@ -10,9 +10,9 @@
 //! other character becomes `_`); [`McpTools`] maps the names both ways.
 
 use crate::envelope::Envelope;
+use crate::sandbox::session::Caller;
+use crate::sandbox::tenancy::Identity;
 use crate::sandbox::{ExecOptions, Sandbox};
-use crate::session::Caller;
-use crate::tenancy::Identity;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, JsonObject, ListToolsResult,
     PaginatedRequestParams, ProtocolVersion, ServerCapabilities, ServerConfig, Tool,

@@ -4,8 +4,8 @@
 use super::App;
 use super::reply::Reply;
 use crate::codes;
-use crate::session::Caller;
-use crate::tenancy::Identity;
+use crate::sandbox::session::Caller;
+use crate::sandbox::tenancy::Identity;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};

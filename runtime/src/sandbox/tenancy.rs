@@ -5,9 +5,10 @@
 //! every front door goes through, enforces them.
 
 use crate::codes;
+pub use crate::config::keys::{hash_key, parse_hash};
+use crate::config::keys::{hash_of, same};
 use crate::config::{Config, Quotas};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -62,23 +63,6 @@ pub struct Tenancy {
     rates: HashMap<Arc<str>, (NonZeroU32, DefaultDirectRateLimiter)>,
 }
 
-/// Parses a configured key hash (`sha256:<64 hex>` or `<64 hex>`).
-pub fn parse_hash(text: &str) -> Result<[u8; 32], String> {
-    let hex_part = text.strip_prefix("sha256:").unwrap_or(text);
-    let bytes =
-        hex::decode(hex_part).map_err(|_| "not a sha256 hex digest (use `cella hash-key <key>`)".to_string())?;
-    bytes.try_into().map_err(|_| "a sha256 digest has 64 hex digits".to_string())
-}
-
-/// The sha256 of a key, as configured: `sha256:<hex>`.
-pub fn hash_key(key: &str) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(key.as_bytes())))
-}
-
-fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 impl Tenancy {
     /// The tenancy of a configuration (validated already).
     pub fn new(config: &Config) -> Tenancy {
@@ -109,7 +93,7 @@ impl Tenancy {
     /// Who holds `key`. Without tenants everyone is [`Identity::Open`] (an admin key, when
     /// configured, still identifies the admin).
     pub fn authenticate(&self, key: Option<&str>) -> Result<Identity, Denied> {
-        let hash: Option<[u8; 32]> = key.map(|k| Sha256::digest(k.as_bytes()).into());
+        let hash: Option<[u8; 32]> = key.map(hash_of);
         if let Some(h) = &hash {
             if self.admin.iter().any(|a| same(a, h)) {
                 return Ok(Identity::Admin);

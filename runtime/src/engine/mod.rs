@@ -1,5 +1,16 @@
-//! The one wasmtime [`Engine`]: component model, pooling allocator sized from the limits,
-//! copy-on-write memory images, async calls, and epoch interruption driven by one ticker.
+//! The engine layers: the one wasmtime [`Engine`] (component model, pooling allocator sized
+//! from the limits, copy-on-write memory images, async calls, and epoch interruption driven by
+//! one ticker), the component cache, warm images, backends and their instances. Nothing here
+//! knows of sessions' owners, tenants' keys or HTTP.
+
+pub mod backend;
+pub mod bindings;
+pub mod cache;
+pub mod fault;
+pub mod host;
+pub mod instance;
+pub mod tools;
+pub mod warm;
 
 use crate::config::Limits;
 use crate::error::{Error, Result};

@@ -1,15 +1,15 @@
 //! A loaded backend: its component (compiled once, cached on disk), its `InstancePre`s
 //! (cold and warm), its manifest, and its warm state (loaded → warm → shut down).
 
-use crate::bindings::BackendPre;
-use crate::cache::{ComponentCache, Origin, sha256_hex};
 use crate::config::{Config, Limits, ResourceConfig};
+use crate::engine::bindings::BackendPre;
+use crate::engine::cache::{ComponentCache, Origin, sha256_hex};
+use crate::engine::fault::Fault;
+use crate::engine::host::{HostState, Tags};
+use crate::engine::instance::{CallError, Instance};
+use crate::engine::tools::ToolSpec;
+use crate::engine::warm;
 use crate::error::{Error, Result};
-use crate::fault::Fault;
-use crate::host::{HostState, Tags};
-use crate::instance::{CallError, Instance};
-use crate::tools::ToolSpec;
-use crate::warm;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,7 +42,7 @@ impl Shared {
     pub fn new(engine: Engine, fingerprint: String, cache: ComponentCache, limits: Limits) -> Result<Shared> {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| Error::Engine(format!("linking WASI: {e}")))?;
-        crate::bindings::Backend::add_to_linker::<HostState, wasmtime::component::HasSelf<HostState>>(
+        crate::engine::bindings::Backend::add_to_linker::<HostState, wasmtime::component::HasSelf<HostState>>(
             &mut linker,
             |s| s,
         )

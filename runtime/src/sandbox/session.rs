@@ -6,9 +6,9 @@
 //! `tokio::sync::Mutex`, which serialises calls into one session (a store is single-threaded)
 //! while different sessions run in parallel.
 
+use crate::engine::instance::Instance;
 use crate::envelope::timestamp;
-use crate::instance::Instance;
-use crate::scratch::ScratchDir;
+use crate::sandbox::scratch::ScratchDir;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;

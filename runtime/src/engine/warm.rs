@@ -4,7 +4,7 @@
 //! instance made from it is warm at once (its memory mapped copy-on-write from the image).
 
 use crate::config::Grants;
-use crate::host::HostState;
+use crate::engine::host::HostState;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use wasmtime::Store;

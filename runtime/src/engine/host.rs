@@ -4,8 +4,8 @@
 //! configuration grants), enforces the memory cap as a [`ResourceLimiter`], and carries the
 //! deadline of the call in progress and the tags the guest's log lines get.
 
-use crate::bindings::cella::backend::host::{Host, Level};
 use crate::config::Grants;
+use crate::engine::bindings::cella::backend::host::{Host, Level};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -154,4 +154,4 @@ impl Host for HostState {
     }
 }
 
-impl crate::bindings::cella::backend::types::Host for HostState {}
+impl crate::engine::bindings::cella::backend::types::Host for HostState {}

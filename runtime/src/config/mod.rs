@@ -9,7 +9,14 @@
 //! `${VAR}` and `${VAR:-default}` expand in every string, keys that start with `_` are
 //! comments, unknown keys are rejected, and every error names the field.
 
+mod env;
+pub mod keys;
+mod validate;
+
+pub use env::expand_str;
+
 use crate::error::{Error, Result};
+use env::{expand_env, strip_comments};
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -287,30 +294,7 @@ fn empty_object() -> Value {
 
 /// The configuration `cella serve` uses without `--config`: the example backends, with the
 /// rag corpus and notebook glossary shipped in `examples/`.
-pub const DEFAULT_CONFIG: &str = r#"{
-  "server": {"host": "127.0.0.1", "port": 18890, "session_ttl": 300},
-  "resources": {
-    "kv": {"component": "builtin:kv", "config": {}},
-    "rag": {
-      "component": "builtin:rag",
-      "config": {"documents": ["/corpus/webassembly.md", "/corpus/component-model.md", "/corpus/wasi.md",
-                               "/corpus/sandboxing.md", "/corpus/bm25.md", "/corpus/agents.md"]},
-      "grants": {"dirs": [{"host": "examples/corpus", "guest": "/corpus"}]}
-    },
-    "notebook": {
-      "component": "builtin:notebook",
-      "config": {"glossary_file": "/data/glossary.json"},
-      "grants": {"dirs": [{"host": "examples/data", "guest": "/data"}]}
-    },
-    "python": {
-      "component": "builtin:python",
-      "config": {"workdir": "/work", "wheelhouse": "/wheels"},
-      "grants": {"dirs": [{"host": "target/wheelhouse", "guest": "/wheels"}],
-                 "scratch": {"guest": "/work", "quota_mb": 256}}
-    },
-    "javascript": {"component": "builtin:javascript"}
-  }
-}"#;
+pub const DEFAULT_CONFIG: &str = include_str!("default.json");
 
 impl Config {
     /// Parses a configuration from JSON text; relative paths resolve against `base_dir`.
@@ -370,107 +354,10 @@ impl Config {
             None => Ok(self.resolve(Path::new(&resource.component))),
         }
     }
-
-    fn validate(&self) -> Result<()> {
-        let s = &self.server;
-        check_seconds("server.session_ttl", s.session_ttl)?;
-        let l = &s.limits;
-        if l.max_instances == 0 {
-            return Err(Error::Config("server.limits.max_instances: must be at least 1".into()));
-        }
-        if l.memory_mb == 0 || l.memory_mb > 4096 {
-            return Err(Error::Config("server.limits.memory_mb: must be between 1 and 4096".into()));
-        }
-        check_seconds("server.limits.call_timeout_s", l.call_timeout_s)?;
-        check_seconds("server.limits.warmup_timeout_s", l.warmup_timeout_s)?;
-        for (name, r) in &self.resources {
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-                return Err(Error::Config(format!(
-                    "resources.{name}: a resource name uses only letters, digits, '_' and '-'"
-                )));
-            }
-            if !r.config.is_object() {
-                return Err(Error::Config(format!("resources.{name}.config: must be a JSON object")));
-            }
-            if let Some(scratch) = &r.grants.scratch
-                && (!scratch.guest.starts_with('/') || scratch.quota_mb == 0)
-            {
-                return Err(Error::Config(format!(
-                    "resources.{name}.grants.scratch: needs an absolute guest path and a quota_mb above 0"
-                )));
-            }
-            for (i, d) in r.grants.dirs.iter().enumerate() {
-                if !d.guest.starts_with('/') {
-                    return Err(Error::Config(format!(
-                        "resources.{name}.grants.dirs[{i}].guest: must be an absolute guest path"
-                    )));
-                }
-            }
-        }
-        for (id, tenant) in &self.tenants {
-            if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-                return Err(Error::Config(format!("tenants.{id}: a tenant id uses only letters, digits, '_' and '-'")));
-            }
-            if tenant.keys.is_empty() {
-                return Err(Error::Config(format!("tenants.{id}.keys: a tenant needs at least one key hash")));
-            }
-            for (i, key) in tenant.keys.iter().enumerate() {
-                crate::tenancy::parse_hash(key).map_err(|m| Error::Config(format!("tenants.{id}.keys[{i}]: {m}")))?;
-            }
-            for r in tenant.resources.iter().flatten() {
-                if !self.resources.contains_key(r) {
-                    return Err(Error::Config(format!("tenants.{id}.resources: unknown resource '{r}'")));
-                }
-            }
-            if let Some(t) = tenant.quotas.call_timeout_s {
-                check_seconds(&format!("tenants.{id}.quotas.call_timeout_s"), t)?;
-            }
-            if let Some(m) = tenant.quotas.memory_mb
-                && m > l.memory_mb
-            {
-                return Err(Error::Config(format!(
-                    "tenants.{id}.quotas.memory_mb: {m} is above server.limits.memory_mb ({})",
-                    l.memory_mb
-                )));
-            }
-        }
-        for (i, origin) in s.cors_origins.iter().enumerate() {
-            let ok = origin == "*"
-                || (origin.starts_with("http://") || origin.starts_with("https://"))
-                    && !origin.trim_end_matches('/').contains(|c: char| c.is_whitespace())
-                    && origin.split("://").nth(1).is_some_and(|h| !h.is_empty() && !h.contains('/'));
-            if !ok {
-                return Err(Error::Config(format!(
-                    "server.cors_origins[{i}]: '{origin}' is not an origin (scheme://host[:port], or \"*\")"
-                )));
-            }
-        }
-        if s.cors_origins.len() > 1 && s.cors_origins.iter().any(|o| o == "*") {
-            return Err(Error::Config("server.cors_origins: \"*\" stands alone".into()));
-        }
-        for (i, key) in s.admin_keys.iter().enumerate() {
-            crate::tenancy::parse_hash(key).map_err(|m| Error::Config(format!("server.admin_keys[{i}]: {m}")))?;
-        }
-        for name in &self.warmup.resources {
-            if !self.resources.contains_key(name) {
-                return Err(Error::Config(format!("warmup.resources: unknown resource '{name}'")));
-            }
-        }
-        Ok(())
-    }
 }
 
 /// The longest duration a configuration may give: a year, in seconds.
 pub const MAX_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
-
-/// Checks that `field` is a positive number of seconds, at most [`MAX_SECONDS`].
-fn check_seconds(field: &str, v: f64) -> Result<()> {
-    if v > 0.0 && v <= MAX_SECONDS {
-        Ok(())
-    } else {
-        Err(Error::Config(format!("{field}: must be a positive number of seconds, at most {MAX_SECONDS} (a year)")))
-    }
-}
 
 /// Seconds as a [`Duration`], saturating: at most [`MAX_SECONDS`], and zero for a negative
 /// number or NaN. Unlike `Duration::from_secs_f64` it never panics, so it is safe on values
@@ -490,63 +377,6 @@ pub fn merge_json(base: &mut Value, patch: Value) {
         }
         (b, p) => *b = p,
     }
-}
-
-/// Removes keys starting with `_` (comments) from the top level, `server`, `resources` and
-/// each resource entry. A component's own `config` is left alone.
-fn strip_comments(value: &mut Value) {
-    fn strip(v: &mut Value) {
-        if let Some(map) = v.as_object_mut() {
-            map.retain(|k, _| !k.starts_with('_'));
-        }
-    }
-    strip(value);
-    if let Some(server) = value.get_mut("server") {
-        strip(server);
-    }
-    if let Some(resources) = value.get_mut("resources") {
-        strip(resources);
-        if let Some(map) = resources.as_object_mut() {
-            map.values_mut().for_each(strip);
-        }
-    }
-}
-
-/// Expands `${VAR}` and `${VAR:-default}` in every string of the document.
-fn expand_env(value: &mut Value) -> Result<()> {
-    match value {
-        Value::String(s) if s.contains("${") => *s = expand_str(s)?,
-        Value::Array(items) => items.iter_mut().try_for_each(expand_env)?,
-        Value::Object(map) => map.values_mut().try_for_each(expand_env)?,
-        _ => {}
-    }
-    Ok(())
-}
-
-/// Expands the variables of one string. An unset variable without a default is an error.
-pub fn expand_str(s: &str) -> Result<String> {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let end = after.find('}').ok_or_else(|| Error::Config(format!("unclosed '${{' in \"{s}\"")))?;
-        let expr = &after[..end];
-        let (name, default) = match expr.split_once(":-") {
-            Some((n, d)) => (n, Some(d)),
-            None => (expr, None),
-        };
-        match (std::env::var(name), default) {
-            (Ok(v), _) => out.push_str(&v),
-            (Err(_), Some(d)) => out.push_str(d),
-            (Err(_), None) => {
-                return Err(Error::Config(format!("environment variable {name} is not set (in \"{s}\")")));
-            }
-        }
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
 }
 
 #[cfg(test)]

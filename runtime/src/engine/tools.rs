@@ -2,7 +2,7 @@
 //! (`kv.get`, `kv_get`, `kv-get` → `kv:get`; a unique simple name resolves; an ambiguous
 //! one lists its candidates).
 
-use crate::bindings::types::ToolInfo;
+use crate::engine::bindings::types::ToolInfo;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::HashMap;

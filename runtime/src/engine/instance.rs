@@ -7,9 +7,9 @@
 //!
 //! JSON arguments are `&String` because the generated bindings take `&Json` (a `String`).
 
-use crate::bindings::{Backend as Bindings, guest, types};
-use crate::fault::Fault;
-use crate::host::HostState;
+use crate::engine::bindings::{Backend as Bindings, guest, types};
+use crate::engine::fault::Fault;
+use crate::engine::host::HostState;
 use std::time::{Duration, Instant};
 use wasmtime::{Store, Trap};
 
@@ -181,7 +181,7 @@ impl Instance {
 
     /// Sends the output the guest streams (`host.emit`) during the following calls to
     /// `sink`, or drops it (`None`).
-    pub fn watch(&mut self, sink: Option<crate::host::OutputSink>) {
+    pub fn watch(&mut self, sink: Option<crate::engine::host::OutputSink>) {
         let state = self.store.data_mut();
         state.output = sink;
         state.streamed = 0;

@@ -1,0 +1,102 @@
+//! Validation of a parsed configuration: every error names its field.
+
+use super::*;
+
+impl Config {
+    pub(super) fn validate(&self) -> Result<()> {
+        let s = &self.server;
+        check_seconds("server.session_ttl", s.session_ttl)?;
+        let l = &s.limits;
+        if l.max_instances == 0 {
+            return Err(Error::Config("server.limits.max_instances: must be at least 1".into()));
+        }
+        if l.memory_mb == 0 || l.memory_mb > 4096 {
+            return Err(Error::Config("server.limits.memory_mb: must be between 1 and 4096".into()));
+        }
+        check_seconds("server.limits.call_timeout_s", l.call_timeout_s)?;
+        check_seconds("server.limits.warmup_timeout_s", l.warmup_timeout_s)?;
+        for (name, r) in &self.resources {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                return Err(Error::Config(format!(
+                    "resources.{name}: a resource name uses only letters, digits, '_' and '-'"
+                )));
+            }
+            if !r.config.is_object() {
+                return Err(Error::Config(format!("resources.{name}.config: must be a JSON object")));
+            }
+            if let Some(scratch) = &r.grants.scratch
+                && (!scratch.guest.starts_with('/') || scratch.quota_mb == 0)
+            {
+                return Err(Error::Config(format!(
+                    "resources.{name}.grants.scratch: needs an absolute guest path and a quota_mb above 0"
+                )));
+            }
+            for (i, d) in r.grants.dirs.iter().enumerate() {
+                if !d.guest.starts_with('/') {
+                    return Err(Error::Config(format!(
+                        "resources.{name}.grants.dirs[{i}].guest: must be an absolute guest path"
+                    )));
+                }
+            }
+        }
+        for (id, tenant) in &self.tenants {
+            if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                return Err(Error::Config(format!("tenants.{id}: a tenant id uses only letters, digits, '_' and '-'")));
+            }
+            if tenant.keys.is_empty() {
+                return Err(Error::Config(format!("tenants.{id}.keys: a tenant needs at least one key hash")));
+            }
+            for (i, key) in tenant.keys.iter().enumerate() {
+                keys::parse_hash(key).map_err(|m| Error::Config(format!("tenants.{id}.keys[{i}]: {m}")))?;
+            }
+            for r in tenant.resources.iter().flatten() {
+                if !self.resources.contains_key(r) {
+                    return Err(Error::Config(format!("tenants.{id}.resources: unknown resource '{r}'")));
+                }
+            }
+            if let Some(t) = tenant.quotas.call_timeout_s {
+                check_seconds(&format!("tenants.{id}.quotas.call_timeout_s"), t)?;
+            }
+            if let Some(m) = tenant.quotas.memory_mb
+                && m > l.memory_mb
+            {
+                return Err(Error::Config(format!(
+                    "tenants.{id}.quotas.memory_mb: {m} is above server.limits.memory_mb ({})",
+                    l.memory_mb
+                )));
+            }
+        }
+        for (i, origin) in s.cors_origins.iter().enumerate() {
+            let ok = origin == "*"
+                || (origin.starts_with("http://") || origin.starts_with("https://"))
+                    && !origin.trim_end_matches('/').contains(|c: char| c.is_whitespace())
+                    && origin.split("://").nth(1).is_some_and(|h| !h.is_empty() && !h.contains('/'));
+            if !ok {
+                return Err(Error::Config(format!(
+                    "server.cors_origins[{i}]: '{origin}' is not an origin (scheme://host[:port], or \"*\")"
+                )));
+            }
+        }
+        if s.cors_origins.len() > 1 && s.cors_origins.iter().any(|o| o == "*") {
+            return Err(Error::Config("server.cors_origins: \"*\" stands alone".into()));
+        }
+        for (i, key) in s.admin_keys.iter().enumerate() {
+            keys::parse_hash(key).map_err(|m| Error::Config(format!("server.admin_keys[{i}]: {m}")))?;
+        }
+        for name in &self.warmup.resources {
+            if !self.resources.contains_key(name) {
+                return Err(Error::Config(format!("warmup.resources: unknown resource '{name}'")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks that `field` is a positive number of seconds, at most [`MAX_SECONDS`].
+fn check_seconds(field: &str, v: f64) -> Result<()> {
+    if v > 0.0 && v <= MAX_SECONDS {
+        Ok(())
+    } else {
+        Err(Error::Config(format!("{field}: must be a positive number of seconds, at most {MAX_SECONDS} (a year)")))
+    }
+}

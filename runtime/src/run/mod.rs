@@ -1,0 +1,338 @@
+//! The run API (seed 003, S-30 … S-38): one call creates or reuses a code session, uploads
+//! files into it, installs packages and runs code, and reports the time of each stage.
+//!
+//! A run session is a Cella worker (`run-<uuid>`) of the caller's tenant; each language it
+//! has used is an explicit session of that language's backend (`python`, `javascript`), so
+//! variables, imports and files persist between runs. Files are written by the host into
+//! the session's scratch directory (the backend's `grants.scratch`), where the code sees
+//! them under its working directory. This layer sits on the [`Sandbox`] facade and never
+//! sees HTTP.
+
+// The errors of this layer are the answer itself (an `Envelope`), built on a cold path and
+// moved once; boxing them would only add an allocation to every refusal.
+#![allow(clippy::result_large_err)]
+
+use crate::codes;
+use crate::engine::host::OutputSink;
+use crate::envelope::{Envelope, Meta, timestamp};
+use crate::sandbox::session::{Caller, SessionInfo};
+use crate::sandbox::{CreateStatus, ExecOptions, Sandbox};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::path::{Component, Path, PathBuf};
+use std::time::Instant;
+
+mod files;
+mod report;
+mod types;
+
+use report::{Clock, insights};
+pub use types::*;
+
+/// The run API over a sandbox.
+#[derive(Clone)]
+pub struct Runner {
+    sandbox: Sandbox,
+}
+
+fn fail(code: i32, message: impl Into<String>, data: Value) -> Envelope {
+    Envelope::error(code, message, data, Meta { tool: Some("run".into()), ..Meta::default() })
+}
+
+impl Runner {
+    /// The run API over `sandbox`.
+    pub fn new(sandbox: Sandbox) -> Runner {
+        Runner { sandbox }
+    }
+
+    /// The backend of a language, if the server serves it.
+    fn backend_of(&self, language: &str) -> Result<&'static str, Envelope> {
+        let rt = match language.to_ascii_lowercase().as_str() {
+            "python" | "py" | "python3" => "python",
+            "javascript" | "js" | "node" => "javascript",
+            other => {
+                return Err(fail(
+                    codes::INVALID_REQUEST_FORMAT,
+                    format!("unknown language '{other}'; use python or javascript"),
+                    json!({"language": other}),
+                ));
+            }
+        };
+        if self.sandbox.backend(rt).is_none() {
+            return Err(fail(
+                codes::INVALID_REQUEST_FORMAT,
+                format!("this server does not run {rt} (no '{rt}' resource is configured)"),
+                json!({"language": language}),
+            ));
+        }
+        Ok(rt)
+    }
+
+    fn caller(tenant: &std::sync::Arc<str>, session_id: &str) -> Caller {
+        Caller { tenant: tenant.clone(), worker_id: session_id.to_string() }
+    }
+
+    /// The caller of an existing run session, or 4007.
+    fn existing(&self, tenant: &std::sync::Arc<str>, session_id: &str) -> Result<Caller, Envelope> {
+        let caller = Self::caller(tenant, session_id);
+        if !session_id.starts_with(RUN_PREFIX) || self.sandbox.list_sessions(&caller).is_empty() {
+            return Err(fail(
+                codes::RESOURCE_NOT_INITIALIZED,
+                format!("no run session '{session_id}' (it was closed, it expired, or it never existed)"),
+                json!({"session_id": session_id}),
+            ));
+        }
+        Ok(caller)
+    }
+
+    /// Runs `request` for `tenant` (S-30); `events` receives progress and live output (S-32).
+    /// The envelope's data is a [`RunResult`] on success.
+    pub async fn run(
+        &self,
+        tenant: &std::sync::Arc<str>,
+        request: RunRequest,
+        events: Option<tokio::sync::mpsc::UnboundedSender<RunEvent>>,
+    ) -> Envelope {
+        // The whole run (its clean-up included) outlives a client that disconnects.
+        let (this, owned_tenant) = (self.clone(), tenant.clone());
+        let work = async move { this.run_attached(&owned_tenant, request, events).await };
+        crate::sandbox::detach::detached(work, |message| {
+            fail(codes::UNEXPECTED_ERROR, format!("internal error: {message}"), Value::Null)
+        })
+        .await
+    }
+
+    async fn run_attached(
+        &self,
+        tenant: &std::sync::Arc<str>,
+        request: RunRequest,
+        events: Option<tokio::sync::mpsc::UnboundedSender<RunEvent>>,
+    ) -> Envelope {
+        let started = Instant::now();
+        let mut envelope = self.run_inner(tenant, request, events).await;
+        envelope.meta.tool = Some("run".into());
+        envelope.meta.execution_time_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+        envelope
+    }
+
+    async fn run_inner(
+        &self,
+        tenant: &std::sync::Arc<str>,
+        request: RunRequest,
+        events: Option<tokio::sync::mpsc::UnboundedSender<RunEvent>>,
+    ) -> Envelope {
+        let progress = |stage: &'static str, percent: u8| {
+            if let Some(tx) = &events {
+                let _ = tx.send(RunEvent::Progress { stage, percent });
+            }
+        };
+        if let Some(t) = request.timeout
+            && !(t > 0.0 && t.is_finite())
+        {
+            let message = format!("timeout must be a positive number of seconds, not {t}");
+            return Envelope::error(codes::INVALID_REQUEST_FORMAT, message, json!({"timeout": t}), Meta::default());
+        }
+        let language = request.language.clone().unwrap_or_else(|| "python".into());
+        let rt = match self.backend_of(&language) {
+            Ok(rt) => rt,
+            Err(e) => return e,
+        };
+        let mut clock = Clock::new();
+
+        // 1. Session: reuse or create.
+        progress("session", 0);
+        let (caller, new_session) = match &request.session_id {
+            Some(id) => match self.existing(tenant, id) {
+                Ok(c) => (c, false),
+                Err(e) => return e,
+            },
+            None => (Self::caller(tenant, &format!("{RUN_PREFIX}{}", uuid::Uuid::new_v4().simple())), true),
+        };
+        let created = match self.sandbox.create_session(&caller, rt, json!({}), None).await {
+            Ok(c) => c,
+            Err(r) => return fail(r.code, r.message, r.data),
+        };
+        let reused_session = created.status == CreateStatus::Exists;
+        if created.status == CreateStatus::Failed {
+            let reason = created.session.error.clone().unwrap_or_default();
+            self.sandbox.disconnect(&caller).await;
+            return fail(
+                codes::RESOURCE_NOT_INITIALIZED,
+                format!("the {rt} session failed to start: {reason}"),
+                Value::Null,
+            );
+        }
+        clock.lap("session");
+        let meta_session = created.session.session_id.clone();
+        let end = |envelope: Envelope| async {
+            if !request.keep_alive || new_session && !envelope.is_success() {
+                self.sandbox.disconnect(&caller).await;
+            }
+            envelope
+        };
+
+        // 2. Files.
+        let mut files = json!({"uploaded": [], "unchanged": [], "reused": []});
+        if !request.files.is_empty() {
+            progress("upload", 20);
+            match self.upload(&caller, rt, &request.files) {
+                Ok(f) => files = f,
+                Err(e) => return end(e).await,
+            }
+            clock.lap("upload");
+        }
+
+        // 3. Packages.
+        let mut packages = json!({"installed": [], "cached": []});
+        if !request.packages.is_empty() {
+            progress("install", 40);
+            let envelope = self
+                .sandbox
+                .execute(
+                    &caller,
+                    &format!("{rt}:install"),
+                    json!({"packages": request.packages}),
+                    ExecOptions::default(),
+                )
+                .await;
+            if !envelope.is_success() {
+                let mut e = envelope;
+                if let Some(o) = e.data.as_object_mut() {
+                    o.insert("stage".into(), json!("install"));
+                } else {
+                    e.data = json!({"stage": "install", "details": e.data});
+                }
+                return end(e).await;
+            }
+            packages = envelope.data;
+            clock.lap("install");
+        }
+
+        // 4. Run, streaming output to the watcher.
+        progress("run", 60);
+        // Checked above; longer than the server allows is cut to its limit by the sandbox.
+        let timeout = crate::config::seconds(request.timeout.unwrap_or(DEFAULT_RUN_TIMEOUT_S));
+        let (sink, forward) = match &events {
+            Some(tx) => {
+                let (sink, mut rx): (OutputSink, _) = tokio::sync::mpsc::unbounded_channel();
+                let tx = tx.clone();
+                let forward = tokio::spawn(async move {
+                    while let Some(o) = rx.recv().await {
+                        let _ = tx.send(RunEvent::Output(o));
+                    }
+                });
+                (Some(sink), Some(forward))
+            }
+            None => (None, None),
+        };
+        let options = ExecOptions { timeout: Some(timeout), trace_id: None, output: sink };
+        let envelope =
+            self.sandbox.execute(&caller, &format!("{rt}:run"), json!({"code": request.code}), options).await;
+        if let Some(forward) = forward {
+            let _ = forward.await;
+        }
+        clock.lap("run");
+        if !envelope.is_success() {
+            // A fault (deadline, memory, trap) ends the run and its session, never the server.
+            // The whole run session ends, so that its next use is told so (4007) rather than
+            // silently getting a fresh interpreter.
+            let ended =
+                self.sandbox.list_sessions(&caller).iter().any(|s| s.resource_type == rt && s.status == "error");
+            if ended {
+                self.sandbox.disconnect(&caller).await;
+            }
+            let mut e = envelope;
+            e.data = json!({"stage": "run", "session_id": caller.worker_id, "session_ended": ended, "details": e.data});
+            return end(e).await;
+        }
+
+        // 5. Close unless kept alive.
+        let mut expires_at = None;
+        if request.keep_alive {
+            expires_at = self
+                .sandbox
+                .refresh_sessions(&caller, Some(rt))
+                .ok()
+                .and_then(|r| r.sessions.into_iter().next().map(|(_, s)| s.expires_at));
+        } else {
+            progress("close", 95);
+            self.sandbox.disconnect(&caller).await;
+            clock.lap("close");
+        }
+        progress("done", 100);
+
+        let timing = clock.timing();
+        let insights = insights(&timing, reused_session, &request);
+        let data = &envelope.data;
+        let result = RunResult {
+            session_id: caller.worker_id.clone(),
+            language: rt.to_string(),
+            stdout: data["stdout"].as_str().unwrap_or_default().to_string(),
+            stderr: data["stderr"].as_str().unwrap_or_default().to_string(),
+            result: data["result"].as_str().map(str::to_string),
+            error: data.get("error").filter(|e| !e.is_null()).cloned(),
+            reused_session,
+            kept_alive: request.keep_alive,
+            expires_at,
+            files,
+            packages,
+            timing,
+            insights,
+        };
+        let meta = Meta {
+            resource_type: Some(rt.to_string()),
+            session_id: Some(meta_session),
+            trace_id: envelope.meta.trace_id.clone(),
+            ..Meta::default()
+        };
+        Envelope::success(serde_json::to_value(result).unwrap_or(Value::Null), meta)
+    }
+
+    /// A run session: its languages' sessions and files (S-35 getSession).
+    pub fn get(&self, tenant: &std::sync::Arc<str>, session_id: &str) -> Result<Value, Envelope> {
+        let caller = self.existing(tenant, session_id)?;
+        Ok(describe(&caller.worker_id, &self.sandbox.list_sessions(&caller)))
+    }
+
+    /// Every run session of the tenant (S-35 listSessions).
+    pub fn list(&self, tenant: &std::sync::Arc<str>) -> Vec<Value> {
+        self.sandbox
+            .workers_of_tenant(tenant, RUN_PREFIX)
+            .iter()
+            .filter(|(_, sessions)| !sessions.is_empty())
+            .map(|(id, sessions)| describe(id, sessions))
+            .collect()
+    }
+
+    /// Renews a run session's TTL (S-35 keepAlive); returns it.
+    pub fn keep_alive(&self, tenant: &std::sync::Arc<str>, session_id: &str) -> Result<Value, Envelope> {
+        let caller = self.existing(tenant, session_id)?;
+        let _ = self.sandbox.refresh_sessions(&caller, None);
+        Ok(describe(&caller.worker_id, &self.sandbox.list_sessions(&caller)))
+    }
+
+    /// Ends a run session (S-35 close); returns how many language sessions ended.
+    pub async fn close(&self, tenant: &std::sync::Arc<str>, session_id: &str) -> Result<usize, Envelope> {
+        let caller = self.existing(tenant, session_id)?;
+        Ok(self.sandbox.disconnect(&caller).await)
+    }
+}
+
+fn describe(id: &str, sessions: &[SessionInfo]) -> Value {
+    let expires_at = sessions.iter().map(|s| s.expires_at.clone()).max();
+    let now = chrono::Utc::now();
+    let expires_in_s = expires_at
+        .as_deref()
+        .and_then(|e| chrono::NaiveDateTime::parse_from_str(e, "%Y-%m-%dT%H:%M:%S%.f").ok())
+        .map(|e| ((e.and_utc() - now).num_milliseconds() as f64 / 1000.0).max(0.0));
+    json!({
+        "session_id": id,
+        "languages": sessions.iter().map(|s| s.resource_type.clone()).collect::<Vec<_>>(),
+        "status": if sessions.iter().all(|s| s.status == "active") { "active" } else { "error" },
+        "created_at": sessions.iter().map(|s| s.created_at.clone()).min(),
+        "last_activity": sessions.iter().map(|s| s.last_activity.clone()).max(),
+        "expires_at": expires_at,
+        "expires_in_s": expires_in_s,
+        "now": timestamp(now),
+    })
+}

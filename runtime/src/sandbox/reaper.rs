@@ -1,0 +1,34 @@
+//! The reaper: ends expired sessions promptly.
+
+use super::*;
+
+/// The reaper: ends expired sessions promptly. It checks a few times per TTL (at least
+/// every second) and stops when the sandbox is gone.
+pub(super) fn spawn_reaper(inner: Weak<Inner>) {
+    let ttl = match inner.upgrade() {
+        Some(i) => i.sessions.ttl(),
+        None => return,
+    };
+    let period = (ttl / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(period);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let Some(inner) = inner.upgrade() else { break };
+            if inner.closing.load(Ordering::Acquire) {
+                break;
+            }
+            let expired = inner.sessions.take_expired();
+            if expired.is_empty() {
+                continue;
+            }
+            let sandbox = Sandbox { inner };
+            for session in expired {
+                tracing::info!(tenant = %session.caller.tenant, worker_id = %session.caller.worker_id, session_id = %session.id, "session expired");
+                let sandbox = sandbox.clone();
+                tokio::spawn(async move { sandbox.end_session(&session).await });
+            }
+        }
+    });
+}

@@ -1,0 +1,59 @@
+//! Where sessions keep files: the host folders behind `grants.scratch`, and their quota.
+
+use super::*;
+
+impl Sandbox {
+    /// The host directory of a session's (or a stateless call's) scratch grant, created
+    /// empty; `None` when the resource grants none or it cannot be made.
+    pub(super) fn scratch_dir(&self, backend: &Backend, session_id: Option<&str>) -> Option<std::path::PathBuf> {
+        backend.resource.grants.scratch.as_ref()?;
+        let name = session_id.map(str::to_string).unwrap_or_else(|| format!("call-{}", uuid::Uuid::new_v4().simple()));
+        let dir = self.inner.shared.cache.dir().join("scratch").join(name);
+        match std::fs::create_dir_all(&dir) {
+            Ok(()) => Some(dir),
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot create a scratch directory");
+                None
+            }
+        }
+    }
+
+    /// The host directory behind the scratch grant of the caller's session of `rt`, if the
+    /// session exists and its resource grants one (the run API writes uploads there).
+    pub fn session_dir(&self, caller: &Caller, rt: &str) -> Option<std::path::PathBuf> {
+        self.session_scratch(&*self.inner.sessions.get(caller, rt)?)
+    }
+
+    /// The scratch directory of a session, if its resource grants one.
+    pub(super) fn session_scratch(&self, session: &Session) -> Option<std::path::PathBuf> {
+        let backend = self.inner.backends.get(&session.resource_type)?;
+        backend.resource.grants.scratch.as_ref()?;
+        Some(self.inner.shared.cache.dir().join("scratch").join(&session.id))
+    }
+
+    /// `Some(refusal message)` when a session's scratch directory holds more than its quota.
+    pub(super) fn scratch_over_quota(&self, session: &Session) -> Option<String> {
+        let backend = self.inner.backends.get(&session.resource_type)?;
+        let quota = backend.resource.grants.scratch.as_ref()?.quota_mb;
+        let used = dir_size(&self.session_scratch(session)?);
+        (used > quota * 1024 * 1024).then(|| {
+            format!(
+                "the scratch directory holds {:.1} MiB, over its quota of {quota} MiB; the session is ended",
+                used as f64 / 1048576.0
+            )
+        })
+    }
+}
+
+/// Bytes under a directory (files only; links are not followed).
+pub(super) fn dir_size(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) if m.is_file() => m.len(),
+            _ => 0,
+        })
+        .sum()
+}
