@@ -49,7 +49,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The result codes backends use most (the README's table). */
+/* The result codes backends use most (the table in docs/codes.md). */
 #define CELLA_INVALID_INPUT 4000
 #define CELLA_BUSINESS_FAILURE 4001
 #define CELLA_INVALID_REQUEST_FORMAT 4002

@@ -23,7 +23,7 @@
 // `shutdown()`.
 import { log as hostLog, emit as hostEmit } from 'cella:backend/host@0.1.0';
 
-/** The result codes backends use most (the README's table). */
+/** The result codes backends use most (the table in docs/codes.md). */
 export const codes = {
   INVALID_INPUT: 4000,
   BUSINESS_FAILURE: 4001,

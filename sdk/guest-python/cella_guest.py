@@ -46,7 +46,7 @@ __all__ = [
     "INVALID_PARAMETER_TYPE", "NO_RESULTS_FOUND", "INTERNAL_ERROR",
 ]
 
-# The result codes backends use most (the README's table).
+# The result codes backends use most (the table in docs/codes.md).
 INVALID_INPUT = 4000
 BUSINESS_FAILURE = 4001
 INVALID_REQUEST_FORMAT = 4002

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 /// The result envelope.
 #[derive(ToSchema)]
 pub struct EnvelopeSchema {
-    /// 0 for success; see the README's codes table.
+    /// 0 for success; see the codes table in docs/codes.md.
     code: i32,
     /// `success` or the error.
     message: String,

@@ -2,7 +2,7 @@
 //! Cella's own (7xxx).
 //!
 //! One list for the host runtime (`cella_runtime::codes`) and the Rust guest SDK
-//! (`cella_guest::codes`). The README's codes table lists the same numbers; keep the two in
+//! (`cella_guest::codes`). The codes table in docs/codes.md lists the same numbers; keep the two in
 //! step. The Python, JavaScript and C guest SDKs carry the codes their tools use.
 #![no_std]
 
@@ -74,7 +74,7 @@ pub const FORBIDDEN: i32 = 7008;
 /// Cella: a tenant quota is reached (HTTP 429): live sessions, calls per minute.
 pub const QUOTA_EXCEEDED: i32 = 7009;
 
-/// Every code of this list with its name, as the README's table and AgentFlow's
+/// Every code of this list with its name, as the table in docs/codes.md and AgentFlow's
 /// `error_codes.py` spell it, in ascending order.
 pub const ALL: &[(i32, &str)] = &[
     (SUCCESS, "SUCCESS"),
@@ -120,12 +120,12 @@ mod tests {
     extern crate std;
     use std::vec::Vec;
 
-    /// The README's codes table and this list say the same: every row names its code as
+    /// The codes table in docs/codes.md and this list say the same: every row names its code as
     /// [`super::name`] does, and every code here has a row.
     #[test]
-    fn the_readme_table_lists_exactly_these_codes() {
-        let readme = include_str!("../../../README.md");
-        let rows: Vec<(i32, &str)> = readme
+    fn the_codes_page_lists_exactly_these_codes() {
+        let page = include_str!("../../../docs/codes.md");
+        let rows: Vec<(i32, &str)> = page
             .lines()
             .filter_map(|line| {
                 let mut cells = line.split('|').map(str::trim).skip(1);
@@ -134,7 +134,7 @@ mod tests {
                 name.chars().all(|c| c.is_ascii_uppercase() || c == '_').then_some((code, name))
             })
             .collect();
-        assert_eq!(rows, super::ALL, "README's codes table and cella-codes differ");
+        assert_eq!(rows, super::ALL, "codes table in docs/codes.md and cella-codes differ");
     }
 
     /// The Python, JavaScript and C guest SDKs spell the codes they use in their own

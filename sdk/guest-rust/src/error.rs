@@ -2,7 +2,7 @@
 
 use crate::bindings::exports::cella::backend::guest as wit;
 
-/// The result codes of the README's table (the `cella-codes` crate, shared with the host).
+/// The result codes of the table in docs/codes.md (the `cella-codes` crate, shared with the host).
 pub use cella_codes as codes;
 
 /// An error returned by a tool or a lifecycle hook. Its code becomes the result envelope's

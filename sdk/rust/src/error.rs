@@ -10,7 +10,7 @@ pub enum Error {
     Api {
         /// The HTTP status.
         status: u16,
-        /// The envelope's code (see [`crate::codes`] and the README's codes table).
+        /// The envelope's code (see [`crate::codes`] and the codes table in docs/codes.md).
         code: i32,
         /// The envelope's message.
         message: String,
