@@ -35,8 +35,7 @@ fn config_for(name: &str, component: &Path, backend_config: &Value, cache_dir: O
 /// A resource name made from a file name: letters, digits, `_` and `-`.
 fn safe_name(path: &Path) -> String {
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("component");
-    let name: String =
-        stem.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect();
+    let name: String = stem.chars().map(|c| if crate::config::is_name_char(c) { c } else { '_' }).collect();
     // A leading `_` would make the resource a comment in the configuration.
     let name = name.trim_start_matches(['_', '-']);
     if name.is_empty() { "component".into() } else { name.to_string() }
@@ -55,9 +54,7 @@ impl Local {
         let guess = safe_name(component);
         let sandbox = Sandbox::start(config_for(&guess, component, &backend_config, cache_dir)?).await?;
         let own = sandbox.backend(&guess).map(|b| b.guest_name.clone()).unwrap_or_else(|| guess.clone());
-        let usable = !own.is_empty()
-            && !own.starts_with('_')
-            && own.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        let usable = !own.is_empty() && !own.starts_with('_') && own.chars().all(crate::config::is_name_char);
         if own == guess || !usable {
             return Ok(Local { sandbox, name: guess });
         }

@@ -359,6 +359,12 @@ impl Config {
 /// The longest duration a configuration may give: a year, in seconds.
 pub const MAX_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
 
+/// Whether `c` may appear in a name Cella accepts or makes (resource types, tenant ids, the
+/// safe forms of worker ids and session names): an ASCII letter or digit, `_` or `-`.
+pub fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_' || c == '-'
+}
+
 /// Seconds as a [`Duration`], saturating: at most [`MAX_SECONDS`], and zero for a negative
 /// number or NaN. Unlike `Duration::from_secs_f64` it never panics, so it is safe on values
 /// a request brings.

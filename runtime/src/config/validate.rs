@@ -16,7 +16,7 @@ impl Config {
         check_seconds("server.limits.call_timeout_s", l.call_timeout_s)?;
         check_seconds("server.limits.warmup_timeout_s", l.warmup_timeout_s)?;
         for (name, r) in &self.resources {
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            if name.is_empty() || !name.chars().all(crate::config::is_name_char) {
                 return Err(Error::Config(format!(
                     "resources.{name}: a resource name uses only letters, digits, '_' and '-'"
                 )));
@@ -40,7 +40,7 @@ impl Config {
             }
         }
         for (id, tenant) in &self.tenants {
-            if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            if id.is_empty() || !id.chars().all(crate::config::is_name_char) {
                 return Err(Error::Config(format!("tenants.{id}: a tenant id uses only letters, digits, '_' and '-'")));
             }
             if tenant.keys.is_empty() {

@@ -100,7 +100,7 @@ pub fn grants_fingerprint(grants: &Grants, base: &Path) -> String {
     for dir in &grants.dirs {
         let host = if dir.host.is_absolute() { dir.host.clone() } else { base.join(&dir.host) };
         entries.push(format!("{}={}", dir.guest, host.display()));
-        collect(&host, &mut entries, 0);
+        collect(&host, &mut entries);
     }
     for (k, v) in &grants.env {
         entries.push(format!("env:{k}={v}"));
@@ -108,28 +108,22 @@ pub fn grants_fingerprint(grants: &Grants, base: &Path) -> String {
     entries.join("\n")
 }
 
-fn collect(dir: &Path, out: &mut Vec<String>, depth: usize) {
-    if depth > 8 || out.len() > 10_000 {
-        return;
-    }
-    let Ok(read) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mut children: Vec<_> = read.flatten().collect();
-    children.sort_by_key(|e| e.file_name());
-    for entry in children {
-        let Ok(meta) = entry.metadata() else { continue };
-        if meta.is_dir() {
-            collect(&entry.path(), out, depth + 1);
-        } else {
-            let mtime = meta
-                .modified()
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map(|d| d.as_nanos())
-                .unwrap_or(0);
-            out.push(format!("{}:{}:{}", entry.path().display(), meta.len(), mtime));
+/// Every file under `dir` (9 levels at most, 10,000 entries in all), in name order, as
+/// `path:size:mtime`.
+fn collect(dir: &Path, out: &mut Vec<String>) {
+    let files = walkdir::WalkDir::new(dir).max_depth(9).sort_by_file_name().into_iter().filter_map(Result::ok);
+    for entry in files.filter(|e| !e.file_type().is_dir()) {
+        if out.len() > 10_000 {
+            return;
         }
+        let Ok(meta) = entry.metadata() else { continue };
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        out.push(format!("{}:{}:{}", entry.path().display(), meta.len(), mtime));
     }
 }
 

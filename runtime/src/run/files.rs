@@ -127,27 +127,18 @@ fn safe_relative(path: &str) -> Option<PathBuf> {
 
 /// Every regular file under `dir`, with its sha256, sorted by path.
 pub(super) fn list_files(dir: &Path) -> Vec<HeldFile> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let Ok(kind) = entry.file_type() else { continue };
-            if kind.is_dir() {
-                stack.push(path);
-            } else if kind.is_file()
-                && let Ok(bytes) = std::fs::read(&path)
-                && let Ok(relative) = path.strip_prefix(dir)
-            {
-                out.push(HeldFile {
-                    path: relative.to_string_lossy().into_owned(),
-                    sha256: hex::encode(Sha256::digest(&bytes)),
-                    size: bytes.len() as u64,
-                });
-            }
-        }
-    }
+    let files = walkdir::WalkDir::new(dir).into_iter().filter_map(Result::ok).filter(|e| e.file_type().is_file());
+    let mut out: Vec<HeldFile> = files
+        .filter_map(|entry| {
+            let bytes = std::fs::read(entry.path()).ok()?;
+            let relative = entry.path().strip_prefix(dir).ok()?;
+            Some(HeldFile {
+                path: relative.to_string_lossy().into_owned(),
+                sha256: hex::encode(Sha256::digest(&bytes)),
+                size: bytes.len() as u64,
+            })
+        })
+        .collect();
     out.sort_by(|a, b| a.path.cmp(&b.path));
     out
 }

@@ -185,7 +185,7 @@ impl Sandbox {
                         *slot = None;
                         session.fail(format!("session ended by a fault: {fault}"));
                     }
-                    match self.scratch_over_quota(session) {
+                    match self.scratch_over_quota(session).await {
                         Some(message) => {
                             tracing::warn!(%message, "scratch quota ended the session");
                             *slot = None;

@@ -273,8 +273,7 @@ pub struct Sessions {
 /// `worker_id` with every character outside `[A-Za-z0-9_-]` replaced by `-`, trimmed of
 /// `-`, `worker` when empty, at most 32 characters.
 pub fn safe_worker(worker_id: &str) -> String {
-    let s: String =
-        worker_id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '-' }).collect();
+    let s: String = worker_id.chars().map(|c| if crate::config::is_name_char(c) { c } else { '-' }).collect();
     let s = s.trim_matches('-');
     let s = if s.is_empty() { "worker" } else { s };
     s.chars().take(32).collect()
@@ -282,8 +281,7 @@ pub fn safe_worker(worker_id: &str) -> String {
 
 /// A custom session name made safe; `None` when nothing is left.
 pub fn safe_custom(name: &str) -> Option<String> {
-    let s: String =
-        name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '-' }).collect();
+    let s: String = name.chars().map(|c| if crate::config::is_name_char(c) { c } else { '-' }).collect();
     let s: String = s.trim_matches(|c| c == '-' || c == '_').chars().take(32).collect();
     (!s.is_empty()).then_some(s)
 }

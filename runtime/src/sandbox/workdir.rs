@@ -32,10 +32,12 @@ impl Sandbox {
     }
 
     /// `Some(refusal message)` when a session's scratch directory holds more than its quota.
-    pub(super) fn scratch_over_quota(&self, session: &Session) -> Option<String> {
+    /// The folder is measured on a blocking thread, off the async workers.
+    pub(super) async fn scratch_over_quota(&self, session: &Session) -> Option<String> {
         let backend = self.inner.backends.get(&session.resource_type)?;
         let quota = backend.resource.grants.scratch.as_ref()?.quota_mb;
-        let used = dir_size(&self.session_scratch(session)?);
+        let dir = self.session_scratch(session)?;
+        let used = tokio::task::spawn_blocking(move || dir_size(&dir)).await.unwrap_or(0);
         (used > quota * 1024 * 1024).then(|| {
             format!(
                 "the scratch directory holds {:.1} MiB, over its quota of {quota} MiB; the session is ended",
@@ -45,15 +47,13 @@ impl Sandbox {
     }
 }
 
-/// Bytes under a directory (files only; links are not followed).
+/// Bytes in the files under a directory (links are not followed).
 pub(super) fn dir_size(dir: &std::path::Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
-    entries
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_size(&e.path()),
-            Ok(m) if m.is_file() => m.len(),
-            _ => 0,
-        })
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
         .sum()
 }
