@@ -3,6 +3,7 @@
 use super::*;
 
 impl Config {
+    /// Checks everything serde cannot: ranges, names, paths, hashes and references.
     pub(super) fn validate(&self) -> Result<()> {
         let s = &self.server;
         check_seconds("server.session_ttl", s.session_ttl)?;
@@ -39,6 +40,35 @@ impl Config {
                 }
             }
         }
+        self.validate_tenants()?;
+        for (i, origin) in s.cors_origins.iter().enumerate() {
+            let ok = origin == "*"
+                || (origin.starts_with("http://") || origin.starts_with("https://"))
+                    && !origin.trim_end_matches('/').contains(|c: char| c.is_whitespace())
+                    && origin.split("://").nth(1).is_some_and(|h| !h.is_empty() && !h.contains('/'));
+            if !ok {
+                return Err(Error::Config(format!(
+                    "server.cors_origins[{i}]: '{origin}' is not an origin (scheme://host[:port], or \"*\")"
+                )));
+            }
+        }
+        if s.cors_origins.len() > 1 && s.cors_origins.iter().any(|o| o == "*") {
+            return Err(Error::Config("server.cors_origins: \"*\" stands alone".into()));
+        }
+        for (i, key) in s.admin_keys.iter().enumerate() {
+            keys::parse_hash(key).map_err(|m| Error::Config(format!("server.admin_keys[{i}]: {m}")))?;
+        }
+        for name in &self.warmup.resources {
+            if !self.resources.contains_key(name) {
+                return Err(Error::Config(format!("warmup.resources: unknown resource '{name}'")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The tenants: ids, key hashes, resources and quotas.
+    fn validate_tenants(&self) -> Result<()> {
+        let l = &self.server.limits;
         for (id, tenant) in &self.tenants {
             if id.is_empty() || !id.chars().all(crate::config::is_name_char) {
                 return Err(Error::Config(format!("tenants.{id}: a tenant id uses only letters, digits, '_' and '-'")));
@@ -64,28 +94,6 @@ impl Config {
                     "tenants.{id}.quotas.memory_mb: {m} is above server.limits.memory_mb ({})",
                     l.memory_mb
                 )));
-            }
-        }
-        for (i, origin) in s.cors_origins.iter().enumerate() {
-            let ok = origin == "*"
-                || (origin.starts_with("http://") || origin.starts_with("https://"))
-                    && !origin.trim_end_matches('/').contains(|c: char| c.is_whitespace())
-                    && origin.split("://").nth(1).is_some_and(|h| !h.is_empty() && !h.contains('/'));
-            if !ok {
-                return Err(Error::Config(format!(
-                    "server.cors_origins[{i}]: '{origin}' is not an origin (scheme://host[:port], or \"*\")"
-                )));
-            }
-        }
-        if s.cors_origins.len() > 1 && s.cors_origins.iter().any(|o| o == "*") {
-            return Err(Error::Config("server.cors_origins: \"*\" stands alone".into()));
-        }
-        for (i, key) in s.admin_keys.iter().enumerate() {
-            keys::parse_hash(key).map_err(|m| Error::Config(format!("server.admin_keys[{i}]: {m}")))?;
-        }
-        for name in &self.warmup.resources {
-            if !self.resources.contains_key(name) {
-                return Err(Error::Config(format!("warmup.resources: unknown resource '{name}'")));
             }
         }
         Ok(())

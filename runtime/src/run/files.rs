@@ -6,7 +6,6 @@ use super::*;
 impl Runner {
     /// Writes the uploads into the session's scratch directory.
     pub(super) fn upload(&self, caller: &Caller, rt: &str, uploads: &[FileUpload]) -> Result<Value, Envelope> {
-        use base64::Engine as _;
         let Some(dir) = self.sandbox.session_dir(caller, rt) else {
             return Err(fail(
                 codes::INVALID_REQUEST_FORMAT,
@@ -25,24 +24,7 @@ impl Runner {
                 )
             })?;
             let target = dir.join(&relative);
-            let bytes = match (&file.content, &file.content_base64) {
-                (Some(text), None) => Some(text.clone().into_bytes()),
-                (None, Some(b64)) => Some(base64::engine::general_purpose::STANDARD.decode(b64).map_err(|e| {
-                    fail(
-                        codes::INVALID_PARAMETER_TYPE,
-                        format!("file '{}': content_base64 is not base64: {e}", file.path),
-                        json!({"path": file.path}),
-                    )
-                })?),
-                (None, None) => None,
-                (Some(_), Some(_)) => {
-                    return Err(fail(
-                        codes::INVALID_REQUEST_FORMAT,
-                        format!("file '{}': give content or content_base64, not both", file.path),
-                        json!({"path": file.path}),
-                    ));
-                }
-            };
+            let bytes = content(file)?;
             let io_error = |e: std::io::Error| {
                 fail(codes::EXECUTION_ERROR, format!("file '{}': {e}", file.path), json!({"path": file.path}))
             };
@@ -126,6 +108,27 @@ fn safe_relative(path: &str) -> Option<PathBuf> {
 }
 
 /// Every regular file under `dir`, with its sha256, sorted by path.
+/// The bytes an upload carries (as text or base64), or `None` when it names content by hash.
+fn content(file: &FileUpload) -> Result<Option<Vec<u8>>, Envelope> {
+    use base64::Engine as _;
+    match (&file.content, &file.content_base64) {
+        (Some(text), None) => Ok(Some(text.clone().into_bytes())),
+        (None, Some(b64)) => base64::engine::general_purpose::STANDARD.decode(b64).map(Some).map_err(|e| {
+            fail(
+                codes::INVALID_PARAMETER_TYPE,
+                format!("file '{}': content_base64 is not base64: {e}", file.path),
+                json!({"path": file.path}),
+            )
+        }),
+        (None, None) => Ok(None),
+        (Some(_), Some(_)) => Err(fail(
+            codes::INVALID_REQUEST_FORMAT,
+            format!("file '{}': give content or content_base64, not both", file.path),
+            json!({"path": file.path}),
+        )),
+    }
+}
+
 pub(super) fn list_files(dir: &Path) -> Vec<HeldFile> {
     let files = walkdir::WalkDir::new(dir).into_iter().filter_map(Result::ok).filter(|e| e.file_type().is_file());
     let mut out: Vec<HeldFile> = files

@@ -39,6 +39,18 @@ fn fail(code: i32, message: impl Into<String>, data: Value) -> Envelope {
     Envelope::error(code, message, data, Meta { tool: Some("run".into()), ..Meta::default() })
 }
 
+/// A run session opened for one run.
+struct Opened {
+    /// The run session's worker.
+    caller: Caller,
+    /// Whether this run created it.
+    new: bool,
+    /// Whether the language's session already existed.
+    reused: bool,
+    /// The Cella session of the language's backend.
+    session_id: String,
+}
+
 impl Runner {
     /// The run API over `sandbox`.
     pub fn new(sandbox: Sandbox) -> Runner {
@@ -126,14 +138,7 @@ impl Runner {
                 let _ = tx.send(RunEvent::Progress { stage, percent });
             }
         };
-        if let Some(t) = request.timeout
-            && !(t > 0.0 && t.is_finite())
-        {
-            let message = format!("timeout must be a positive number of seconds, not {t}");
-            return Envelope::error(codes::INVALID_REQUEST_FORMAT, message, json!({"timeout": t}), Meta::default());
-        }
-        let language = request.language.clone().unwrap_or_else(|| "python".into());
-        let rt = match self.backend_of(&language) {
+        let rt = match self.check(&request) {
             Ok(rt) => rt,
             Err(e) => return e,
         };
@@ -141,32 +146,15 @@ impl Runner {
 
         // 1. Session: reuse or create.
         progress("session", 0);
-        let (caller, new_session) = match &request.session_id {
-            Some(id) => match self.existing(tenant, id) {
-                Ok(c) => (c, false),
-                Err(e) => return e,
-            },
-            None => (Self::caller(tenant, &format!("{RUN_PREFIX}{}", uuid::Uuid::new_v4().simple())), true),
+        let opened = match self.open(tenant, &request, rt).await {
+            Ok(o) => o,
+            Err(e) => return e,
         };
-        let created = match self.sandbox.create_session(&caller, rt, json!({}), None).await {
-            Ok(c) => c,
-            Err(r) => return fail(r.code, r.message, r.data),
-        };
-        let reused_session = created.status == CreateStatus::Exists;
-        if created.status == CreateStatus::Failed {
-            let reason = created.session.error.clone().unwrap_or_default();
-            self.sandbox.disconnect(&caller).await;
-            return fail(
-                codes::RESOURCE_NOT_INITIALIZED,
-                format!("the {rt} session failed to start: {reason}"),
-                Value::Null,
-            );
-        }
         clock.lap("session");
-        let meta_session = created.session.session_id.clone();
+        let caller = &opened.caller;
         let end = |envelope: Envelope| async {
-            if !request.keep_alive || new_session && !envelope.is_success() {
-                self.sandbox.disconnect(&caller).await;
+            if !request.keep_alive || opened.new && !envelope.is_success() {
+                self.sandbox.disconnect(caller).await;
             }
             envelope
         };
@@ -175,7 +163,7 @@ impl Runner {
         let mut files = json!({"uploaded": [], "unchanged": [], "reused": []});
         if !request.files.is_empty() {
             progress("upload", 20);
-            match self.upload(&caller, rt, &request.files) {
+            match self.upload(caller, rt, &request.files) {
                 Ok(f) => files = f,
                 Err(e) => return end(e).await,
             }
@@ -186,33 +174,106 @@ impl Runner {
         let mut packages = json!({"installed": [], "cached": []});
         if !request.packages.is_empty() {
             progress("install", 40);
-            let envelope = self
-                .sandbox
-                .execute(
-                    &caller,
-                    &format!("{rt}:install"),
-                    json!({"packages": request.packages}),
-                    ExecOptions::default(),
-                )
-                .await;
-            if !envelope.is_success() {
-                let mut e = envelope;
-                if let Some(o) = e.data.as_object_mut() {
-                    o.insert("stage".into(), json!("install"));
-                } else {
-                    e.data = json!({"stage": "install", "details": e.data});
-                }
-                return end(e).await;
+            match self.install(caller, rt, &request.packages).await {
+                Ok(p) => packages = p,
+                Err(e) => return end(e).await,
             }
-            packages = envelope.data;
             clock.lap("install");
         }
 
         // 4. Run, streaming output to the watcher.
         progress("run", 60);
+        let envelope = self.run_code(caller, rt, &request, events.as_ref()).await;
+        clock.lap("run");
+        if !envelope.is_success() {
+            return end(self.failed_run(caller, rt, envelope).await).await;
+        }
+
+        // 5. Close unless kept alive.
+        let mut expires_at = None;
+        if request.keep_alive {
+            expires_at = self
+                .sandbox
+                .refresh_sessions(caller, Some(rt))
+                .ok()
+                .and_then(|r| r.sessions.into_iter().next().map(|(_, s)| s.expires_at));
+        } else {
+            progress("close", 95);
+            self.sandbox.disconnect(caller).await;
+            clock.lap("close");
+        }
+        progress("done", 100);
+        let result = Ran { expires_at, files, packages, timing: clock.timing() };
+        report(&opened, rt, &request, envelope, result)
+    }
+
+    /// The request's resource type, once its timeout and language are checked.
+    fn check(&self, request: &RunRequest) -> Result<&'static str, Envelope> {
+        if let Some(t) = request.timeout
+            && !(t > 0.0 && t.is_finite())
+        {
+            let message = format!("timeout must be a positive number of seconds, not {t}");
+            return Err(Envelope::error(
+                codes::INVALID_REQUEST_FORMAT,
+                message,
+                json!({"timeout": t}),
+                Meta::default(),
+            ));
+        }
+        let language = request.language.clone().unwrap_or_else(|| "python".into());
+        self.backend_of(&language)
+    }
+
+    /// Stage 1: the run session named in the request, or a new one, with a live session of
+    /// the language's backend.
+    async fn open(&self, tenant: &std::sync::Arc<str>, request: &RunRequest, rt: &str) -> Result<Opened, Envelope> {
+        let (caller, new) = match &request.session_id {
+            Some(id) => (self.existing(tenant, id)?, false),
+            None => (Self::caller(tenant, &format!("{RUN_PREFIX}{}", uuid::Uuid::new_v4().simple())), true),
+        };
+        let created = self
+            .sandbox
+            .create_session(&caller, rt, json!({}), None)
+            .await
+            .map_err(|r| fail(r.code, r.message, r.data))?;
+        if created.status == CreateStatus::Failed {
+            let reason = created.session.error.clone().unwrap_or_default();
+            self.sandbox.disconnect(&caller).await;
+            let message = format!("the {rt} session failed to start: {reason}");
+            return Err(fail(codes::RESOURCE_NOT_INITIALIZED, message, Value::Null));
+        }
+        let reused = created.status == CreateStatus::Exists;
+        Ok(Opened { caller, new, reused, session_id: created.session.session_id })
+    }
+
+    /// Stage 3: installs packages from the wheelhouse; answers what was installed.
+    async fn install(&self, caller: &Caller, rt: &str, packages: &[String]) -> Result<Value, Envelope> {
+        let action = format!("{rt}:install");
+        let params = json!({"packages": packages});
+        let envelope = self.sandbox.execute(caller, &action, params, ExecOptions::default()).await;
+        if envelope.is_success() {
+            return Ok(envelope.data);
+        }
+        let mut e = envelope;
+        if let Some(o) = e.data.as_object_mut() {
+            o.insert("stage".into(), json!("install"));
+        } else {
+            e.data = json!({"stage": "install", "details": e.data});
+        }
+        Err(e)
+    }
+
+    /// Stage 4: runs the code, forwarding its streamed output to `events` as it comes.
+    async fn run_code(
+        &self,
+        caller: &Caller,
+        rt: &str,
+        request: &RunRequest,
+        events: Option<&tokio::sync::mpsc::UnboundedSender<RunEvent>>,
+    ) -> Envelope {
         // Checked above; longer than the server allows is cut to its limit by the sandbox.
         let timeout = crate::config::seconds(request.timeout.unwrap_or(DEFAULT_RUN_TIMEOUT_S));
-        let (sink, forward) = match &events {
+        let (sink, forward) = match events {
             Some(tx) => {
                 let (sink, mut rx): (OutputSink, _) = tokio::sync::mpsc::unbounded_channel();
                 let tx = tx.clone();
@@ -226,66 +287,24 @@ impl Runner {
             None => (None, None),
         };
         let options = ExecOptions { timeout: Some(timeout), trace_id: None, output: sink };
-        let envelope =
-            self.sandbox.execute(&caller, &format!("{rt}:run"), json!({"code": request.code}), options).await;
+        let envelope = self.sandbox.execute(caller, &format!("{rt}:run"), json!({"code": request.code}), options).await;
         if let Some(forward) = forward {
             let _ = forward.await;
         }
-        clock.lap("run");
-        if !envelope.is_success() {
-            // A fault (deadline, memory, trap) ends the run and its session, never the server.
-            // The whole run session ends, so that its next use is told so (4007) rather than
-            // silently getting a fresh interpreter.
-            let ended =
-                self.sandbox.list_sessions(&caller).iter().any(|s| s.resource_type == rt && s.status == "error");
-            if ended {
-                self.sandbox.disconnect(&caller).await;
-            }
-            let mut e = envelope;
-            e.data = json!({"stage": "run", "session_id": caller.worker_id, "session_ended": ended, "details": e.data});
-            return end(e).await;
-        }
+        envelope
+    }
 
-        // 5. Close unless kept alive.
-        let mut expires_at = None;
-        if request.keep_alive {
-            expires_at = self
-                .sandbox
-                .refresh_sessions(&caller, Some(rt))
-                .ok()
-                .and_then(|r| r.sessions.into_iter().next().map(|(_, s)| s.expires_at));
-        } else {
-            progress("close", 95);
-            self.sandbox.disconnect(&caller).await;
-            clock.lap("close");
+    /// After a failed run: a fault (deadline, memory, trap) ends the run and its session,
+    /// never the server. The whole run session ends, so that its next use is told so (4007)
+    /// rather than silently getting a fresh interpreter.
+    async fn failed_run(&self, caller: &Caller, rt: &str, envelope: Envelope) -> Envelope {
+        let ended = self.sandbox.list_sessions(caller).iter().any(|s| s.resource_type == rt && s.status == "error");
+        if ended {
+            self.sandbox.disconnect(caller).await;
         }
-        progress("done", 100);
-
-        let timing = clock.timing();
-        let insights = insights(&timing, reused_session, &request);
-        let data = &envelope.data;
-        let result = RunResult {
-            session_id: caller.worker_id.clone(),
-            language: rt.to_string(),
-            stdout: data["stdout"].as_str().unwrap_or_default().to_string(),
-            stderr: data["stderr"].as_str().unwrap_or_default().to_string(),
-            result: data["result"].as_str().map(str::to_string),
-            error: data.get("error").filter(|e| !e.is_null()).cloned(),
-            reused_session,
-            kept_alive: request.keep_alive,
-            expires_at,
-            files,
-            packages,
-            timing,
-            insights,
-        };
-        let meta = Meta {
-            resource_type: Some(rt.to_string()),
-            session_id: Some(meta_session),
-            trace_id: envelope.meta.trace_id.clone(),
-            ..Meta::default()
-        };
-        Envelope::success(serde_json::to_value(result).unwrap_or(Value::Null), meta)
+        let mut e = envelope;
+        e.data = json!({"stage": "run", "session_id": caller.worker_id, "session_ended": ended, "details": e.data});
+        e
     }
 
     /// A run session: its languages' sessions and files (S-35 getSession).
@@ -316,6 +335,42 @@ impl Runner {
         let caller = self.existing(tenant, session_id)?;
         Ok(self.sandbox.disconnect(&caller).await)
     }
+}
+
+/// What a successful run gathered besides the tool's answer.
+struct Ran {
+    expires_at: Option<String>,
+    files: Value,
+    packages: Value,
+    timing: Timing,
+}
+
+/// The envelope of a successful run: the code's output with the run's timing and insights.
+fn report(opened: &Opened, rt: &str, request: &RunRequest, envelope: Envelope, ran: Ran) -> Envelope {
+    let insights = insights(&ran.timing, opened.reused, request);
+    let data = &envelope.data;
+    let result = RunResult {
+        session_id: opened.caller.worker_id.clone(),
+        language: rt.to_string(),
+        stdout: data["stdout"].as_str().unwrap_or_default().to_string(),
+        stderr: data["stderr"].as_str().unwrap_or_default().to_string(),
+        result: data["result"].as_str().map(str::to_string),
+        error: data.get("error").filter(|e| !e.is_null()).cloned(),
+        reused_session: opened.reused,
+        kept_alive: request.keep_alive,
+        expires_at: ran.expires_at,
+        files: ran.files,
+        packages: ran.packages,
+        timing: ran.timing,
+        insights,
+    };
+    let meta = Meta {
+        resource_type: Some(rt.to_string()),
+        session_id: Some(opened.session_id.clone()),
+        trace_id: envelope.meta.trace_id.clone(),
+        ..Meta::default()
+    };
+    Envelope::success(serde_json::to_value(result).unwrap_or(Value::Null), meta)
 }
 
 fn describe(id: &str, sessions: &[SessionInfo]) -> Value {

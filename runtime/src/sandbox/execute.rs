@@ -81,25 +81,7 @@ impl Sandbox {
         }
         let tool = match self.inner.tools.resolve(action) {
             Resolved::Found(tool) => tool,
-            Resolved::NotFound(name) => {
-                meta.tool = Some(name.clone());
-                return Envelope::error(
-                    codes::INVALID_REQUEST_FORMAT,
-                    format!("Tool not found: {name}"),
-                    json!({"action": name}),
-                    Meta::default(),
-                );
-            }
-            Resolved::Ambiguous(candidates) => {
-                return Envelope::error(
-                    codes::INVALID_REQUEST_FORMAT,
-                    format!(
-                        "Ambiguous tool name '{action}'. Multiple matches: {candidates:?}. Please use full name with prefix."
-                    ),
-                    json!({"candidates": candidates}),
-                    Meta::default(),
-                );
-            }
+            other => return unresolved(action, other, meta),
         };
         meta.tool = Some(tool.full_name.clone());
         meta.resource_type = Some(tool.resource_type.clone());
@@ -242,6 +224,35 @@ impl Sandbox {
             outcome(result, None)
         }
         .await
+    }
+}
+
+/// The envelope for a tool name that names no tool, or several.
+fn unresolved(action: &str, resolved: Resolved<'_>, meta: &mut Meta) -> Envelope {
+    match resolved {
+        Resolved::NotFound(name) => {
+            meta.tool = Some(name.clone());
+            Envelope::error(
+                codes::INVALID_REQUEST_FORMAT,
+                format!("Tool not found: {name}"),
+                json!({"action": name}),
+                Meta::default(),
+            )
+        }
+        Resolved::Ambiguous(candidates) => Envelope::error(
+            codes::INVALID_REQUEST_FORMAT,
+            format!(
+                "Ambiguous tool name '{action}'. Multiple matches: {candidates:?}. Please use full name with prefix."
+            ),
+            json!({"candidates": candidates}),
+            Meta::default(),
+        ),
+        Resolved::Found(tool) => Envelope::error(
+            codes::UNEXPECTED_ERROR,
+            format!("{} resolved", tool.full_name),
+            Value::Null,
+            Meta::default(),
+        ),
     }
 }
 
