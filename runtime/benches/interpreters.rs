@@ -8,6 +8,10 @@
 //! - `interpreters/process_python3_c`: `python3 -c 'print(1)'` as a process, the baseline.
 //!
 //! The HTTP figures (`/api/v1/run`) come from `scripts/run_bench.py`.
+// A benchmark that cannot set up stops with a panic: that is its failure report.
+#![allow(clippy::unwrap_used)]
+// criterion_group! makes undocumented public functions.
+#![allow(missing_docs)]
 
 use cella_runtime::{Caller, Config, ExecOptions, Sandbox};
 use criterion::{Criterion, criterion_group, criterion_main};

@@ -9,6 +9,10 @@
 //! Printed once per language before the criterion runs: the `.wasm` size and the time to
 //! compile it with Cranelift and take its warm image (a fresh cache folder, so nothing is
 //! reused).
+// A benchmark that cannot set up stops with a panic: that is its failure report.
+#![allow(clippy::unwrap_used)]
+// criterion_group! makes undocumented public functions.
+#![allow(missing_docs)]
 
 use cella_runtime::config::BUILTIN_COMPONENTS;
 use cella_runtime::{Caller, Config, ExecOptions, Sandbox};

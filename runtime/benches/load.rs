@@ -4,6 +4,10 @@
 //! Run with: `cargo bench -p cella-runtime --bench load`
 //! Settings: `CELLA_LOAD_SECONDS` (default 10 per target), `CELLA_LOAD_CONNECTIONS` (default 32).
 //! Traffic goes to 127.0.0.1 only, and every loop is bounded in time.
+// A benchmark that cannot set up stops with a panic: that is its failure report.
+#![allow(clippy::unwrap_used)]
+// criterion_group! makes undocumented public functions.
+#![allow(missing_docs)]
 
 use axum::Json;
 use axum::routing::post;

@@ -3,6 +3,10 @@
 //!
 //! Linux's `vm.max_map_count` (65530 by default) caps live pooled instances per process at
 //! roughly 10,000; when creating a session fails, the report says how many were held.
+// A benchmark that cannot set up stops with a panic: that is its failure report.
+#![allow(clippy::unwrap_used)]
+// criterion_group! makes undocumented public functions.
+#![allow(missing_docs)]
 
 use cella_runtime::{Caller, Config, Sandbox};
 use serde_json::{Value, json};

@@ -11,6 +11,10 @@
 //!   snapshot vs instantiating cold and running warmup.
 //! - `start/cached` vs `start/cold`: Sandbox::start plus warmup of every backend with a
 //!   filled cache vs an empty one.
+// A benchmark that cannot set up stops with a panic: that is its failure report.
+#![allow(clippy::unwrap_used)]
+// criterion_group! makes undocumented public functions.
+#![allow(missing_docs)]
 
 use cella_runtime::host::Tags;
 use cella_runtime::{Caller, Config, ExecOptions, Sandbox};

@@ -5,6 +5,10 @@
 //! Run with: `cargo bench -p cella-runtime --bench tenants`
 //! Settings: `CELLA_LOAD_SECONDS` (default 60), `CELLA_LOAD_SESSIONS` (default 10000).
 //! Traffic goes to 127.0.0.1 only; every loop is bounded in count and time.
+// A benchmark that cannot set up stops with a panic: that is its failure report.
+#![allow(clippy::unwrap_used)]
+// criterion_group! makes undocumented public functions.
+#![allow(missing_docs)]
 
 use cella_runtime::tenancy::hash_key;
 use cella_runtime::{Config, Sandbox, http};

@@ -4,6 +4,8 @@
 //! isolation and the TTL.
 //!
 //! A new language joins by adding one line to the `conformance!` list at the bottom.
+// Test helpers may unwrap: a panic is how a test fails.
+#![allow(clippy::unwrap_used)]
 
 use cella_e2e::guest_logs::{capture_logs, logged};
 use cella_e2e::{Server, worker};
@@ -43,6 +45,7 @@ async fn code(s: &Server, worker: &str, tool: &str, params: Value) -> i64 {
     code
 }
 
+/// The manifest names every tool with a JSON Schema, and the tool list shows them.
 pub async fn manifest_and_schemas(component: &str) {
     let s = server(component, json!({})).await;
     let (status, body) = s.get("/api/v1/tools").await;
@@ -67,6 +70,7 @@ pub async fn manifest_and_schemas(component: &str) {
     assert!(schema("kv:incr")["properties"]["by"].is_object(), "incr documents `by`");
 }
 
+/// warmup, initialize, cleanup and shutdown run inside the component, as its log shows.
 pub async fn lifecycle_hooks_run(component: &str) {
     // Without a warm image the warmup hook runs in every new instance, so this test sees it
     // run (a cached image would skip it); the label tells this server's hooks from others'.
@@ -103,6 +107,7 @@ pub async fn lifecycle_hooks_run(component: &str) {
     assert!(logged(|_, m| m == format!("kv shutdown {label}")).await, "shutdown ran at server stop");
 }
 
+/// Every kv tool does what its description says.
 pub async fn every_tool_behaves(component: &str) {
     let s = server(component, json!({})).await;
     let w = worker("tools");
@@ -139,6 +144,7 @@ pub async fn every_tool_behaves(component: &str) {
     ok(&s, &limited, "kv:set", json!({"key": "only", "value": 2})).await;
 }
 
+/// Bad parameters and missing keys answer the codes of the codes table.
 pub async fn error_codes(component: &str) {
     let s = server(component, json!({})).await;
     let w = worker("errors");
@@ -159,6 +165,7 @@ pub async fn error_codes(component: &str) {
     assert_eq!(ok(&s, &w, "kv:get", json!({"key": "text"})).await, json!({"key": "text", "value": "a"}));
 }
 
+/// Two workers' sessions never see each other's keys.
 pub async fn sessions_are_isolated(component: &str) {
     let s = server(component, json!({})).await;
     let (a, b) = (worker("a"), worker("b"));
@@ -179,6 +186,7 @@ pub async fn sessions_are_isolated(component: &str) {
     assert_eq!(ok(&s, &a, "kv:keys", json!({})).await, json!({"keys": []}));
 }
 
+/// Calls renew the TTL; an expired session is reaped and its cleanup hook runs.
 pub async fn ttl_is_renewed_and_expiry_cleans_up(component: &str) {
     // 4 calls 0.8 s apart keep a 2.5 s session alive for 3.2 s: margins of over a second.
     let s = server(component, json!({"session_ttl": 2.5})).await;

@@ -1,4 +1,6 @@
 //! End-to-end tests: the real server on 127.0.0.1 (random port), real components, real HTTP.
+// Test helpers may unwrap: a panic is how a test fails.
+#![allow(clippy::unwrap_used)]
 
 mod disconnect;
 mod mcp;

@@ -34,8 +34,14 @@ pub(super) fn expand_env(value: &mut Value) -> Result<()> {
     Ok(())
 }
 
-/// Expands the variables of one string. An unset variable without a default is an error.
+/// Expands the variables of one string from the environment. An unset variable without a
+/// default is an error.
 pub fn expand_str(s: &str) -> Result<String> {
+    expand_with(s, &|name| std::env::var(name).ok())
+}
+
+/// Expands the variables of one string, reading each with `lookup`.
+pub fn expand_with(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(start) = rest.find("${") {
@@ -47,10 +53,10 @@ pub fn expand_str(s: &str) -> Result<String> {
             Some((n, d)) => (n, Some(d)),
             None => (expr, None),
         };
-        match (std::env::var(name), default) {
-            (Ok(v), _) => out.push_str(&v),
-            (Err(_), Some(d)) => out.push_str(d),
-            (Err(_), None) => {
+        match (lookup(name), default) {
+            (Some(v), _) => out.push_str(&v),
+            (None, Some(d)) => out.push_str(d),
+            (None, None) => {
                 return Err(Error::Config(format!("environment variable {name} is not set (in \"{s}\")")));
             }
         }

@@ -13,7 +13,7 @@ mod env;
 pub mod keys;
 mod validate;
 
-pub use env::expand_str;
+pub use env::{expand_str, expand_with};
 
 use crate::error::{Error, Result};
 use env::{expand_env, strip_comments};
@@ -416,15 +416,16 @@ mod tests {
 
     #[test]
     fn comments_and_env_expand() {
-        // SAFETY: tests in this module do not read this variable concurrently.
-        unsafe { std::env::set_var("CELLA_TEST_PORT", "19999") };
         let c = Config::from_json(
             r#"{"_note": "x", "server": {"_c": 1, "host": "${CELLA_TEST_HOST:-0.0.0.0}"}}"#,
             Path::new("."),
         )
         .unwrap();
         assert_eq!(c.server.host, "0.0.0.0");
-        assert_eq!(expand_str("p=${CELLA_TEST_PORT}").unwrap(), "p=19999");
+        let lookup = |name: &str| (name == "CELLA_TEST_PORT").then(|| "19999".to_string());
+        assert_eq!(expand_with("p=${CELLA_TEST_PORT}", &lookup).unwrap(), "p=19999");
+        assert_eq!(expand_with("${CELLA_TEST_HOST:-h}:${CELLA_TEST_PORT}", &lookup).unwrap(), "h:19999");
+        assert!(expand_with("${CELLA_SURELY_UNSET_VAR}", &lookup).is_err());
         assert!(expand_str("${CELLA_SURELY_UNSET_VAR}").is_err());
     }
 

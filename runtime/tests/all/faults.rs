@@ -180,10 +180,10 @@ async fn without_grants_a_component_reaches_no_directory_variable_or_socket() {
     // A real listener on loopback, so a refused connection is the sandbox's doing.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
-    // SAFETY: this test binary reads CELLA_PROBE_SECRET nowhere else.
-    unsafe { std::env::set_var("CELLA_PROBE_SECRET", "host-secret") };
+    // A variable every host process has (no need to set one, which is unsafe).
+    assert!(std::env::var("PATH").is_ok());
     let sb = sandbox().await;
-    let probe = json!({"dir": "/", "env": "CELLA_PROBE_SECRET", "addr": addr});
+    let probe = json!({"dir": "/", "env": "PATH", "addr": addr});
     let seen = ok(exec(&sb, &worker("probe"), "faulty:probe", probe.clone()).await);
     assert_eq!(seen["dir"]["ok"], false, "no directory without a grant: {seen}");
     assert_eq!(seen["env"]["ok"], false, "no host environment: {seen}");

@@ -1,5 +1,7 @@
 //! End-to-end tests of the runtime: real components built from `components/`, the real
 //! engine, the Sandbox facade. Each test names the seed behaviour (S-…) it checks.
+// Test helpers may unwrap: a panic is how a test fails.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
