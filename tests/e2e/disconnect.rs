@@ -42,6 +42,8 @@ async fn execute_survives_a_client_that_disconnects_mid_call() {
         "resources": {"faulty": {"grants": {"scratch": {"guest": "/scratch", "quota_mb": 4}}}}
     }))
     .await;
+    // Warm first, so that no compile stretches the steps below past the TTL.
+    assert_eq!(s.post("/api/v1/warmup", json!({"backends": ["faulty"]})).await.0, 200);
     let w = worker("gone");
     let (status, created) = s.post("/api/v1/session/create", json!({"worker_id": w, "resource_type": "faulty"})).await;
     assert_eq!(status, 200, "{created}");

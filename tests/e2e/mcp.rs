@@ -259,14 +259,18 @@ async fn mcp_can_be_turned_off() {
 /// idle MCP session.
 #[tokio::test]
 async fn an_mcp_call_survives_a_client_that_disconnects() {
-    let s = Server::start(json!({"server": {"session_ttl": 3}})).await;
+    // The MCP session's idle limit (the TTL) must outlast the abandoned call: rmcp counts
+    // idleness from the last request, not the last answer.
+    let s = Server::start(json!({"server": {"session_ttl": 6}})).await;
+    // Warm first, so that no compile stretches the steps below.
+    assert_eq!(s.post("/api/v1/warmup", json!({"backends": ["faulty"]})).await.0, 200);
     let id = open(&s, None).await;
     let (_, first) = raw_call(&s, None, &id, "faulty.echo", json!({"value": 1})).await;
     assert_eq!(first["result"]["structuredContent"]["data"]["calls"], 1, "{first}");
     let worker = worker_of(&first["result"]);
 
     let body = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
-                      "params": {"name": "faulty.sleep", "arguments": {"ms": 4000}}});
+                      "params": {"name": "faulty.sleep", "arguments": {"ms": 3000}}});
     let impatient = reqwest::Client::builder().timeout(Duration::from_secs(1)).build().expect("a client");
     let attempt = async {
         let response = impatient
@@ -282,7 +286,7 @@ async fn an_mcp_call_survives_a_client_that_disconnects() {
     assert!(attempt.await.is_err_and(|e| e.is_timeout()), "the client timed out");
 
     let (status, next) = raw_call(&s, None, &id, "faulty.echo", json!({"value": 2})).await;
-    assert_eq!(status, 200);
+    assert_eq!(status, 200, "{next}");
     assert_eq!(next["result"]["structuredContent"]["data"]["calls"], 2, "the session kept its state: {next}");
-    assert!(sessions_end(&s, None, &worker, Duration::from_secs(20)).await, "the idle MCP session's sessions ended");
+    assert!(sessions_end(&s, None, &worker, Duration::from_secs(30)).await, "the idle MCP session's sessions ended");
 }

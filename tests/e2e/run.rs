@@ -483,6 +483,8 @@ async fn another_tenants_run_session_is_invisible() {
 async fn a_client_that_disconnects_mid_run_keeps_its_session() {
     use super::disconnect::{impatient, scratch_of, within};
     let s = python_server(json!({"server": {"session_ttl": 3}})).await;
+    // Warm first: on a cold cache, compiling the interpreter takes longer than the TTL.
+    assert_eq!(s.post("/api/v1/warmup", json!({"backends": ["python"]})).await.0, 200);
     let (status, first) =
         run(&s, json!({"code": "x = 41\nopen('f.txt', 'w').write('kept')", "keep_alive": true})).await;
     assert_eq!(status, 200, "{first}");

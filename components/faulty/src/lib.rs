@@ -24,6 +24,8 @@ struct SessionConfig {
     fail_initialize: bool,
     trap_initialize: bool,
     fail_cleanup: bool,
+    /// How long `initialize` takes, in milliseconds (a slow session start).
+    initialize_ms: u64,
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -186,6 +188,7 @@ impl Backend for Faulty {
         if config.fail_initialize {
             return Err(Error::internal("initialize failed on purpose"));
         }
+        std::thread::sleep(std::time::Duration::from_millis(config.initialize_ms));
         self.fail_cleanup = config.fail_cleanup;
         Ok(json!({"warmed": self.warmed}))
     }

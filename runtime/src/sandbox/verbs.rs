@@ -43,6 +43,9 @@ impl Sandbox {
             Lookup::Existing(session) => Ok(Created { status: CreateStatus::Exists, session: session.info() }),
             Lookup::Created(fresh) => {
                 let session = fresh.session.clone();
+                // Initialising counts as a call: the reaper must not end a session whose start
+                // outlasts its TTL (a first use that compiles the backend, a slow initialize).
+                let _busy = session.begin_call();
                 let span = tracing::info_span!("create_session", tenant = %caller.tenant, worker_id = %caller.worker_id, session_id = %session.id, resource = rt);
                 match self.initialize(&backend, fresh).instrument(span).await {
                     Ok(true) => Ok(Created { status: CreateStatus::Created, session: session.info() }),

@@ -137,6 +137,22 @@ async fn s8_refresh_and_calls_extend_the_ttl() {
     assert_eq!(sb.refresh_sessions(&w, Some("rag")).unwrap_err().code, codes::RESOURCE_NOT_INITIALIZED);
 }
 
+/// A session whose start outlasts its TTL (here a 2 s initialize in a 0.5 s TTL; in life, a
+/// first use that compiles the backend) is not reaped while it starts: it is created, kept,
+/// and holds its state afterwards.
+#[tokio::test]
+async fn a_session_that_starts_slower_than_its_ttl_is_not_reaped_while_starting() {
+    let sb = sandbox_with(json!({"server": {"session_ttl": 0.5}})).await;
+    let w = worker("slow-start");
+    let created = sb.create_session(&w, "faulty", json!({"initialize_ms": 2000}), None).await.unwrap();
+    assert_eq!(created.status, CreateStatus::Created);
+    let first = exec(&sb, &w, "faulty:echo", json!({"value": 1})).await;
+    assert_eq!(first.meta.session_id.as_deref(), Some(created.session.session_id.as_str()), "{first:?}");
+    assert_eq!(first.meta.temporary_session, None, "the call ran in the created session");
+    assert_eq!(ok(first)["calls"], 1);
+    assert_eq!(ok(exec(&sb, &w, "faulty:echo", json!({"value": 2})).await)["calls"], 2, "the session kept its state");
+}
+
 #[tokio::test]
 async fn s13_expired_session_is_cleaned_up_promptly() {
     let sb = sandbox_with(json!({"server": {"session_ttl": 0.4}})).await;
