@@ -64,31 +64,26 @@ async fn a_cross_site_simple_request_runs_nothing() {
     assert_eq!(status, 200, "{reply}");
 }
 
+/// A browser's CORS preflight of a JSON POST to `/api/v1/execute` from `origin`.
+fn preflight(s: &Server, origin: &str) -> reqwest::RequestBuilder {
+    s.client
+        .request(reqwest::Method::OPTIONS, format!("{}/api/v1/execute", s.base))
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+}
+
 #[tokio::test]
 async fn cors_answers_only_configured_origins() {
     let s = Server::default().await;
-    let preflight = |origin: &'static str| {
-        s.client
-            .request(reqwest::Method::OPTIONS, format!("{}/api/v1/execute", s.base))
-            .header("origin", origin)
-            .header("access-control-request-method", "POST")
-            .header("access-control-request-headers", "content-type")
-    };
-    let (_, headers, _) = send(preflight("https://evil.example")).await;
+    let (_, headers, _) = send(preflight(&s, "https://evil.example")).await;
     assert!(headers.get("access-control-allow-origin").is_none(), "CORS is off by default: {headers:?}");
     drop(s);
 
     let s = Server::start(json!({"server": {"cors_origins": ["https://app.example"]}})).await;
-    let preflight = |origin: &'static str| {
-        s.client
-            .request(reqwest::Method::OPTIONS, format!("{}/api/v1/execute", s.base))
-            .header("origin", origin)
-            .header("access-control-request-method", "POST")
-            .header("access-control-request-headers", "content-type")
-    };
-    let (_, headers, _) = send(preflight("https://app.example")).await;
+    let (_, headers, _) = send(preflight(&s, "https://app.example")).await;
     assert_eq!(headers.get("access-control-allow-origin").and_then(|v| v.to_str().ok()), Some("https://app.example"));
-    let (_, headers, _) = send(preflight("https://evil.example")).await;
+    let (_, headers, _) = send(preflight(&s, "https://evil.example")).await;
     assert!(headers.get("access-control-allow-origin").is_none(), "{headers:?}");
     let (status, headers, _) =
         send(s.client.get(format!("{}/api/v1/tools", s.base)).header("origin", "https://app.example")).await;
