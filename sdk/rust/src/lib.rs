@@ -31,6 +31,7 @@ mod client;
 mod error;
 pub mod run;
 mod session;
+mod transport;
 mod types;
 
 /// The result codes of the envelope, the same list the server uses (the `cella-codes` crate).

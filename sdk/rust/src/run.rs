@@ -24,8 +24,8 @@
 //! [`Session::close_all`], it ends those sessions, best effort (S-40, S-41), except the ones
 //! handed over with [`Session::detach`].
 
-use crate::client::http_client;
 use crate::error::Error;
+use crate::transport::http_client;
 use crate::{Envelope, Sandbox};
 use eventsource_stream::{EventStreamError, Eventsource};
 use futures::StreamExt;
@@ -279,7 +279,7 @@ impl Session {
             .await
             .map_err(|e| Error::Connection { url: url.clone(), message: e.to_string() })?;
         if !response.status().is_success() {
-            return Err(crate::client::read(response).await.err().unwrap_or(Error::Protocol("no body".into())));
+            return Err(crate::transport::read(response).await.err().unwrap_or(Error::Protocol("no body".into())));
         }
         // A well-kept SSE parser: it keeps a multi-byte character split across two chunks
         // whole, which decoding each chunk on its own does not.
@@ -437,7 +437,7 @@ async fn request(shared: &Shared, method: reqwest::Method, path: &str, body: Opt
         builder = builder.json(&body);
     }
     let response = builder.send().await.map_err(|e| Error::Connection { url, message: e.to_string() })?;
-    crate::client::read(response).await
+    crate::transport::read(response).await
 }
 
 /// Renews `id` when less than `renew_below` remains; `false` when the session is gone.

@@ -1,7 +1,7 @@
 //! A handle on one explicit session.
 
-use crate::client::{Inner, destroy, execute};
 use crate::error::Error;
+use crate::transport::{Inner, destroy, execute};
 use crate::types::{Created, Envelope};
 use serde_json::{Value, json};
 use std::sync::Arc;
