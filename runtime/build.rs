@@ -170,9 +170,11 @@ fn write_components(wasm_dir: &Path, root: &Path) {
     std::fs::write(out, generated).expect("writing components.rs");
 }
 
-/// Asks cargo to rerun this script when anything under `dir` changes (except build output).
+/// Asks cargo to rerun this script when a file under `dir` changes (except build output).
+/// Files are named one by one, never a folder: cargo scans a named folder whole, and
+/// componentize-py's own interpreter writes `__pycache__` beside the Python sources while
+/// this script runs, so the next build would rerun it and recompile the runtime.
 fn rerun_if_changed_tree(dir: &Path) {
-    println!("cargo:rerun-if-changed={}", dir.display());
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
