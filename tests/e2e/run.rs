@@ -1,6 +1,7 @@
 //! The run API (`/api/v1/run…`, seed 003) over the real Python component.
 
 use cella_e2e::{Server, repo_root};
+use eventsource_stream::Eventsource;
 use futures::StreamExt;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -145,6 +146,10 @@ async fn s31_the_result_carries_timing_per_stage_and_insights() {
     let insights = &body["data"]["insights"];
     assert!(stages.contains(&insights["bottleneck"].as_str().unwrap()));
     assert!(!insights["suggestions"].as_array().unwrap().is_empty());
+    // The answer is the wire type the SDK reads (cella-protocol), field for field.
+    let typed: cella_protocol::Envelope = serde_json::from_value(body.clone()).unwrap();
+    let result: cella_protocol::run::RunResult = serde_json::from_value(typed.data).unwrap();
+    assert_eq!((result.stdout.as_str(), result.timing.stages.len()), ("1\n", 5));
     // Without keep_alive the session ended with the run.
     let id = body["data"]["session_id"].as_str().unwrap();
     let (status, body) = s.get(&format!("/api/v1/run/sessions/{id}")).await;
@@ -164,18 +169,13 @@ async fn s32_streaming_delivers_stdout_before_the_run_ends() {
         .unwrap();
     assert_eq!(response.status(), 200);
     assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
-    let mut stream = response.bytes_stream();
-    let mut buffer = String::new();
+    // The same event-stream decoder the SDK uses, so the test reads what any SSE client reads.
+    let mut stream = response.bytes_stream().eventsource();
     let mut events: Vec<(String, Value, Instant)> = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        buffer.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
-        while let Some(end) = buffer.find("\n\n") {
-            let block: String = buffer.drain(..end + 2).collect();
-            let name = block.lines().find_map(|l| l.strip_prefix("event:")).map(|n| n.trim().to_string());
-            let data = block.lines().find_map(|l| l.strip_prefix("data:")).map(|d| d.trim().to_string());
-            if let (Some(name), Some(data)) = (name, data) {
-                events.push((name, serde_json::from_str(&data).unwrap(), Instant::now()));
-            }
+    while let Some(event) = stream.next().await {
+        let event = event.unwrap();
+        if !event.data.is_empty() {
+            events.push((event.event, serde_json::from_str(&event.data).unwrap(), Instant::now()));
         }
     }
     let names: Vec<&str> = events.iter().map(|e| e.0.as_str()).collect();

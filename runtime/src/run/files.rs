@@ -5,7 +5,7 @@ use super::*;
 
 impl Runner {
     /// Writes the uploads into the session's scratch directory.
-    pub(super) fn upload(&self, caller: &Caller, rt: &str, uploads: &[FileUpload]) -> Result<Value, Envelope> {
+    pub(super) fn upload(&self, caller: &Caller, rt: &str, uploads: &[RunFile]) -> Result<Value, Envelope> {
         let Some(dir) = self.sandbox.session_dir(caller, rt) else {
             return Err(fail(
                 codes::INVALID_REQUEST_FORMAT,
@@ -109,7 +109,7 @@ fn safe_relative(path: &str) -> Option<PathBuf> {
 
 /// Every regular file under `dir`, with its sha256, sorted by path.
 /// The bytes an upload carries (as text or base64), or `None` when it names content by hash.
-fn content(file: &FileUpload) -> Result<Option<Vec<u8>>, Envelope> {
+fn content(file: &RunFile) -> Result<Option<Vec<u8>>, Envelope> {
     use base64::Engine as _;
     match (&file.content, &file.content_base64) {
         (Some(text), None) => Ok(Some(text.clone().into_bytes())),

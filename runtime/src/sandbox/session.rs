@@ -10,7 +10,6 @@ use crate::engine::instance::Instance;
 use crate::envelope::timestamp;
 use crate::sandbox::scratch::ScratchDir;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -115,33 +114,8 @@ impl Drop for Busy<'_> {
     }
 }
 
-/// A session as listed (S-9b).
-#[derive(Debug, Clone, Serialize)]
-pub struct SessionInfo {
-    /// The resource type.
-    pub resource_type: String,
-    /// The session id.
-    pub session_id: String,
-    /// The session name.
-    pub session_name: String,
-    /// `active`, `initializing` or `error`.
-    pub status: String,
-    /// Whether `execute` created it.
-    pub auto_created: bool,
-    /// Naive UTC ISO timestamps.
-    pub created_at: String,
-    /// Last call or refresh.
-    pub last_activity: String,
-    /// When it expires unless used.
-    pub expires_at: String,
-    /// Why it is in `error`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// What `initialize` returned.
-    pub data: Value,
-    /// The config it was initialised with.
-    pub config: Value,
-}
+/// A session as listed (S-9b); the wire type is `cella-protocol`'s.
+pub use cella_protocol::SessionInfo;
 
 impl Session {
     fn book(&self) -> MutexGuard<'_, Book> {

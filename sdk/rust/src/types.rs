@@ -1,74 +1,9 @@
-//! Results as the server sends them.
+//! Results as the server sends them (the shared wire types are `cella-protocol`'s).
+
+pub use cella_protocol::{Envelope, Meta, SessionInfo};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-
-/// The envelope's meta.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Meta {
-    /// The tool or framework operation.
-    #[serde(default)]
-    pub tool: Option<String>,
-    /// Milliseconds the server spent.
-    #[serde(default)]
-    pub execution_time_ms: Option<f64>,
-    /// The resource type.
-    #[serde(default)]
-    pub resource_type: Option<String>,
-    /// The session used.
-    #[serde(default)]
-    pub session_id: Option<String>,
-    /// The trace id.
-    #[serde(default)]
-    pub trace_id: Option<String>,
-    /// True when a temporary session was used.
-    #[serde(default)]
-    pub temporary_session: Option<bool>,
-}
-
-/// A result envelope.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Envelope {
-    /// 0 for success.
-    pub code: i32,
-    /// `success` or the error.
-    pub message: String,
-    /// The payload.
-    #[serde(default)]
-    pub data: Value,
-    /// Where it came from.
-    #[serde(default)]
-    pub meta: Meta,
-}
-
-/// A session as listed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SessionInfo {
-    /// The resource type.
-    pub resource_type: String,
-    /// The id.
-    pub session_id: String,
-    /// The name.
-    #[serde(default)]
-    pub session_name: String,
-    /// `active` or `error`.
-    pub status: String,
-    /// Created implicitly by execute.
-    #[serde(default)]
-    pub auto_created: bool,
-    /// Naive UTC ISO timestamps.
-    #[serde(default)]
-    pub created_at: String,
-    /// Last call or refresh.
-    #[serde(default)]
-    pub last_activity: String,
-    /// Expiry unless used.
-    #[serde(default)]
-    pub expires_at: String,
-    /// Why it is in error.
-    #[serde(default)]
-    pub error: Option<String>,
-}
 
 /// The result of creating a session.
 #[derive(Debug, Clone, PartialEq)]
