@@ -13,6 +13,7 @@
 // criterion_group! makes undocumented public functions.
 #![allow(missing_docs)]
 
+use cella_runtime::sandbox::params;
 use cella_runtime::{Caller, Config, ExecOptions, Sandbox};
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::{Value, json};
@@ -82,11 +83,12 @@ fn benches(c: &mut Criterion) {
         let caller = Caller::new(format!("bench-live-{resource}"));
         rt.block_on(async {
             sandbox.create_session(&caller, resource, Value::Null, None).await.unwrap();
-            let env = sandbox.execute(&caller, tool, json!({"code": code}), ExecOptions::default()).await;
+            let env = sandbox.execute(&caller, tool, params(json!({"code": code})), ExecOptions::default()).await;
             assert_eq!(env.code, 0, "{}", env.message);
         });
         group.bench_function(format!("run_print_{resource}"), |b| {
-            b.to_async(&rt).iter(|| sandbox.execute(&caller, tool, json!({"code": code}), ExecOptions::default()))
+            b.to_async(&rt)
+                .iter(|| sandbox.execute(&caller, tool, params(json!({"code": code})), ExecOptions::default()))
         });
     }
 

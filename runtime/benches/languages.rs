@@ -15,6 +15,7 @@
 #![allow(missing_docs)]
 
 use cella_runtime::config::BUILTIN_COMPONENTS;
+use cella_runtime::sandbox::params;
 use cella_runtime::{Caller, Config, ExecOptions, Sandbox};
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::{Value, json};
@@ -86,12 +87,14 @@ fn benches(c: &mut Criterion) {
         let caller = Caller::new(format!("bench-live-{language}"));
         rt.block_on(async {
             sandbox.create_session(&caller, "kv", Value::Null, None).await.unwrap();
-            let env =
-                sandbox.execute(&caller, "kv:set", json!({"key": "k", "value": 42}), ExecOptions::default()).await;
+            let env = sandbox
+                .execute(&caller, "kv:set", params(json!({"key": "k", "value": 42})), ExecOptions::default())
+                .await;
             assert_eq!(env.code, 0, "{}", env.message);
         });
         group.bench_function(format!("call_{language}"), |b| {
-            b.to_async(&rt).iter(|| sandbox.execute(&caller, "kv:get", json!({"key": "k"}), ExecOptions::default()))
+            b.to_async(&rt)
+                .iter(|| sandbox.execute(&caller, "kv:get", params(json!({"key": "k"})), ExecOptions::default()))
         });
     }
     group.finish();

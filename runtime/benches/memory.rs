@@ -8,6 +8,7 @@
 // criterion_group! makes undocumented public functions.
 #![allow(missing_docs)]
 
+use cella_runtime::sandbox::params;
 use cella_runtime::{Caller, Config, Sandbox};
 use serde_json::{Value, json};
 use std::path::Path;
@@ -48,7 +49,8 @@ fn main() {
                         break;
                     }
                 }
-                let env = sb.execute(&caller, "kv:set", json!({"key": "k", "value": i}), Default::default()).await;
+                let env =
+                    sb.execute(&caller, "kv:set", params(json!({"key": "k", "value": i})), Default::default()).await;
                 assert_eq!(env.code, 0, "{env:?}");
             }
             let after = rss_bytes();

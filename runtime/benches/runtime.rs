@@ -17,6 +17,7 @@
 #![allow(missing_docs)]
 
 use cella_runtime::host::Tags;
+use cella_runtime::sandbox::params;
 use cella_runtime::{Caller, Config, ExecOptions, Sandbox};
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::{Value, json};
@@ -84,11 +85,12 @@ fn benches(c: &mut Criterion) {
     let caller = Caller::new("bench-live");
     rt.block_on(async {
         sandbox.create_session(&caller, "kv", Value::Null, None).await.unwrap();
-        let env = sandbox.execute(&caller, "kv:set", json!({"key": "k", "value": 42}), ExecOptions::default()).await;
+        let env =
+            sandbox.execute(&caller, "kv:set", params(json!({"key": "k", "value": 42})), ExecOptions::default()).await;
         assert_eq!(env.code, 0);
     });
     group.bench_function("execute_kv_get", |b| {
-        b.to_async(&rt).iter(|| sandbox.execute(&caller, "kv:get", json!({"key": "k"}), ExecOptions::default()))
+        b.to_async(&rt).iter(|| sandbox.execute(&caller, "kv:get", params(json!({"key": "k"})), ExecOptions::default()))
     });
     let mut instance = rt.block_on(async {
         let backend = sandbox.backend("kv").unwrap();
@@ -104,20 +106,21 @@ fn benches(c: &mut Criterion) {
     });
     let ctx =
         cella_runtime::bindings::types::CallContext { worker_id: "w".into(), session_id: None, trace_id: "t".into() };
-    let params = r#"{"key":"k"}"#.to_string();
+    let raw = r#"{"key":"k"}"#.to_string();
     group.bench_function("instance_call_kv_get", |b| {
-        b.iter(|| rt.block_on(instance.call("kv:get", &params, &ctx, Duration::from_secs(5))).unwrap())
+        b.iter(|| rt.block_on(instance.call("kv:get", &raw, &ctx, Duration::from_secs(5))).unwrap())
     });
     group.finish();
 
     let mut group = c.benchmark_group("stateless");
     let w = Caller::new("bench-stateless");
     group.bench_function("fresh_call", |b| {
-        b.to_async(&rt).iter(|| sandbox.execute(&w, "faulty:fresh", json!({}), ExecOptions::default()))
+        b.to_async(&rt).iter(|| sandbox.execute(&w, "faulty:fresh", params(json!({})), ExecOptions::default()))
     });
     group.bench_function("rag_search", |b| {
-        b.to_async(&rt)
-            .iter(|| sandbox.execute(&w, "rag:search", json!({"query": "epoch deadline"}), ExecOptions::default()))
+        b.to_async(&rt).iter(|| {
+            sandbox.execute(&w, "rag:search", params(json!({"query": "epoch deadline"})), ExecOptions::default())
+        })
     });
     group.finish();
 

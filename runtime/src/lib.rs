@@ -36,19 +36,19 @@
 
 pub mod codes;
 pub mod config;
-pub mod engine;
-pub mod envelope;
-pub mod error;
+pub(crate) mod engine;
+pub(crate) mod envelope;
+pub(crate) mod error;
 pub mod http;
 pub mod local;
 pub mod mcp;
-pub mod metrics;
-pub mod run;
+pub(crate) mod metrics;
+pub(crate) mod run;
 pub mod sandbox;
 
 pub use config::Config;
 pub use engine::{bindings, cache, host, tools};
 pub use envelope::{Envelope, Meta};
 pub use error::Error;
-pub use sandbox::session::Caller;
+pub use sandbox::Caller;
 pub use sandbox::{ExecOptions, Sandbox, tenancy};

@@ -98,11 +98,6 @@ impl McpTools {
         }
         tools
     }
-
-    /// The Cella name of an MCP tool name, if it is served.
-    pub fn cella_name(&self, mcp_name: &str) -> Option<&str> {
-        self.by_name.get(mcp_name).map(|e| e.full_name.as_str())
-    }
 }
 
 /// Where an MCP session's tenant comes from.
@@ -110,9 +105,13 @@ impl McpTools {
 pub enum TenantSource {
     /// Every request acts for this tenant (`cella mcp-stdio`).
     Fixed(Arc<str>),
-    /// The [`Identity`] the HTTP front door authenticated, found in the request's parts.
-    Request,
+    /// The [`Identity`] the front door authenticated, found in each request's extensions by
+    /// the door's own function (so this module never names the HTTP types).
+    Request(IdentityOf),
 }
+
+/// How a front door finds the [`Identity`] of an MCP request in its extensions.
+pub type IdentityOf = fn(&rmcp::model::Extensions) -> Option<Identity>;
 
 /// One MCP session: a Cella worker with its own id, bound to one tenant on first use.
 pub struct McpWorker {
@@ -131,7 +130,7 @@ impl McpWorker {
         let worker_id = format!("mcp-{}", uuid::Uuid::new_v4().simple());
         let tenant = match &source {
             TenantSource::Fixed(t) => Some(t.clone()),
-            TenantSource::Request => None,
+            TenantSource::Request(_) => None,
         };
         McpWorker { sandbox, tools, source, worker_id, tenant: Mutex::new(tenant) }
     }
@@ -145,13 +144,8 @@ impl McpWorker {
     fn caller(&self, context: &RequestContext<RoleServer>) -> Result<Caller, ErrorData> {
         let presented = match &self.source {
             TenantSource::Fixed(t) => t.clone(),
-            TenantSource::Request => {
-                let identity = context
-                    .extensions
-                    .get::<axum::http::request::Parts>()
-                    .and_then(|p| p.extensions.get::<Identity>())
-                    .cloned()
-                    .unwrap_or(Identity::Open);
+            TenantSource::Request(identity_of) => {
+                let identity = identity_of(&context.extensions).unwrap_or(Identity::Open);
                 identity.tenant().ok_or_else(|| {
                     ErrorData::invalid_request(
                         "admin keys manage the server; use a tenant key for tools",
@@ -175,7 +169,7 @@ impl McpWorker {
     }
 
     /// Runs one tool call and shapes its envelope as an MCP result.
-    async fn call(&self, caller: &Caller, entry: &Entry, arguments: Value) -> CallToolResult {
+    async fn call(&self, caller: &Caller, entry: &Entry, arguments: crate::sandbox::Params) -> CallToolResult {
         if entry.needs_session
             && let Err(refusal) = self.sandbox.create_session(caller, &entry.resource_type, json!({}), None).await
         {
@@ -268,7 +262,7 @@ impl ServerHandler for McpWorker {
                 Some(json!({"tool": request.name})),
             ));
         };
-        let arguments = Value::Object(request.arguments.unwrap_or_default());
+        let arguments = request.arguments.unwrap_or_default();
         let _ = self.sandbox.refresh_sessions(&caller, None);
         Ok(self.call(&caller, entry, arguments).await.into())
     }

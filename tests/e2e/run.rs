@@ -419,7 +419,7 @@ async fn bad_run_requests_get_clear_errors_and_harm_nothing() {
     let cases: [(&str, u16, i64, &str); 9] = [
         ("{not json", 400, 4002, "not valid JSON"),
         ("[]", 400, 4002, "must be a JSON object"),
-        ("{}", 400, 4002, "missing field `code`"),
+        ("{}", 422, 4002, "code is required"),
         (r#"{"code": 5}"#, 422, 4002, "code: invalid type"),
         (r#"{"code": "1", "packages": "x"}"#, 422, 4002, "packages: invalid type"),
         (r#"{"code": "1", "timeout": -1}"#, 400, 4002, "timeout must be a positive number"),

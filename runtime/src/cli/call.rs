@@ -30,7 +30,8 @@ pub(crate) async fn call(
             bail!("initialize failed: {error}");
         }
     }
-    let envelope = local.sandbox.execute(&caller, &tool, params, ExecOptions::default()).await;
+    let envelope =
+        local.sandbox.execute(&caller, &tool, cella_runtime::sandbox::params(params), ExecOptions::default()).await;
     println!("{}", serde_json::to_string_pretty(&envelope)?);
     local.sandbox.shutdown().await;
     Ok(if envelope.code == 0 { 0 } else { 2 })

@@ -58,10 +58,12 @@ pub struct ServerConfig {
     pub session_ttl: f64,
     /// Where compiled components and warm images are cached (default: the user cache dir).
     pub cache_dir: Option<PathBuf>,
-    /// A title shown by the server (kept for AgentFlow configs).
-    pub title: Option<String>,
-    /// The server URL (kept for AgentFlow configs; host and port win).
-    pub url: Option<String>,
+    /// AgentFlow configs name a title and a URL; they are accepted and not used (host and
+    /// port say where Cella listens).
+    #[serde(rename = "title")]
+    pub(crate) _title: serde::de::IgnoredAny,
+    #[serde(rename = "url")]
+    pub(crate) _url: serde::de::IgnoredAny,
     /// Resource limits.
     pub limits: Limits,
     /// The largest request body accepted, in bytes (default 10 MiB).
@@ -155,8 +157,8 @@ impl Default for ServerConfig {
             port: 18890,
             session_ttl: 300.0,
             cache_dir: None,
-            title: None,
-            url: None,
+            _title: serde::de::IgnoredAny,
+            _url: serde::de::IgnoredAny,
             limits: Limits::default(),
             max_body_bytes: 10 * 1024 * 1024,
             init_config_dir: None,

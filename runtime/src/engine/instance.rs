@@ -75,13 +75,6 @@ impl Instance {
         self.dead.as_ref()
     }
 
-    /// Sets the session tags of the instance's log lines.
-    pub fn tag_session(&mut self, worker_id: &str, session_id: &str) {
-        let tags = &mut self.store.data_mut().tags;
-        tags.worker_id = Some(worker_id.to_string());
-        tags.session_id = Some(session_id.to_string());
-    }
-
     fn arm(&mut self, timeout: Duration) -> Result<(), Fault> {
         if self.entered && self.dead.is_none() {
             self.dead = Some(Fault::Trap(

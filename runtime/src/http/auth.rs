@@ -2,13 +2,13 @@
 //! and the caller a request acts for (worker ids are namespaced per tenant).
 
 use super::App;
-use super::reply::Reply;
+use super::error::ApiError;
 use crate::codes;
 use crate::sandbox::session::Caller;
 use crate::sandbox::tenancy::Identity;
 use axum::extract::{FromRequestParts, Request, State};
+use axum::http::header;
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
@@ -33,7 +33,7 @@ pub async fn authenticate(State(app): State<App>, mut req: Request, next: Next) 
     match app.sandbox.tenancy().authenticate(key.as_deref()) {
         Ok(identity) => {
             if let Some(limit) = identity.tenant().and_then(|t| app.sandbox.tenancy().max_body_bytes(&t)) {
-                req.extensions_mut().insert(super::extract::TenantBodyLimit(limit));
+                req.extensions_mut().insert(super::json::TenantBodyLimit(limit));
             }
             req.extensions_mut().insert(identity);
             next.run(req).await
@@ -42,9 +42,9 @@ pub async fn authenticate(State(app): State<App>, mut req: Request, next: Next) 
             req.extensions_mut().insert(Identity::Open);
             next.run(req).await
         }
-        Err(denied) => {
-            Reply::fail(StatusCode::UNAUTHORIZED, "auth", denied.code, denied.message, Value::Null).into_response()
-        }
+        Err(denied) => ApiError::new("auth", denied.code, denied.message, Value::Null)
+            .status(axum::http::StatusCode::UNAUTHORIZED)
+            .into_response(),
     }
 }
 
@@ -52,7 +52,7 @@ pub async fn authenticate(State(app): State<App>, mut req: Request, next: Next) 
 pub struct Who(pub Identity);
 
 impl<S: Send + Sync> FromRequestParts<S> for Who {
-    type Rejection = Reply;
+    type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         Ok(Who(parts.extensions.get::<Identity>().cloned().unwrap_or(Identity::Open)))
@@ -61,11 +61,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Who {
 
 impl Who {
     /// The caller for `worker_id`: a worker of the key's tenant. An admin key runs no tools.
-    pub fn caller(&self, tool: &str, worker_id: String) -> Result<Caller, Reply> {
+    pub fn caller(&self, tool: &str, worker_id: String) -> Result<Caller, ApiError> {
         match self.0.tenant() {
             Some(tenant) => Ok(Caller { tenant, worker_id }),
-            None => Err(Reply::fail(
-                StatusCode::FORBIDDEN,
+            None => Err(ApiError::new(
                 tool,
                 codes::FORBIDDEN,
                 "admin keys manage the server; use a tenant key for sessions and tools",
@@ -75,10 +74,10 @@ impl Who {
     }
 
     /// Refuses anyone but the admin when the server has keys.
-    pub fn require_admin(&self, app: &App, tool: &str) -> Result<(), Reply> {
+    pub fn require_admin(&self, app: &App, tool: &str) -> Result<(), ApiError> {
         if self.0 == Identity::Admin || !app.sandbox.tenancy().admin_required() {
             return Ok(());
         }
-        Err(Reply::fail(StatusCode::FORBIDDEN, tool, codes::FORBIDDEN, "this route needs an admin key", Value::Null))
+        Err(ApiError::new(tool, codes::FORBIDDEN, "this route needs an admin key", Value::Null))
     }
 }

@@ -9,11 +9,11 @@
 //! A page that rebinds its own name to 127.0.0.1 gets past all that, but its requests carry
 //! its name in `Host`, which the check refuses.
 
-use super::reply::Reply;
+use super::error::ApiError;
 use crate::codes;
 use crate::config::ServerConfig;
 use axum::extract::Request;
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -67,14 +67,8 @@ pub async fn check_host(check: HostCheck, req: Request, next: Next) -> Response 
     }
     let host = host.unwrap_or_default().to_string();
     tracing::warn!(%host, "request refused: Host not allowed");
-    Reply::fail(
-        StatusCode::FORBIDDEN,
-        "request",
-        codes::FORBIDDEN,
-        format!("Host '{host}' is not allowed; add it to server.allowed_hosts to serve it"),
-        json!({"host": host}),
-    )
-    .into_response()
+    let message = format!("Host '{host}' is not allowed; add it to server.allowed_hosts to serve it");
+    ApiError::new("request", codes::FORBIDDEN, message, json!({"host": host})).into_response()
 }
 
 /// The CORS layer for `server.cors_origins`, or `None` when none are configured.

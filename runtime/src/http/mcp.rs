@@ -6,18 +6,19 @@
 
 use super::App;
 use super::auth::Who;
-use super::extract::TenantBodyLimit;
-use super::reply::Reply;
+use super::error::ApiError;
+use super::json::TenantBodyLimit;
 use crate::codes;
 use crate::mcp::{McpTools, McpWorker, TenantSource};
 use crate::sandbox::Sandbox;
+use crate::sandbox::tenancy::Identity;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
@@ -54,7 +55,7 @@ impl McpDoor {
         };
         let sandbox = sandbox.clone();
         let service = StreamableHttpService::new(
-            move || Ok(McpWorker::new(sandbox.clone(), tools.clone(), TenantSource::Request)),
+            move || Ok(McpWorker::new(sandbox.clone(), tools.clone(), TenantSource::Request(identity_of))),
             manager.clone(),
             config,
         );
@@ -80,14 +81,10 @@ impl McpDoor {
 /// `GET|POST|DELETE /mcp`.
 pub async fn mcp(State(app): State<App>, who: Who, mut req: Request) -> Response {
     let Some(door) = app.mcp.clone() else {
-        return Reply::fail(
-            StatusCode::NOT_FOUND,
-            "mcp",
-            codes::INVALID_REQUEST_FORMAT,
-            "the MCP front door is disabled (server.mcp.enabled)",
-            Value::Null,
-        )
-        .into_response();
+        let message = "the MCP front door is disabled (server.mcp.enabled)";
+        return ApiError::new("mcp", codes::INVALID_REQUEST_FORMAT, message, Value::Null)
+            .status(StatusCode::NOT_FOUND)
+            .into_response();
     };
     let Some(tenant) = who.0.tenant() else {
         return forbidden("admin keys manage the server; use a tenant key for MCP");
@@ -106,14 +103,10 @@ pub async fn mcp(State(app): State<App>, who: Who, mut req: Request) -> Response
             .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
             .is_some_and(|n| n > limit)
         {
-            return Reply::fail(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "mcp",
-                codes::INVALID_REQUEST_FORMAT,
-                format!("the request body is larger than the tenant's limit of {limit} bytes"),
-                json!(null),
-            )
-            .into_response();
+            let message = format!("the request body is larger than the tenant's limit of {limit} bytes");
+            return ApiError::new("mcp", codes::INVALID_REQUEST_FORMAT, message, Value::Null)
+                .status(StatusCode::PAYLOAD_TOO_LARGE)
+                .into_response();
         }
         req = req.map(|body| Body::new(http_body_util::Limited::new(body, limit)));
     }
@@ -140,6 +133,11 @@ pub async fn mcp(State(app): State<App>, who: Who, mut req: Request) -> Response
     response
 }
 
+/// The identity [`super::auth::authenticate`] recorded, in the request parts rmcp keeps.
+fn identity_of(extensions: &rmcp::model::Extensions) -> Option<Identity> {
+    extensions.get::<axum::http::request::Parts>().and_then(|p| p.extensions.get::<Identity>()).cloned()
+}
+
 fn forbidden(message: &str) -> Response {
-    Reply::fail(StatusCode::FORBIDDEN, "mcp", codes::FORBIDDEN, message, Value::Null).into_response()
+    ApiError::new("mcp", codes::FORBIDDEN, message, Value::Null).into_response()
 }

@@ -5,15 +5,15 @@
 //! Handlers only translate HTTP to the [`Sandbox`] facade and back; nothing below it is seen.
 
 mod auth;
-mod body;
+mod error;
 mod execute;
-mod extract;
+mod fields;
 mod guard;
+mod json;
 mod mcp;
 mod meta;
-mod reply;
+mod requests;
 mod run;
-mod schema;
 mod session;
 
 use crate::config::{ConnectionClose, ServerConfig};
@@ -32,8 +32,8 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub use error::{ApiError, status_of};
 pub use mcp::McpDoor;
-pub use reply::{Reply, execute_status};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -76,8 +76,8 @@ static OPENAPI: OnceLock<serde_json::Value> = OnceLock::new();
 
 /// This server's OpenAPI 3.1 document.
 #[utoipa::path(get, path = "/openapi.json", tag = "server", responses((status = 200, description = "The OpenAPI document", body = Object)))]
-async fn openapi_json() -> Reply {
-    Reply::raw(OPENAPI.get().cloned().unwrap_or_default())
+async fn openapi_json() -> axum::Json<serde_json::Value> {
+    axum::Json(openapi())
 }
 
 /// The OpenAPI document of every route, generated from the handlers' annotations, with the
@@ -96,7 +96,7 @@ pub fn openapi() -> serde_json::Value {
 /// bodies (400, 413, 422) on every POST, and authentication, permission and quota answers
 /// (401, 403, 429) on every route that needs a key.
 fn add_shared_responses(doc: &mut serde_json::Value) {
-    let envelope = json!({"description": "", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/EnvelopeSchema"}}}});
+    let envelope = json!({"description": "", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}}});
     let answer = |text: &str| {
         let mut a = envelope.clone();
         a["description"] = json!(text);
@@ -174,25 +174,14 @@ pub fn router(app: App, server: &ServerConfig) -> Router {
         .with_state(app)
 }
 
-async fn not_found(uri: axum::http::Uri) -> Reply {
-    let mut reply = Reply::fail(
-        StatusCode::NOT_FOUND,
-        "request",
-        crate::codes::INVALID_REQUEST_FORMAT,
-        "Not Found",
-        json!({"path": uri.path()}),
-    );
-    reply.body["detail"] = json!("Not Found");
-    reply
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    let data = json!({"path": uri.path()});
+    ApiError::bad_request(StatusCode::NOT_FOUND, "request", "Not Found").data(data)
 }
 
-async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Reply {
-    let message = "Method Not Allowed";
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
     let data = json!({"path": uri.path(), "method": method.as_str()});
-    let mut reply =
-        Reply::fail(StatusCode::METHOD_NOT_ALLOWED, "request", crate::codes::INVALID_REQUEST_FORMAT, message, data);
-    reply.body["detail"] = json!(message);
-    reply
+    ApiError::bad_request(StatusCode::METHOD_NOT_ALLOWED, "request", "Method Not Allowed").data(data)
 }
 
 /// AgentFlow's Python client reuses pooled connections across event loops in its `*_sync`

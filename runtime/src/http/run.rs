@@ -3,29 +3,29 @@
 
 use super::App;
 use super::auth::Who;
-use super::extract::RawBody;
-use super::reply::{Reply, execute_status};
+use super::error::{Answer, ApiError, ok};
+use super::json::Body;
 use crate::codes;
 use crate::envelope::Envelope;
 use crate::run::{RunEvent, RunRequest};
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use cella_protocol::run::{OutputText, Progress};
 use serde_json::json;
 use std::sync::Arc;
 
-fn tenant(who: &Who, tool: &str) -> Result<Arc<str>, Reply> {
+type Schema = Envelope;
+
+fn tenant(who: &Who, tool: &str) -> Result<Arc<str>, ApiError> {
     who.caller(tool, String::new()).map(|c| c.tenant)
 }
 
-/// The envelope with its status; an unknown run session is 404.
-fn refused(envelope: Envelope) -> Reply {
-    let status = match envelope.code {
-        codes::RESOURCE_NOT_INITIALIZED => StatusCode::NOT_FOUND,
-        c => execute_status(c),
-    };
-    Reply::envelope(status, envelope)
+/// A refusal of the run API: an unknown run session is 404.
+fn refused(envelope: Envelope) -> ApiError {
+    ApiError::from(envelope).when(codes::RESOURCE_NOT_INITIALIZED, StatusCode::NOT_FOUND)
 }
 
 /// Runs code (S-30): creates or reuses a session, uploads files, installs packages, runs the
@@ -35,26 +35,22 @@ fn refused(envelope: Envelope) -> Reply {
 /// `result` event holding the envelope (S-32).
 #[utoipa::path(post, path = "/api/v1/run", tag = "run",
     request_body = RunRequest,
-    responses((status = 200, description = "The code ran (a failing program is a result too: see data.error)", body = super::schema::EnvelopeSchema),
-              (status = 400, description = "Bad request: unknown language, bad file, unknown package", body = super::schema::EnvelopeSchema),
-              (status = 404, description = "No such run session", body = super::schema::EnvelopeSchema),
-              (status = 500, description = "The run was ended: deadline (5006), memory (7002), trap (7001)", body = super::schema::EnvelopeSchema)))]
-pub async fn run(State(app): State<App>, who: Who, headers: HeaderMap, RawBody(bytes): RawBody) -> Response {
-    let tenant = match tenant(&who, "run") {
-        Ok(t) => t,
-        Err(r) => return r.into_response(),
-    };
-    let request: RunRequest = match super::body::Body::parse(&bytes, "run", StatusCode::UNPROCESSABLE_ENTITY)
-        .and_then(|b| b.typed::<RunRequest>())
-    {
-        Ok(r) => r,
-        Err(r) => return r.into_response(),
-    };
+    responses((status = 200, description = "The code ran (a failing program is a result too: see data.error)", body = Schema),
+              (status = 400, description = "Bad request: unknown language, bad file, unknown package", body = Schema),
+              (status = 404, description = "No such run session", body = Schema),
+              (status = 500, description = "The run was ended: deadline (5006), memory (7002), trap (7001)", body = Schema)))]
+pub async fn run(
+    State(app): State<App>,
+    who: Who,
+    headers: HeaderMap,
+    Body(request): Body<RunRequest>,
+) -> Result<Response, ApiError> {
+    let tenant = tenant(&who, "run")?;
     let streaming =
         headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/event-stream"));
     if !streaming {
         let envelope = app.runner.run(&tenant, request, None).await;
-        return refused(envelope).into_response();
+        return if envelope.is_success() { Ok(Json(envelope).into_response()) } else { Err(refused(envelope)) };
     }
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<RunEvent>();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<Envelope>();
@@ -67,9 +63,9 @@ pub async fn run(State(app): State<App>, who: Who, headers: HeaderMap, RawBody(b
         if let Some(event) = rx.recv().await {
             let sse = match event {
                 RunEvent::Progress { stage, percent } => {
-                    Event::default().event("progress").json_data(json!({"stage": stage, "percent": percent}))
+                    Event::default().event("progress").json_data(Progress { stage: stage.to_string(), percent })
                 }
-                RunEvent::Output(o) => Event::default().event(o.channel.clone()).json_data(json!({"text": o.text})),
+                RunEvent::Output(o) => Event::default().event(o.channel.clone()).json_data(OutputText { text: o.text }),
             };
             return Some((sse, (rx, done)));
         }
@@ -78,83 +74,56 @@ pub async fn run(State(app): State<App>, who: Who, headers: HeaderMap, RawBody(b
         let sse = Event::default().event("result").json_data(&envelope);
         Some((sse, (rx, None)))
     });
-    Sse::new(events).keep_alive(KeepAlive::default()).into_response()
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response())
 }
 
 /// Every run session of the caller's tenant (S-35 listSessions).
 #[utoipa::path(get, path = "/api/v1/run/sessions", tag = "run",
-    responses((status = 200, description = "`data.sessions`", body = super::schema::EnvelopeSchema)))]
-pub async fn list(State(app): State<App>, who: Who) -> Reply {
-    match tenant(&who, "run:list") {
-        Ok(t) => {
-            let sessions = app.runner.list(&t);
-            Reply::ok("run:list", json!({"count": sessions.len(), "sessions": sessions}), None)
-        }
-        Err(r) => r,
-    }
+    responses((status = 200, description = "`data.sessions`", body = Schema)))]
+pub async fn list(State(app): State<App>, who: Who) -> Answer {
+    let sessions = app.runner.list(&tenant(&who, "run:list")?);
+    ok("run:list", json!({"count": sessions.len(), "sessions": sessions}), None)
 }
 
 /// One run session (S-35 getSession).
 #[utoipa::path(get, path = "/api/v1/run/sessions/{session_id}", tag = "run",
     params(("session_id" = String, Path, description = "The run session")),
-    responses((status = 200, description = "The session", body = super::schema::EnvelopeSchema),
-              (status = 404, description = "No such run session", body = super::schema::EnvelopeSchema)))]
-pub async fn get(State(app): State<App>, who: Who, Path(id): Path<String>) -> Reply {
-    let t = match tenant(&who, "run:get") {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    match app.runner.get(&t, &id) {
-        Ok(v) => Reply::ok("run:get", v, None),
-        Err(e) => refused(e),
-    }
+    responses((status = 200, description = "The session", body = Schema),
+              (status = 404, description = "No such run session", body = Schema)))]
+pub async fn get(State(app): State<App>, who: Who, Path(id): Path<String>) -> Answer {
+    let t = tenant(&who, "run:get")?;
+    ok("run:get", app.runner.get(&t, &id).map_err(refused)?, None)
 }
 
 /// Renews a run session's TTL (S-35 keepAlive).
 #[utoipa::path(post, path = "/api/v1/run/sessions/{session_id}/keep-alive", tag = "run",
     params(("session_id" = String, Path, description = "The run session")),
-    responses((status = 200, description = "The session with its new expiry", body = super::schema::EnvelopeSchema),
-              (status = 404, description = "No such run session", body = super::schema::EnvelopeSchema)))]
-pub async fn keep_alive(State(app): State<App>, who: Who, Path(id): Path<String>) -> Reply {
-    let t = match tenant(&who, "run:keep_alive") {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    match app.runner.keep_alive(&t, &id) {
-        Ok(v) => Reply::ok("run:keep_alive", v, None),
-        Err(e) => refused(e),
-    }
+    responses((status = 200, description = "The session with its new expiry", body = Schema),
+              (status = 404, description = "No such run session", body = Schema)))]
+pub async fn keep_alive(State(app): State<App>, who: Who, Path(id): Path<String>) -> Answer {
+    let t = tenant(&who, "run:keep_alive")?;
+    ok("run:keep_alive", app.runner.keep_alive(&t, &id).map_err(refused)?, None)
 }
 
 /// Ends a run session (S-35 close).
 #[utoipa::path(delete, path = "/api/v1/run/sessions/{session_id}", tag = "run",
     params(("session_id" = String, Path, description = "The run session")),
-    responses((status = 200, description = "`data.sessions_ended`", body = super::schema::EnvelopeSchema),
-              (status = 404, description = "No such run session", body = super::schema::EnvelopeSchema)))]
-pub async fn close(State(app): State<App>, who: Who, Path(id): Path<String>) -> Reply {
-    let t = match tenant(&who, "run:close") {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    match app.runner.close(&t, &id).await {
-        Ok(n) => Reply::ok("run:close", json!({"session_id": id, "sessions_ended": n}), None),
-        Err(e) => refused(e),
-    }
+    responses((status = 200, description = "`data.sessions_ended`", body = Schema),
+              (status = 404, description = "No such run session", body = Schema)))]
+pub async fn close(State(app): State<App>, who: Who, Path(id): Path<String>) -> Answer {
+    let t = tenant(&who, "run:close")?;
+    let ended = app.runner.close(&t, &id).await.map_err(refused)?;
+    ok("run:close", json!({"session_id": id, "sessions_ended": ended}), None)
 }
 
 /// The files a run session holds, with their sha256 (S-33): a client sends only the files
 /// whose hash is not listed, and names the others by `sha256` alone.
 #[utoipa::path(get, path = "/api/v1/run/sessions/{session_id}/files", tag = "run",
     params(("session_id" = String, Path, description = "The run session")),
-    responses((status = 200, description = "`data.files`: `[{path, sha256, size}]`", body = super::schema::EnvelopeSchema),
-              (status = 404, description = "No such run session", body = super::schema::EnvelopeSchema)))]
-pub async fn files(State(app): State<App>, who: Who, Path(id): Path<String>) -> Reply {
-    let t = match tenant(&who, "run:files") {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    match app.runner.files(&t, &id) {
-        Ok(files) => Reply::ok("run:files", json!({"session_id": id, "files": files}), None),
-        Err(e) => refused(e),
-    }
+    responses((status = 200, description = "`data.files`: `[{path, sha256, size}]`", body = Schema),
+              (status = 404, description = "No such run session", body = Schema)))]
+pub async fn files(State(app): State<App>, who: Who, Path(id): Path<String>) -> Answer {
+    let t = tenant(&who, "run:files")?;
+    let files = app.runner.files(&t, &id).map_err(refused)?;
+    ok("run:files", json!({"session_id": id, "files": files}), None)
 }

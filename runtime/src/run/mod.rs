@@ -16,7 +16,7 @@ use crate::codes;
 use crate::engine::host::OutputSink;
 use crate::envelope::{Envelope, Meta, timestamp};
 use crate::sandbox::session::{Caller, SessionInfo};
-use crate::sandbox::{CreateStatus, ExecOptions, Sandbox};
+use crate::sandbox::{CreateStatus, ExecOptions, Sandbox, params};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::path::{Component, Path, PathBuf};
@@ -249,7 +249,7 @@ impl Runner {
     /// Stage 3: installs packages from the wheelhouse; answers what was installed.
     async fn install(&self, caller: &Caller, rt: &str, packages: &[String]) -> Result<Value, Envelope> {
         let action = format!("{rt}:install");
-        let params = json!({"packages": packages});
+        let params = params(json!({"packages": packages}));
         let envelope = self.sandbox.execute(caller, &action, params, ExecOptions::default()).await;
         if envelope.is_success() {
             return Ok(envelope.data);
@@ -287,7 +287,8 @@ impl Runner {
             None => (None, None),
         };
         let options = ExecOptions { timeout: Some(timeout), trace_id: None, output: sink };
-        let envelope = self.sandbox.execute(caller, &format!("{rt}:run"), json!({"code": request.code}), options).await;
+        let params = params(json!({"code": request.code}));
+        let envelope = self.sandbox.execute(caller, &format!("{rt}:run"), params, options).await;
         if let Some(forward) = forward {
             let _ = forward.await;
         }

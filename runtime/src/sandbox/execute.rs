@@ -10,7 +10,7 @@ impl Sandbox {
     ///
     /// The call runs in a task of its own ([`detached`]): once started it finishes or meets
     /// its deadline even if the caller's future is dropped (a client that disconnects).
-    pub async fn execute(&self, caller: &Caller, action: &str, params: Value, mut options: ExecOptions) -> Envelope {
+    pub async fn execute(&self, caller: &Caller, action: &str, params: Params, mut options: ExecOptions) -> Envelope {
         let trace = options.trace_id.get_or_insert_with(trace_id).clone();
         let (this, owned_caller, owned_action) = (self.clone(), caller.clone(), action.to_string());
         let work = async move { this.execute_attached(&owned_caller, &owned_action, params, options).await };
@@ -25,17 +25,17 @@ impl Sandbox {
         &self,
         caller: &Caller,
         action: &str,
-        params: Value,
+        params: Params,
         options: ExecOptions,
     ) -> Envelope {
         let started = Instant::now();
         let trace = options.trace_id.clone().unwrap_or_else(trace_id);
         let mut meta = Meta { tool: Some(action.to_string()), trace_id: Some(trace.clone()), ..Meta::default() };
         let span = tracing::info_span!("execute", tenant = %caller.tenant, worker_id = %caller.worker_id, tool = action, session_id = tracing::field::Empty, trace_id = %trace);
-        let mut envelope =
+        let Outcome { mut envelope, fault } =
             self.execute_inner(caller, action, params, options, &mut meta, &trace).instrument(span.clone()).await;
         meta.execution_time_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
-        self.record(caller, &meta, &envelope, started.elapsed());
+        self.record(caller, &meta, envelope.code, fault, started.elapsed());
         envelope.meta = meta;
         let _entered = span.enter();
         tracing::info!(
@@ -47,16 +47,21 @@ impl Sandbox {
         envelope
     }
 
-    pub(super) fn record(&self, caller: &Caller, meta: &Meta, envelope: &Envelope, elapsed: Duration) {
+    pub(super) fn record(
+        &self,
+        caller: &Caller,
+        meta: &Meta,
+        code: i32,
+        fault: Option<&'static str>,
+        elapsed: Duration,
+    ) {
         use crate::metrics::{BackendLabels, CallLabels, FaultLabels};
         let m = &self.inner.shared.metrics;
         let tool = meta.tool.clone().unwrap_or_default();
-        m.calls
-            .get_or_create(&CallLabels { tenant: caller.tenant.to_string(), tool, code: envelope.code.to_string() })
-            .inc();
+        m.calls.get_or_create(&CallLabels { tenant: caller.tenant.to_string(), tool, code: code.to_string() }).inc();
         if let Some(backend) = &meta.resource_type {
             m.call_seconds.get_or_create(&BackendLabels { backend: backend.clone() }).observe(elapsed.as_secs_f64());
-            if let Some(kind) = envelope.data.get("fault").and_then(Value::as_str) {
+            if let Some(kind) = fault {
                 m.faults.get_or_create(&FaultLabels { backend: backend.clone(), kind: kind.to_string() }).inc();
             }
         }
@@ -71,60 +76,48 @@ impl Sandbox {
         &self,
         caller: &Caller,
         action: &str,
-        params: Value,
+        params: Params,
         options: ExecOptions,
         meta: &mut Meta,
         trace: &str,
-    ) -> Envelope {
+    ) -> Outcome {
         if let Err(r) = self.refuse_if_closing() {
-            return Envelope::error(r.code, r.message, r.data, Meta::default());
+            return Envelope::error(r.code, r.message, r.data, Meta::default()).into();
         }
         let tool = match self.inner.tools.resolve(action) {
             Resolved::Found(tool) => tool,
-            other => return unresolved(action, other, meta),
+            Resolved::NotFound(name) => return not_found(name, meta).into(),
+            Resolved::Ambiguous(candidates) => return ambiguous(action, candidates).into(),
         };
         meta.tool = Some(tool.full_name.clone());
         meta.resource_type = Some(tool.resource_type.clone());
-        let params = match params {
-            Value::Null => Value::Object(Default::default()),
-            Value::Object(_) => params,
-            other => {
-                return Envelope::error(
-                    codes::INVALID_REQUEST_FORMAT,
-                    format!("params must be a JSON object, not {}", json_kind(&other)),
-                    Value::Null,
-                    Meta::default(),
-                );
-            }
-        };
         let Some(backend) = self.inner.backends.get(&tool.resource_type).cloned() else {
-            return Envelope::error(codes::UNEXPECTED_ERROR, "backend vanished", Value::Null, Meta::default());
+            return Envelope::error(codes::UNEXPECTED_ERROR, "backend vanished", Value::Null, Meta::default()).into();
         };
         let tenancy = &self.inner.tenancy;
         if let Err(d) =
             tenancy.check_resource(&caller.tenant, &tool.resource_type).and_then(|_| tenancy.check_rate(&caller.tenant))
         {
-            return Envelope::error(d.code, d.message, Value::Null, Meta::default());
+            return Envelope::error(d.code, d.message, Value::Null, Meta::default()).into();
         }
         let call_limit = backend.timeout();
         let mut timeout = options.timeout.map_or(call_limit, |t| t.min(call_limit));
         if let Some(limit) = tenancy.call_timeout_s(&caller.tenant) {
             timeout = timeout.min(crate::config::seconds(limit));
         }
-        let params = params.to_string();
+        let params = Value::Object(params).to_string();
         if !tool.needs_session {
             let ctx = call_context(caller, None, trace);
             let tags = self.tags(&backend, caller, None);
             // Removed when this call ends, however it ends.
             let _scratch = tags.scratch.clone().map(ScratchDir::new);
-            let envelope = match backend.instantiate(tags).await {
+            return match backend.instantiate(tags).await {
                 Ok(mut instance) => {
                     instance.watch(options.output.clone());
                     outcome(instance.call(&tool.guest_name, &params, &ctx, timeout).await, None)
                 }
                 Err(e) => outcome(Err(e), None),
             };
-            return envelope;
         }
         if let Some(session) = self.inner.sessions.get(caller, &tool.resource_type) {
             meta.session_id = Some(session.id.clone());
@@ -144,7 +137,7 @@ impl Sandbox {
         trace: &str,
         timeout: Duration,
         output: Option<crate::engine::host::OutputSink>,
-    ) -> Envelope {
+    ) -> Outcome {
         let _busy = session.begin_call();
         {
             let mut slot = session.instance.lock().await;
@@ -173,18 +166,14 @@ impl Sandbox {
                             *slot = None;
                             session.fail(format!("session ended: {message}"));
                             session.drop_scratch();
-                            Envelope::error(
-                                codes::QUOTA_EXCEEDED,
-                                message,
-                                json!({"session_ended": true}),
-                                Meta::default(),
-                            )
+                            let data = json!({"session_ended": true});
+                            Envelope::error(codes::QUOTA_EXCEEDED, message, data, Meta::default()).into()
                         }
                         None => outcome(result, Some(session)),
                     }
                 }
-                (_, Status::Error(reason)) => not_initialized(&session.resource_type, &reason),
-                _ => not_initialized(&session.resource_type, "the session has no live instance"),
+                (_, Status::Error(reason)) => not_initialized(&session.resource_type, &reason).into(),
+                _ => not_initialized(&session.resource_type, "the session has no live instance").into(),
             }
         }
     }
@@ -200,7 +189,7 @@ impl Sandbox {
         timeout: Duration,
         meta: &mut Meta,
         output: Option<crate::engine::host::OutputSink>,
-    ) -> Envelope {
+    ) -> Outcome {
         let (_name, id) = self.inner.sessions.temporary_name(caller, &tool.resource_type);
         meta.session_id = Some(id.clone());
         tracing::Span::current().record("session_id", id.as_str());
@@ -214,7 +203,7 @@ impl Sandbox {
             };
             let config = backend.resource.config.to_string();
             if let Err(e) = instance.initialize(&caller.worker_id, &config, timeout).await {
-                return not_initialized(&tool.resource_type, &call_error_text(&e));
+                return not_initialized(&tool.resource_type, &call_error_text(&e)).into();
             }
             let ctx = call_context(caller, Some(&id), trace);
             instance.watch(output);
@@ -227,33 +216,19 @@ impl Sandbox {
     }
 }
 
-/// The envelope for a tool name that names no tool, or several.
-fn unresolved(action: &str, resolved: Resolved<'_>, meta: &mut Meta) -> Envelope {
-    match resolved {
-        Resolved::NotFound(name) => {
-            meta.tool = Some(name.clone());
-            Envelope::error(
-                codes::INVALID_REQUEST_FORMAT,
-                format!("Tool not found: {name}"),
-                json!({"action": name}),
-                Meta::default(),
-            )
-        }
-        Resolved::Ambiguous(candidates) => Envelope::error(
-            codes::INVALID_REQUEST_FORMAT,
-            format!(
-                "Ambiguous tool name '{action}'. Multiple matches: {candidates:?}. Please use full name with prefix."
-            ),
-            json!({"candidates": candidates}),
-            Meta::default(),
-        ),
-        Resolved::Found(tool) => Envelope::error(
-            codes::UNEXPECTED_ERROR,
-            format!("{} resolved", tool.full_name),
-            Value::Null,
-            Meta::default(),
-        ),
-    }
+/// The envelope for a tool name that names no tool.
+fn not_found(name: String, meta: &mut Meta) -> Envelope {
+    let message = format!("Tool not found: {name}");
+    let data = json!({"action": name});
+    meta.tool = Some(name);
+    Envelope::error(codes::INVALID_REQUEST_FORMAT, message, data, Meta::default())
+}
+
+/// The envelope for a simple tool name that several backends declare.
+fn ambiguous(action: &str, candidates: Vec<String>) -> Envelope {
+    let message =
+        format!("Ambiguous tool name '{action}'. Multiple matches: {candidates:?}. Please use full name with prefix.");
+    Envelope::error(codes::INVALID_REQUEST_FORMAT, message, json!({"candidates": candidates}), Meta::default())
 }
 
 pub(super) fn call_context(
@@ -268,18 +243,38 @@ pub(super) fn call_context(
     }
 }
 
-/// The envelope of a call's result (meta is filled in by `execute`).
-pub(super) fn outcome(result: std::result::Result<Value, CallError>, session: Option<&Arc<Session>>) -> Envelope {
+/// A call's envelope and, when a fault ended the call, the fault's kind: the fault stays
+/// typed until the metric is labelled, instead of being read back from the envelope.
+pub(super) struct Outcome {
+    /// The envelope (meta is filled in by `execute`).
+    pub(super) envelope: Envelope,
+    /// The kind of the fault, if one ended the call.
+    pub(super) fault: Option<&'static str>,
+}
+
+impl From<Envelope> for Outcome {
+    fn from(envelope: Envelope) -> Outcome {
+        Outcome { envelope, fault: None }
+    }
+}
+
+/// The outcome of a call's result.
+pub(super) fn outcome(result: std::result::Result<Value, CallError>, session: Option<&Arc<Session>>) -> Outcome {
     match result {
-        Ok(data) => Envelope::success(data, Meta::default()),
-        Err(CallError::Guest(e)) => Envelope::error(e.code, e.message, e.data.unwrap_or(Value::Null), Meta::default()),
+        Ok(data) => Envelope::success(data, Meta::default()).into(),
+        Err(CallError::Guest(e)) => {
+            Envelope::error(e.code, e.message, e.data.unwrap_or(Value::Null), Meta::default()).into()
+        }
         Err(CallError::Fault(fault)) => {
-            let mut data =
-                json!({"fault": fault_kind(&fault), "session_ended": session.is_some() && fault.ends_instance()});
+            let kind = fault_kind(&fault);
+            let mut data = json!({"fault": kind, "session_ended": session.is_some() && fault.ends_instance()});
             if let Fault::Timeout(d) = &fault {
                 data["timeout"] = json!(d.as_secs_f64());
             }
-            Envelope::error(fault.code(), fault.to_string(), data, Meta::default())
+            Outcome {
+                envelope: Envelope::error(fault.code(), fault.to_string(), data, Meta::default()),
+                fault: Some(kind),
+            }
         }
     }
 }

@@ -1,11 +1,11 @@
 //! The Sandbox facade: the seeds' verbs (S-1 … S-14) over backends and sessions. Every
 //! front door calls this layer and nothing below it; it knows nothing of HTTP.
 
-pub mod detach;
+pub(crate) mod detach;
 mod execute;
 mod reaper;
-pub mod scratch;
-pub mod session;
+pub(crate) mod scratch;
+pub(crate) mod session;
 pub mod tenancy;
 mod verbs;
 mod warmup;
@@ -24,7 +24,7 @@ use crate::envelope::{Envelope, Meta, json_kind, timestamp, trace_id};
 use crate::error::Result;
 use crate::sandbox::detach::detached;
 use crate::sandbox::scratch::ScratchDir;
-use crate::sandbox::session::{Caller, Fresh, Lookup, Session, SessionInfo, Sessions, Status};
+use crate::sandbox::session::{Fresh, Lookup, Session, Sessions, Status};
 use crate::sandbox::tenancy::{Denied, Tenancy};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -49,6 +49,21 @@ pub struct Refusal {
 impl Refusal {
     fn new(code: i32, message: impl Into<String>, data: Value) -> Refusal {
         Refusal { code, message: message.into(), data }
+    }
+}
+
+pub use session::{Caller, SessionInfo};
+
+/// A tool's parameters: a JSON object, so every door checks the shape once, where it reads
+/// the request, and the facade needs no second check.
+pub type Params = serde_json::Map<String, Value>;
+
+/// The parameters in `value`: its map when it is an object, no parameters otherwise (for
+/// callers that build them with `json!`; doors that read a client's JSON refuse the rest).
+pub fn params(value: Value) -> Params {
+    match value {
+        Value::Object(map) => map,
+        _ => Params::new(),
     }
 }
 
@@ -236,11 +251,6 @@ impl Sandbox {
         &self.inner.tenancy
     }
 
-    /// The live sessions of a tenant.
-    pub fn tenant_sessions(&self, tenant: &str) -> usize {
-        self.inner.sessions.tenant_count(tenant)
-    }
-
     /// The configuration the sandbox runs with.
     pub fn config(&self) -> &Config {
         &self.inner.config
@@ -340,11 +350,6 @@ impl Sandbox {
     /// Whether shutdown has begun.
     pub fn is_closing(&self) -> bool {
         self.inner.closing.load(Ordering::Acquire)
-    }
-
-    /// The limits in force.
-    pub fn limits(&self) -> &crate::config::Limits {
-        &self.inner.shared.limits
     }
 
     /// The cache directory.

@@ -2,7 +2,7 @@
 //! `grants.scratch`, removed when its owner goes away on every path, cancellation and
 //! panics included, because removal lives in `Drop`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// A scratch directory that is removed (with everything in it) when dropped.
 #[derive(Debug)]
@@ -14,11 +14,6 @@ impl ScratchDir {
     /// Takes ownership of `path`, which exists or is about to.
     pub fn new(path: PathBuf) -> ScratchDir {
         ScratchDir { path }
-    }
-
-    /// The host path.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 }
 

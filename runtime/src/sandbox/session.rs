@@ -158,11 +158,6 @@ impl Session {
         Busy { session: self }
     }
 
-    /// Whether a call is in progress.
-    pub fn is_busy(&self) -> bool {
-        self.book().busy > 0
-    }
-
     /// Hands the session its scratch directory, removed when the session ends or is dropped.
     pub fn own_scratch(&self, dir: Option<ScratchDir>) {
         *self.scratch.lock().unwrap_or_else(|p| p.into_inner()) = dir;
@@ -452,11 +447,6 @@ impl Sessions {
             }
         }
         counts.into_iter().collect()
-    }
-
-    /// The live sessions of a tenant.
-    pub fn tenant_count(&self, tenant: &str) -> usize {
-        self.table().per_tenant.get(tenant).copied().unwrap_or(0)
     }
 
     /// (known workers, live sessions).

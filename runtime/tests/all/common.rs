@@ -69,7 +69,7 @@ pub fn worker(prefix: &str) -> Caller {
 
 /// Runs a tool with default options.
 pub async fn exec(sandbox: &Sandbox, caller: &Caller, tool: &str, params: Value) -> Envelope {
-    sandbox.execute(caller, tool, params, ExecOptions::default()).await
+    sandbox.execute(caller, tool, cella_runtime::sandbox::params(params), ExecOptions::default()).await
 }
 
 /// Runs a tool with a deadline.
@@ -80,7 +80,14 @@ pub async fn exec_timeout(
     params: Value,
     timeout: Duration,
 ) -> Envelope {
-    sandbox.execute(caller, tool, params, ExecOptions { timeout: Some(timeout), ..ExecOptions::default() }).await
+    sandbox
+        .execute(
+            caller,
+            tool,
+            cella_runtime::sandbox::params(params),
+            ExecOptions { timeout: Some(timeout), ..ExecOptions::default() },
+        )
+        .await
 }
 
 /// Asserts success and returns the data.
