@@ -25,7 +25,7 @@ pub fn base_config() -> Value {
                 "grants": {"dirs": [{"host": "examples/corpus", "guest": "/corpus"}]}
             },
             "notebook": {"component": "builtin:notebook", "config": {"glossary": {"epoch": "A counter."}}},
-            "faulty": {"component": "builtin:faulty"}
+            "faulty": {"component": cella_test_programs::FAULTY}
         }
     })
 }

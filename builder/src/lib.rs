@@ -18,12 +18,14 @@
 
 mod c;
 mod error;
+mod guests;
 mod project;
 mod rust_target;
 mod tools;
 
 pub use c::{build_c, c_bindings};
 pub use error::Error;
+pub use guests::{Guest, build_guests, fail, nested_target_dir, watch_tree};
 pub use project::{Language, Project};
 pub use rust_target::{WASM_TARGET, ensure_wasm_target};
 pub use tools::Tools;
@@ -86,21 +88,7 @@ pub fn build_javascript(tools: &Tools, wit: &Path, base: &Path, entry: &Path, ou
 /// copied to `out`. `target_dir` is cargo's target folder.
 pub fn build_rust(dir: &Path, package: &str, target_dir: &Path, out: &Path) -> Result<(), Error> {
     ensure_wasm_target(dir, target_dir)?;
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(dir)
-        .args(["build", "--release", "--target", "wasm32-wasip2", "-p", package])
-        .env("CARGO_TARGET_DIR", target_dir);
-    for var in ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "RUSTC_WORKSPACE_WRAPPER"] {
-        cmd.env_remove(var);
-    }
-    let output = cmd
-        .output()
-        .map_err(|e| Error::MissingTool { tool: "cargo".into(), hint: format!("{e}; install Rust with rustup") })?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr).to_string();
-        return Err(Error::Failed { what: format!("cargo build of {package}"), output: stderr });
-    }
+    guests::cargo_build(dir, &[package], target_dir)?;
     let built = target_dir.join("wasm32-wasip2/release").join(format!("{}.wasm", package.replace('-', "_")));
     create_parent(out)?;
     if built != out {

@@ -14,7 +14,6 @@
 // criterion_group! makes undocumented public functions.
 #![allow(missing_docs)]
 
-use cella_runtime::config::BUILTIN_COMPONENTS;
 use cella_runtime::sandbox::params;
 use cella_runtime::{Caller, Config, ExecOptions, Sandbox};
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -23,7 +22,16 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-const LANGUAGES: &[(&str, &str)] = &[("rust", "kv"), ("python", "kv-python"), ("javascript", "kv-js"), ("c", "kv-c")];
+/// (language, path of its kv component): the product's Rust kv and the test programs'.
+fn kv_components() -> [(&'static str, String); 4] {
+    let kv = cella_runtime::config::home::home().component("kv").expect("the kv component is built");
+    [
+        ("rust", kv.display().to_string()),
+        ("python", cella_test_programs::KV_PYTHON.to_string()),
+        ("javascript", cella_test_programs::KV_JS.to_string()),
+        ("c", cella_test_programs::KV_C.to_string()),
+    ]
+}
 
 fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
@@ -32,7 +40,7 @@ fn repo_root() -> &'static Path {
 fn config(component: &str, cache: &Path) -> Config {
     let value = json!({
         "server": {"cache_dir": cache, "limits": {"max_instances": 2000}},
-        "resources": {"kv": {"component": format!("builtin:{component}")}}
+        "resources": {"kv": {"component": component}}
     });
     Config::from_json(&value.to_string(), repo_root()).unwrap()
 }
@@ -41,8 +49,9 @@ fn benches(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let mut group = c.benchmark_group("languages");
     let counter = AtomicU64::new(0);
-    for (language, component) in LANGUAGES {
-        let path = BUILTIN_COMPONENTS.iter().find(|(n, _)| n == component).unwrap().1;
+    for (language, component) in kv_components() {
+        let component = component.as_str();
+        let path = component;
         let size = std::fs::metadata(path).unwrap().len();
         let fresh = tempfile::tempdir().unwrap();
         let started = Instant::now();

@@ -46,7 +46,7 @@ fn config_sized(cache: &Path, rag_image: bool, instances: u32) -> Config {
                                          "/corpus/sandboxing.md", "/corpus/bm25.md", "/corpus/agents.md"]},
                 "grants": {"dirs": [{"host": "examples/corpus", "guest": "/corpus"}]}
             },
-            "faulty": {"component": "builtin:faulty"}
+            "faulty": {"component": cella_test_programs::FAULTY}
         }
     });
     Config::from_json(&value.to_string(), repo_root()).unwrap()

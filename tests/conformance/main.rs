@@ -3,7 +3,8 @@
 //! (observed through the guest's own log lines), every tool, the error codes, session
 //! isolation and the TTL.
 //!
-//! A new language joins by adding one line to the `conformance!` list at the bottom.
+//! A new language joins by adding its guest to `tests/programs` and one line to the
+//! `conformance!` list at the bottom (which fails to compile until it has one).
 // Test helpers may unwrap: a panic is how a test fails.
 #![allow(clippy::unwrap_used)]
 
@@ -207,7 +208,7 @@ pub async fn ttl_is_renewed_and_expiry_cleans_up(component: &str) {
 }
 
 macro_rules! conformance {
-    ($($language:ident => $component:literal,)*) => {$(
+    ($($language:ident => $component:expr,)*) => {$(
         mod $language {
             const COMPONENT: &str = $component;
 
@@ -227,10 +228,19 @@ macro_rules! conformance {
     )*};
 }
 
-// One line per language.
+// One line per language: the product's kv (Rust) and the test programs' kv in the others.
 conformance! {
-    rust => "builtin:kv",
-    python => "builtin:kv-python",
-    javascript => "builtin:kv-js",
-    c => "builtin:kv-c",
+    kv => "builtin:kv",
+    kv_python => cella_test_programs::KV_PYTHON,
+    kv_js => cella_test_programs::KV_JS,
+    kv_c => cella_test_programs::KV_C,
 }
+
+// A kv test program without a line above fails to compile here.
+macro_rules! assert_test_exists {
+    ($name:ident) => {
+        #[allow(unused_imports)]
+        use self::$name as _;
+    };
+}
+cella_test_programs::foreach_conformance_program!(assert_test_exists);

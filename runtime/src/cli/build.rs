@@ -9,9 +9,7 @@ pub(crate) async fn build_project(
     cache_dir: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     let project = cella_build::Project::open(&dir)?;
-    let tools = cella_build::Tools::new(
-        tools_dir.unwrap_or_else(|| std::path::Path::new(cella_runtime::config::REPO_ROOT).join("target")),
-    );
+    let tools = cella_build::Tools::new(tools_dir.unwrap_or_else(|| cella_runtime::config::home::home().tools()));
     eprintln!("building {} ({}) in {}", project.name, project.language.name(), dir.display());
     let started = std::time::Instant::now();
     let project_for_build = project.clone();

@@ -28,6 +28,8 @@ pub(crate) struct ServeArgs {
 
 pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     init_logging(args.log_json, "info");
+    let home = cella_runtime::config::home::home();
+    tracing::info!(home = %home.dir.display(), found = ?home.source, "cella home (builtin components, example data)");
     let mut config = if args.backends.is_empty() {
         load_config(args.config.as_ref())?
     } else {
@@ -70,7 +72,7 @@ pub(crate) async fn only_backends(config: Option<&PathBuf>, backends: &[PathBuf]
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
             path.parent().map(PathBuf::from).unwrap_or_default(),
         ),
-        None => (cella_runtime::config::DEFAULT_CONFIG.to_string(), PathBuf::from(cella_runtime::config::REPO_ROOT)),
+        None => (cella_runtime::config::DEFAULT_CONFIG.to_string(), cella_runtime::config::home::home().dir.clone()),
     };
     let mut value: Value = serde_json::from_str(&text).context("the configuration is not JSON")?;
     let cache_dir = load_config(config)?.server.cache_dir;

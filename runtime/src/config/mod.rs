@@ -10,6 +10,7 @@
 //! comments, unknown keys are rejected, and every error names the field.
 
 mod env;
+pub mod home;
 pub mod keys;
 mod validate;
 
@@ -22,8 +23,6 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-include!(concat!(env!("OUT_DIR"), "/components.rs"));
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -332,9 +331,10 @@ impl Config {
         })
     }
 
-    /// The embedded default configuration (example backends), rooted at this checkout.
+    /// The embedded default configuration (example backends), rooted at the Cella home
+    /// ([`home::home`]), which holds the example data it grants.
     pub fn default_config() -> Config {
-        Config::from_json(DEFAULT_CONFIG, Path::new(REPO_ROOT)).expect("the embedded default configuration is valid")
+        Config::from_json(DEFAULT_CONFIG, &home::home().dir).expect("the embedded default configuration is valid")
     }
 
     /// Resolves a path from this file against its directory.
@@ -346,10 +346,13 @@ impl Config {
     pub fn component_path(&self, name: &str, resource: &ResourceConfig) -> Result<PathBuf> {
         match resource.component.strip_prefix("builtin:") {
             Some(builtin) => {
-                BUILTIN_COMPONENTS.iter().find(|(n, _)| *n == builtin).map(|(_, p)| PathBuf::from(p)).ok_or_else(|| {
-                    let known: Vec<&str> = BUILTIN_COMPONENTS.iter().map(|(n, _)| *n).collect();
+                let home = home::home();
+                home.component(builtin).ok_or_else(|| {
                     Error::Config(format!(
-                        "resources.{name}.component: no builtin component '{builtin}' (known: {known:?})"
+                        "resources.{name}.component: no builtin component '{builtin}' in {} (the product's are {:?}; \
+                         set CELLA_HOME to the folder holding components/)",
+                        home.dir.join("components").display(),
+                        home::BUILTIN_NAMES
                     ))
                 })
             }

@@ -36,13 +36,7 @@ impl ComponentCache {
     /// A cache in `dir`, or in the user's cache directory (`$XDG_CACHE_HOME/cella`,
     /// `~/.cache/cella`) when `dir` is `None`.
     pub fn new(dir: Option<PathBuf>) -> ComponentCache {
-        let dir = dir.unwrap_or_else(|| {
-            std::env::var_os("XDG_CACHE_HOME")
-                .map(PathBuf::from)
-                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-                .unwrap_or_else(std::env::temp_dir)
-                .join("cella")
-        });
+        let dir = dir.unwrap_or_else(crate::config::home::user_cache_dir);
         ComponentCache { dir }
     }
 

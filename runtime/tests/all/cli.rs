@@ -12,7 +12,7 @@ fn cella() -> Command {
 }
 
 fn component(name: &str) -> String {
-    cella_runtime::config::BUILTIN_COMPONENTS.iter().find(|(n, _)| *n == name).unwrap().1.to_string()
+    cella_runtime::config::home::home().component(name).unwrap().display().to_string()
 }
 
 fn run(args: &[&str]) -> Output {
@@ -208,4 +208,54 @@ fn mcp_stdio_refuses_an_unknown_tenant() {
     assert!(stderr(&out).contains("--tenant"), "{}", stderr(&out));
     let out = cella().args(["mcp-stdio", "--tenant", "zed", "--config"]).arg(&path).output().unwrap();
     assert!(stderr(&out).contains("unknown tenant 'zed'"), "{}", stderr(&out));
+}
+
+/// `scripts/package.sh` makes a tree that serves the embedded default from anywhere: moved
+/// to another folder, with no checkout to fall back on, it finds its components and example
+/// data in `share/cella` beside its `bin/`.
+#[test]
+fn a_packaged_tree_serves_after_being_moved() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let status = Command::new("bash")
+        .arg(repo_root().join("scripts/package.sh"))
+        .arg(&out)
+        .env("CELLA_BIN", env!("CARGO_BIN_EXE_cella"))
+        .status()
+        .expect("package.sh runs");
+    assert!(status.success());
+    let moved = dir.path().join("elsewhere");
+    std::fs::rename(out.join("cella"), &moved).unwrap();
+    let mut child = Command::new(moved.join("bin/cella"))
+        .args(["serve", "--port", "0"])
+        .current_dir(dir.path())
+        .env("CELLA_CACHE_DIR", shared_cache())
+        .env_remove("CELLA_CONFIG")
+        .env_remove("CELLA_PORT")
+        .env_remove("CELLA_HOME")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the moved cella starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let base = line.trim().strip_prefix("cella listening on ").expect("the listening line").to_string();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let found: Value = rt.block_on(async {
+        let body =
+            serde_json::json!({"worker_id": "pkg", "action": "rag:search", "params": {"query": "component model"}});
+        let response = reqwest::Client::new().post(format!("{base}/api/v1/execute")).json(&body).send().await.unwrap();
+        response.json().await.unwrap()
+    });
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(found["code"], 0, "rag read the packaged corpus: {found}\n{log}");
+    assert!(!found["data"]["results"].as_array().unwrap().is_empty(), "{found}");
+    let share = moved.join("share/cella");
+    assert!(
+        log.contains(&share.display().to_string()) && log.contains("Installed"),
+        "served from the moved tree: {log}"
+    );
 }

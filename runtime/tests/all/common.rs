@@ -37,7 +37,7 @@ pub fn base_config() -> Value {
                 "component": "builtin:notebook",
                 "config": {"glossary": {"Epoch": "A counter the host advances.", "Trap": "An abrupt end."}}
             },
-            "faulty": {"component": "builtin:faulty"}
+            "faulty": {"component": cella_test_programs::FAULTY}
         }
     })
 }

@@ -167,7 +167,7 @@ async fn notebook_sessions_use_shared_glossary_and_private_notes() {
 
 #[tokio::test]
 async fn a_pinned_component_loads_only_with_its_sha256() {
-    let path = cella_runtime::config::BUILTIN_COMPONENTS.iter().find(|(n, _)| *n == "kv").unwrap().1;
+    let path = cella_runtime::config::home::home().component("kv").unwrap();
     let sha = cella_runtime::cache::sha256_hex(&std::fs::read(path).unwrap());
     let sb = sandbox_with(json!({"resources": {"kv": {"sha256": format!("sha256:{sha}")}}})).await;
     assert!(sb.backend("kv").is_some());

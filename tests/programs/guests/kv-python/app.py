@@ -1,6 +1,6 @@
 """`kv` in Python: a key-value store per session, written with the Python guest SDK.
 
-The same backend as `components/kv` (Rust), `components/kv-js` and `components/kv-c`;
+The same backend as `components/kv` (Rust), `tests/programs/guests/kv-js` and `tests/programs/guests/kv-c`;
 all four pass the conformance suite in `tests/conformance/`.
 """
 

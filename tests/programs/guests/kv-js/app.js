@@ -1,8 +1,8 @@
 // `kv` in JavaScript: a key-value store per session, written with the JavaScript guest SDK.
 //
-// The same backend as `components/kv` (Rust), `components/kv-python` and `components/kv-c`;
+// The same backend as `components/kv` (Rust), `tests/programs/guests/kv-python` and `tests/programs/guests/kv-c`;
 // all four pass the conformance suite in `tests/conformance/`.
-import { Backend, CellaError, log } from '../../sdk/guest-js/cella-guest.js';
+import { Backend, CellaError, log } from '../../../../sdk/guest-js/cella-guest.js';
 
 const kv = new Backend({ name: 'kv', description: 'A key-value store per session', version: '0.1.0' });
 

@@ -1,7 +1,7 @@
 /*
  * `kv` in C: a key-value store per session, written with the C guest SDK (`cella.h`).
  *
- * The same backend as `components/kv` (Rust), `components/kv-python` and `components/kv-js`;
+ * The same backend as `components/kv` (Rust), `tests/programs/guests/kv-python` and `tests/programs/guests/kv-js`;
  * all four pass the conformance suite in `tests/conformance/`. Values are kept as their raw
  * JSON text, in an array sorted by key (byte order), so `kv:keys` lists them in order.
  */
