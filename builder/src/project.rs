@@ -51,6 +51,8 @@ mod files {
     pub const PYTHON_SDK: &str = include_str!("../../sdk/guest-python/cella_guest.py");
     pub const JS_SDK: &str = include_str!("../../sdk/guest-js/cella-guest.js");
     pub const C_HEADER: &str = include_str!("../../sdk/guest-c/cella.h");
+    pub const JSMN: &str = include_str!("../../sdk/guest-c/vendor/jsmn.h");
+    pub const JSMN_LICENSE: &str = include_str!("../../sdk/guest-c/vendor/jsmn-LICENSE");
     pub const RUST_APP: &str = include_str!("../templates/rust/lib.rs");
     pub const PYTHON_APP: &str = include_str!("../templates/python/app.py");
     pub const JS_APP: &str = include_str!("../templates/js/app.js");
@@ -140,6 +142,8 @@ impl Project {
             Language::C => {
                 files.push(("app.c", fill(files::C_APP)));
                 files.push(("cella.h", files::C_HEADER.to_string()));
+                files.push(("vendor/jsmn.h", files::JSMN.to_string()));
+                files.push(("vendor/jsmn-LICENSE", files::JSMN_LICENSE.to_string()));
                 files.push(("wit/backend.wit", files::WIT.to_string()));
             }
         }

@@ -49,6 +49,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* jsmn 1.1.0 (MIT, vendor/jsmn-LICENSE): the tokenizer under the JSON readers below. */
+#define JSMN_STATIC
+#define JSMN_STRICT
+#include "vendor/jsmn.h"
+
 /* The result codes backends use most (the table in docs/codes.md). */
 #define CELLA_INVALID_INPUT 4000
 #define CELLA_BUSINESS_FAILURE 4001
@@ -193,75 +198,99 @@ static size_t cella__ws(cella_str s, size_t i) {
     return i;
 }
 
-/* The end of the JSON value starting at `i`, or 0 when it is malformed. */
-static size_t cella__skip(cella_str s, size_t i, int depth) {
-    if (i >= s.len || depth > 512) return 0;
-    char c = s.ptr[i];
-    if (c == '"') {
-        for (i++; i < s.len; i++) {
-            if (s.ptr[i] == '\\') i++;
-            else if (s.ptr[i] == '"') return i + 1;
-        }
-        return 0;
+/* The tokens of `s` (jsmn, strict mode), in a heap array the caller frees; their count, or -1
+ * when `s` is not exactly one well-formed JSON value: jsmn finds the structure, and the
+ * checks below add what it leaves to its user (one root value, literals spelled in full,
+ * numbers by JSON's grammar, every key followed by a value). */
+static bool cella__literal(cella_str s, const jsmntok_t *t) {
+    const char *p = s.ptr + t->start;
+    size_t n = (size_t)(t->end - t->start), i = 0;
+    if ((n == 4 && memcmp(p, "true", 4) == 0) || (n == 5 && memcmp(p, "false", 5) == 0) ||
+        (n == 4 && memcmp(p, "null", 4) == 0))
+        return true;
+    if (i < n && p[i] == '-') i++;
+    if (i >= n || p[i] < '0' || p[i] > '9') return false;
+    if (p[i] == '0') i++;
+    else while (i < n && p[i] >= '0' && p[i] <= '9') i++;
+    if (i < n && p[i] == '.') {
+        if (++i >= n || p[i] < '0' || p[i] > '9') return false;
+        while (i < n && p[i] >= '0' && p[i] <= '9') i++;
     }
-    if (c == '{' || c == '[') {
-        char close = c == '{' ? '}' : ']';
-        i = cella__ws(s, i + 1);
-        if (i < s.len && s.ptr[i] == close) return i + 1;
-        for (;;) {
-            if (c == '{') {
-                if (i >= s.len || s.ptr[i] != '"') return 0;
-                i = cella__skip(s, i, depth + 1);
-                if (!i) return 0;
-                i = cella__ws(s, i);
-                if (i >= s.len || s.ptr[i] != ':') return 0;
-                i = cella__ws(s, i + 1);
-            }
-            i = cella__skip(s, i, depth + 1);
-            if (!i) return 0;
-            i = cella__ws(s, i);
-            if (i < s.len && s.ptr[i] == ',') { i = cella__ws(s, i + 1); continue; }
-            if (i < s.len && s.ptr[i] == close) return i + 1;
-            return 0;
-        }
+    if (i < n && (p[i] == 'e' || p[i] == 'E')) {
+        if (++i < n && (p[i] == '+' || p[i] == '-')) i++;
+        if (i >= n || p[i] < '0' || p[i] > '9') return false;
+        while (i < n && p[i] >= '0' && p[i] <= '9') i++;
     }
-    size_t start = i;
-    while (i < s.len && (strchr("+-.eE", s.ptr[i]) || (s.ptr[i] >= '0' && s.ptr[i] <= '9') ||
-                         (s.ptr[i] >= 'a' && s.ptr[i] <= 'z')))
-        i++;
-    return i > start ? i : 0;
+    return i == n;
+}
+
+/* The index after the value at `i` and everything inside it, or -1 when it is malformed. */
+static int cella__after(cella_str s, const jsmntok_t *t, int count, int i, int depth) {
+    if (i >= count || depth > 512) return -1;
+    const jsmntok_t *v = &t[i];
+    if (v->type == JSMN_PRIMITIVE) return cella__literal(s, v) ? i + 1 : -1;
+    if (v->type == JSMN_STRING) return v->size == 0 ? i + 1 : -1;
+    int next = i + 1;
+    for (int k = 0; k < v->size; k++) {
+        if (v->type == JSMN_OBJECT) {
+            if (next >= count || t[next].type != JSMN_STRING || t[next].size != 1) return -1;
+            next++;
+        }
+        next = cella__after(s, t, count, next, depth + 1);
+        if (next < 0) return -1;
+    }
+    return next;
+}
+
+static int cella__tokens(cella_str s, jsmntok_t **tokens) {
+    jsmn_parser parser;
+    jsmn_init(&parser);
+    int count = jsmn_parse(&parser, s.ptr, s.len, NULL, 0);
+    if (count <= 0) return -1;
+    *tokens = malloc(sizeof(jsmntok_t) * (size_t)count);
+    jsmn_init(&parser);
+    count = jsmn_parse(&parser, s.ptr, s.len, *tokens, (unsigned int)count);
+    if (count <= 0 || cella__after(s, *tokens, count, 0, 0) != count ||
+        cella__ws(s, (size_t)(*tokens)[0].end + ((*tokens)[0].type == JSMN_STRING)) != s.len) {
+        free(*tokens);
+        *tokens = NULL;
+        return -1;
+    }
+    return count;
+}
+
+/* The raw text of token `t` (a string's quotes included). */
+static cella_str cella__raw(cella_str s, const jsmntok_t *t) {
+    int quote = t->type == JSMN_STRING;
+    return (cella_str){s.ptr + t->start - quote, (size_t)(t->end - t->start + 2 * quote)};
 }
 
 /* Whether `s` is one well-formed JSON value (surrounding white space allowed). */
 static bool cella_json_valid(cella_str s) {
-    size_t i = cella__ws(s, 0);
-    size_t end = cella__skip(s, i, 0);
-    return end && cella__ws(s, end) == s.len;
+    jsmntok_t *tokens = NULL;
+    int count = cella__tokens(s, &tokens);
+    free(tokens);
+    return count > 0;
 }
 
 /* Finds the member `name` of the JSON object `obj`; `value` is its raw JSON text. */
 static bool cella_json_field(cella_str obj, const char *name, cella_str *value) {
-    size_t i = cella__ws(obj, 0), n = strlen(name);
-    if (i >= obj.len || obj.ptr[i] != '{') return false;
-    i = cella__ws(obj, i + 1);
-    while (i < obj.len && obj.ptr[i] == '"') {
-        size_t key_end = cella__skip(obj, i, 1);
-        if (!key_end) return false;
-        bool match = key_end - i - 2 == n && memcmp(obj.ptr + i + 1, name, n) == 0;
-        i = cella__ws(obj, key_end);
-        if (i >= obj.len || obj.ptr[i] != ':') return false;
-        i = cella__ws(obj, i + 1);
-        size_t end = cella__skip(obj, i, 1);
-        if (!end) return false;
-        if (match) {
-            value->ptr = obj.ptr + i;
-            value->len = end - i;
-            return true;
+    jsmntok_t *t = NULL;
+    int count = cella__tokens(obj, &t);
+    bool found = false;
+    if (count > 0 && t[0].type == JSMN_OBJECT) {
+        size_t n = strlen(name);
+        for (int i = 1, k = 0; k < t[0].size && !found; k++) {
+            const jsmntok_t *key = &t[i];
+            if ((size_t)(key->end - key->start) == n && memcmp(obj.ptr + key->start, name, n) == 0) {
+                *value = cella__raw(obj, &t[i + 1]);
+                found = true;
+            }
+            i = cella__after(obj, t, count, i + 1, 1);
         }
-        i = cella__ws(obj, end);
-        if (i < obj.len && obj.ptr[i] == ',') i = cella__ws(obj, i + 1);
     }
-    return false;
+    free(t);
+    return found;
 }
 
 /* Whether the raw JSON value is `null`. */
