@@ -32,6 +32,23 @@ pub fn base_config() -> Value {
 
 pub use cella_runtime::config::merge_json as merge;
 
+/// Polls `cond` every 20 ms until it holds or `limit` has passed; whether it held. For what
+/// happens in the background (a reaper, a dropped client's clean-up): generous limits that a
+/// correct run never approaches, never a speed assertion.
+pub async fn eventually<F: std::future::Future<Output = bool>>(
+    limit: std::time::Duration,
+    mut cond: impl FnMut() -> F,
+) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if cond().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    cond().await
+}
+
 pub mod guest_logs;
 
 /// A running server.

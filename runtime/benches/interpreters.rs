@@ -21,29 +21,19 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-fn repo_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
-}
+#[allow(dead_code)]
+mod common;
 
 fn config(cache: &Path) -> Config {
-    let value = json!({
-        "server": {"cache_dir": cache, "limits": {"max_instances": 1000}},
-        "resources": {
-            "python": {
-                "component": "builtin:python",
-                "config": {"workdir": "/work", "wheelhouse": "/wheels"},
-                "grants": {"dirs": [{"host": "target/wheelhouse", "guest": "/wheels"}],
-                           "scratch": {"guest": "/work", "quota_mb": 64}}
-            },
-            "javascript": {"component": "builtin:javascript"}
-        }
-    });
-    Config::from_json(&value.to_string(), repo_root()).unwrap()
+    common::config(
+        &["python", "javascript"],
+        json!({"server": {"cache_dir": cache, "limits": {"max_instances": 1000}}}),
+    )
 }
 
 fn benches(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let cache = repo_root().join("target").join("bench-cache");
+    let cache = common::cache_dir();
     let sandbox: Sandbox = rt.block_on(async {
         let sb = Sandbox::start(config(&cache)).await.unwrap();
         sb.warmup(None).await;

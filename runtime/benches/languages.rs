@@ -33,16 +33,13 @@ fn kv_components() -> [(&'static str, String); 4] {
     ]
 }
 
-fn repo_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
-}
+#[allow(dead_code)]
+mod common;
 
 fn config(component: &str, cache: &Path) -> Config {
-    let value = json!({
-        "server": {"cache_dir": cache, "limits": {"max_instances": 2000}},
-        "resources": {"kv": {"component": component}}
-    });
-    Config::from_json(&value.to_string(), repo_root()).unwrap()
+    let patch = json!({"server": {"cache_dir": cache, "limits": {"max_instances": 2000}},
+                       "resources": {"kv": {"component": component}}});
+    common::config(&["kv"], patch)
 }
 
 fn benches(c: &mut Criterion) {
@@ -60,12 +57,12 @@ fn benches(c: &mut Criterion) {
             sb.warmup(None).await;
         });
         println!(
-            "{language}: {component}.wasm {:.1} KiB; compile + warm image {:.2} s",
+            "{language}: {component} {:.1} KiB; compile + warm image {:.2} s",
             size as f64 / 1024.0,
             started.elapsed().as_secs_f64()
         );
 
-        let cache = repo_root().join("target").join("bench-cache");
+        let cache = common::cache_dir();
         let sandbox: Sandbox = rt.block_on(async {
             let sb = Sandbox::start(config(component, &cache)).await.unwrap();
             sb.warmup(None).await;

@@ -11,10 +11,12 @@
 
 use axum::Json;
 use axum::routing::post;
-use cella_runtime::{Config, Sandbox, http};
+use cella_runtime::{Sandbox, http};
 use serde_json::{Value, json};
-use std::path::Path;
 use std::time::{Duration, Instant};
+
+#[allow(dead_code)]
+mod common;
 
 struct Stats {
     requests: usize,
@@ -78,7 +80,6 @@ fn report(name: &str, s: &Stats) -> f64 {
 fn main() {
     let seconds: f64 = std::env::var("CELLA_LOAD_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(10.0);
     let connections: usize = std::env::var("CELLA_LOAD_CONNECTIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(32);
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     rt.block_on(async {
         // The ceiling: a minimal axum route that parses and returns JSON.
@@ -87,9 +88,7 @@ fn main() {
         let echo_url = format!("http://{}/echo", echo_listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(echo_listener, echo).await });
 
-        let value = json!({"server": {"cache_dir": root.join("target").join("bench-cache"), "connection_close": "never"},
-                           "resources": {"kv": {"component": "builtin:kv"}}});
-        let config = Config::from_json(&value.to_string(), root).unwrap();
+        let config = common::config(&["kv"], json!({"server": {"connection_close": "never"}}));
         let sandbox = Sandbox::start(config).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

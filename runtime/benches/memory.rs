@@ -9,9 +9,11 @@
 #![allow(missing_docs)]
 
 use cella_runtime::sandbox::params;
-use cella_runtime::{Caller, Config, Sandbox};
+use cella_runtime::{Caller, Sandbox};
 use serde_json::{Value, json};
-use std::path::Path;
+
+#[allow(dead_code)]
+mod common;
 
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
@@ -21,14 +23,10 @@ fn rss_bytes() -> u64 {
 
 fn main() {
     // `cargo bench` passes `--bench`; ignore arguments.
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     for count in [1_000usize, 10_000] {
-        let value = json!({
-            "server": {"cache_dir": root.join("target").join("bench-cache"), "limits": {"max_instances": count + 100, "memory_mb": 16}},
-            "resources": {"kv": {"component": "builtin:kv"}}
-        });
-        let config = Config::from_json(&value.to_string(), root).unwrap();
+        let config =
+            common::config(&["kv"], json!({"server": {"limits": {"max_instances": count + 100, "memory_mb": 16}}}));
         rt.block_on(async {
             let sb = Sandbox::start(config).await.unwrap();
             sb.warmup(None).await;

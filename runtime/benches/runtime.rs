@@ -24,9 +24,8 @@ use serde_json::{Value, json};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-fn repo_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
-}
+#[allow(dead_code)]
+mod common;
 
 fn config(cache: &Path, rag_image: bool) -> Config {
     config_sized(cache, rag_image, 4000)
@@ -35,26 +34,18 @@ fn config(cache: &Path, rag_image: bool) -> Config {
 /// A configuration with `instances` pool slots (each pool reserves address space: keep the
 /// start-up benchmarks, which hold several sandboxes at once, small).
 fn config_sized(cache: &Path, rag_image: bool, instances: u32) -> Config {
-    let value = json!({
-        "server": {"cache_dir": cache, "limits": {"max_instances": instances}},
-        "resources": {
-            "kv": {"component": "builtin:kv"},
-            "rag": {
-                "component": "builtin:rag",
-                "warm_image": rag_image,
-                "config": {"documents": ["/corpus/webassembly.md", "/corpus/component-model.md", "/corpus/wasi.md",
-                                         "/corpus/sandboxing.md", "/corpus/bm25.md", "/corpus/agents.md"]},
-                "grants": {"dirs": [{"host": "examples/corpus", "guest": "/corpus"}]}
-            },
-            "faulty": {"component": cella_test_programs::FAULTY}
-        }
-    });
-    Config::from_json(&value.to_string(), repo_root()).unwrap()
+    common::config(
+        &["kv", "rag"],
+        json!({
+            "server": {"cache_dir": cache, "limits": {"max_instances": instances}},
+            "resources": {"rag": {"warm_image": rag_image}, "faulty": {"component": cella_test_programs::FAULTY}}
+        }),
+    )
 }
 
 fn benches(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let cache = repo_root().join("target").join("bench-cache");
+    let cache = common::cache_dir();
     let sandbox: Sandbox = rt.block_on(async {
         let sb = Sandbox::start(config(&cache, true)).await.unwrap();
         sb.warmup(None).await;

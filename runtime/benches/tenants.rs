@@ -11,12 +11,14 @@
 #![allow(missing_docs)]
 
 use cella_runtime::tenancy::hash_key;
-use cella_runtime::{Config, Sandbox, http};
+use cella_runtime::{Sandbox, http};
 use serde_json::{Value, json};
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+#[allow(dead_code)]
+mod common;
 
 const TENANTS: usize = 10;
 
@@ -24,19 +26,18 @@ fn main() {
     let seconds: f64 = std::env::var("CELLA_LOAD_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(60.0);
     let sessions: usize = std::env::var("CELLA_LOAD_SESSIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
     let per_tenant = sessions / TENANTS;
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let tenants: serde_json::Map<String, Value> = (0..TENANTS)
         .map(|t| {
             (format!("t{t}"), json!({"keys": [hash_key(&format!("key-{t}"))], "quotas": {"max_sessions": per_tenant}}))
         })
         .collect();
-    let value = json!({
-        "server": {"cache_dir": root.join("target").join("bench-cache"), "connection_close": "never",
-                   "limits": {"max_instances": sessions + 200, "memory_mb": 16}},
-        "resources": {"kv": {"component": "builtin:kv"}},
-        "tenants": tenants
-    });
-    let config = Config::from_json(&value.to_string(), root).unwrap();
+    let config = common::config(
+        &["kv"],
+        json!({
+            "server": {"connection_close": "never", "limits": {"max_instances": sessions + 200, "memory_mb": 16}},
+            "tenants": tenants
+        }),
+    );
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     rt.block_on(async move {
         let sandbox = Sandbox::start(config).await.unwrap();

@@ -401,14 +401,8 @@ mod sdk {
             assert_eq!(session.kept_sessions(), vec![out.session_id.clone()]);
             out.session_id
         };
-        let mut ended = false;
-        for _ in 0..100 {
-            if observer.get_session(&id).await.is_err() {
-                ended = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let ended =
+            cella_e2e::eventually(Duration::from_secs(5), || async { observer.get_session(&id).await.is_err() }).await;
         assert!(ended, "the dropped client's kept session was ended");
     }
 }

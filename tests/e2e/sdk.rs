@@ -13,13 +13,7 @@ async fn sessions_of(s: &Server, worker: &str) -> usize {
 
 /// Polls until the worker has `n` sessions (the Drop work runs in the background).
 async fn wait_for_sessions(s: &Server, worker: &str, n: usize) -> bool {
-    for _ in 0..100 {
-        if sessions_of(s, worker).await == n {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    false
+    cella_e2e::eventually(Duration::from_secs(2), || async { sessions_of(s, worker).await == n }).await
 }
 
 #[tokio::test]

@@ -64,15 +64,11 @@ async fn s8_s13_ttl_renewed_by_calls_and_expiry_is_prompt() {
         let (_, list) = s.post("/api/v1/session/list", json!({"worker_id": w})).await;
         assert_eq!(list["data"]["count"], 1, "calls renew the TTL");
     }
-    let mut gone = false;
-    for _ in 0..500 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    let gone = cella_e2e::eventually(Duration::from_secs(10), || async {
         let (_, list) = s.post("/api/v1/session/list", json!({"worker_id": w})).await;
-        if list["data"]["count"] == 0 {
-            gone = true;
-            break;
-        }
-    }
+        list["data"]["count"] == 0
+    })
+    .await;
     assert!(gone, "the reaper ended the session within 10 s of its expiry");
 }
 

@@ -28,8 +28,6 @@ pub(crate) struct ServeArgs {
 
 pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     init_logging(args.log_json, "info");
-    let home = cella_runtime::config::home::home();
-    tracing::info!(home = %home.dir.display(), found = ?home.source, "cella home (builtin components, example data)");
     let mut config = if args.backends.is_empty() {
         load_config(args.config.as_ref())?
     } else {
@@ -41,6 +39,8 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(port) = args.port {
         config.server.port = port;
     }
+    let home = cella_runtime::config::home::home();
+    tracing::info!(home = %home.dir.display(), found = ?home.source, "cella home (builtin components, example data)");
     let address = format!("{}:{}", config.server.host, config.server.port);
     let loopback = matches!(config.server.host.as_str(), "localhost" | "::1" | "[::1]")
         || config.server.host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback());

@@ -273,6 +273,13 @@ pub struct DirGrant {
     pub guest: String,
 }
 
+impl DirGrant {
+    /// The host directory, resolved against the configuration's folder `base`.
+    pub fn host_path(&self, base: &Path) -> PathBuf {
+        if self.host.is_absolute() { self.host.clone() } else { base.join(&self.host) }
+    }
+}
+
 /// Start-up warmup (`warmup`).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -92,7 +92,7 @@ impl HostState {
     pub fn new(grants: &Grants, base: &Path, memory_bytes: usize, tags: Tags) -> wasmtime::Result<HostState> {
         let mut builder = WasiCtx::builder();
         for dir in &grants.dirs {
-            let host = if dir.host.is_absolute() { dir.host.clone() } else { base.join(&dir.host) };
+            let host = dir.host_path(base);
             builder.preopened_dir(&host, &dir.guest, FsPerms::ReadOnly)?;
         }
         for (k, v) in &grants.env {

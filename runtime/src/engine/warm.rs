@@ -98,7 +98,7 @@ pub fn wave_string(s: &str) -> String {
 pub fn grants_fingerprint(grants: &Grants, base: &Path) -> String {
     let mut entries = Vec::new();
     for dir in &grants.dirs {
-        let host = if dir.host.is_absolute() { dir.host.clone() } else { base.join(&dir.host) };
+        let host = dir.host_path(base);
         entries.push(format!("{}={}", dir.guest, host.display()));
         collect(&host, &mut entries);
     }

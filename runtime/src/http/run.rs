@@ -124,6 +124,6 @@ pub async fn close(State(app): State<App>, who: Who, Path(id): Path<String>) -> 
               (status = 404, description = "No such run session", body = Schema)))]
 pub async fn files(State(app): State<App>, who: Who, Path(id): Path<String>) -> Answer {
     let t = tenant(&who, "run:files")?;
-    let files = app.runner.files(&t, &id).map_err(refused)?;
+    let files = app.runner.files(&t, &id).await.map_err(refused)?;
     ok("run:files", json!({"session_id": id, "files": files}), None)
 }

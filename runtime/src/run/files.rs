@@ -5,7 +5,7 @@ use super::*;
 
 impl Runner {
     /// Writes the uploads into the session's scratch directory.
-    pub(super) fn upload(&self, caller: &Caller, rt: &str, uploads: &[RunFile]) -> Result<Value, Envelope> {
+    pub(super) async fn upload(&self, caller: &Caller, rt: &str, uploads: &[RunFile]) -> Result<Value, Envelope> {
         let Some(dir) = self.sandbox.session_dir(caller, rt) else {
             return Err(fail(
                 codes::INVALID_REQUEST_FORMAT,
@@ -13,89 +13,99 @@ impl Runner {
                 Value::Null,
             ));
         };
-        let mut held: Option<Vec<HeldFile>> = None;
-        let (mut uploaded, mut unchanged, mut reused) = (Vec::new(), Vec::new(), Vec::new());
-        for file in uploads {
-            let relative = safe_relative(&file.path).ok_or_else(|| {
-                fail(
-                    codes::INVALID_REQUEST_FORMAT,
-                    format!("file path '{}' must be relative, without '..'", file.path),
-                    json!({"path": file.path}),
-                )
-            })?;
-            let target = dir.join(&relative);
-            let bytes = content(file)?;
-            let io_error = |e: std::io::Error| {
-                fail(codes::EXECUTION_ERROR, format!("file '{}': {e}", file.path), json!({"path": file.path}))
-            };
-            match bytes {
-                Some(bytes) => {
-                    let hash = hex::encode(Sha256::digest(&bytes));
-                    if let Some(want) = &file.sha256
-                        && !want.eq_ignore_ascii_case(&hash)
-                    {
-                        return Err(fail(
-                            codes::INVALID_PARAMETER_TYPE,
-                            format!("file '{}': the content's sha256 is {hash}, not {want}", file.path),
-                            json!({"path": file.path, "sha256": hash}),
-                        ));
-                    }
-                    if std::fs::read(&target).is_ok_and(|old| Sha256::digest(&old)[..] == Sha256::digest(&bytes)[..]) {
-                        unchanged.push(file.path.clone());
-                        continue;
-                    }
-                    if let Some(parent) = target.parent() {
-                        std::fs::create_dir_all(parent).map_err(io_error)?;
-                    }
-                    std::fs::write(&target, &bytes).map_err(io_error)?;
-                    held = None;
-                    uploaded.push(json!({"path": file.path, "sha256": hash, "size": bytes.len()}));
-                }
-                None => {
-                    let Some(want) = &file.sha256 else {
-                        return Err(fail(
-                            codes::MISSING_REQUIRED_FIELD,
-                            format!("file '{}' needs content, content_base64 or sha256", file.path),
-                            json!({"path": file.path}),
-                        ));
-                    };
-                    let index = held.get_or_insert_with(|| list_files(&dir));
-                    let Some(source) = index.iter().find(|h| h.sha256.eq_ignore_ascii_case(want)) else {
-                        return Err(fail(
-                            codes::NO_RESULTS_FOUND,
-                            format!(
-                                "file '{}': the session holds no content with sha256 {want}; send the content",
-                                file.path
-                            ),
-                            json!({"path": file.path, "sha256": want}),
-                        ));
-                    };
-                    let from = dir.join(&source.path);
-                    if from != target {
-                        if let Some(parent) = target.parent() {
-                            std::fs::create_dir_all(parent).map_err(io_error)?;
-                        }
-                        std::fs::copy(&from, &target).map_err(io_error)?;
-                        held = None;
-                    }
-                    reused.push(file.path.clone());
-                }
-            }
-        }
-        Ok(json!({"uploaded": uploaded, "unchanged": unchanged, "reused": reused}))
+        let uploads = uploads.to_vec();
+        tokio::task::spawn_blocking(move || write_uploads(&dir, &uploads))
+            .await
+            .unwrap_or_else(|e| Err(fail(codes::UNEXPECTED_ERROR, format!("the upload stopped: {e}"), Value::Null)))
     }
 
     /// The files a run session holds, with their hashes (S-33): send only the rest.
-    pub fn files(&self, tenant: &std::sync::Arc<str>, session_id: &str) -> Result<Vec<HeldFile>, Envelope> {
+    pub async fn files(&self, tenant: &std::sync::Arc<str>, session_id: &str) -> Result<Vec<HeldFile>, Envelope> {
         let caller = self.existing(tenant, session_id)?;
-        let mut files = Vec::new();
-        for info in self.sandbox.list_sessions(&caller) {
-            if let Some(dir) = self.sandbox.session_dir(&caller, &info.resource_type) {
-                files.extend(list_files(&dir));
+        let dirs: Vec<PathBuf> = self
+            .sandbox
+            .list_sessions(&caller)
+            .iter()
+            .filter_map(|info| self.sandbox.session_dir(&caller, &info.resource_type))
+            .collect();
+        // Hashing every file is blocking work: off the async threads.
+        let listed = tokio::task::spawn_blocking(move || dirs.iter().flat_map(|d| list_files(d)).collect()).await;
+        listed.map_err(|e| fail(codes::UNEXPECTED_ERROR, format!("the listing stopped: {e}"), Value::Null))
+    }
+}
+
+/// Writes `uploads` into `dir` (blocking file work: called off the async threads).
+fn write_uploads(dir: &Path, uploads: &[RunFile]) -> Result<Value, Envelope> {
+    let mut held: Option<Vec<HeldFile>> = None;
+    let (mut uploaded, mut unchanged, mut reused) = (Vec::new(), Vec::new(), Vec::new());
+    for file in uploads {
+        let relative = safe_relative(&file.path).ok_or_else(|| {
+            fail(
+                codes::INVALID_REQUEST_FORMAT,
+                format!("file path '{}' must be relative, without '..'", file.path),
+                json!({"path": file.path}),
+            )
+        })?;
+        let target = dir.join(&relative);
+        let bytes = content(file)?;
+        let io_error = |e: std::io::Error| {
+            fail(codes::EXECUTION_ERROR, format!("file '{}': {e}", file.path), json!({"path": file.path}))
+        };
+        match bytes {
+            Some(bytes) => {
+                let hash = hex::encode(Sha256::digest(&bytes));
+                if let Some(want) = &file.sha256
+                    && !want.eq_ignore_ascii_case(&hash)
+                {
+                    return Err(fail(
+                        codes::INVALID_PARAMETER_TYPE,
+                        format!("file '{}': the content's sha256 is {hash}, not {want}", file.path),
+                        json!({"path": file.path, "sha256": hash}),
+                    ));
+                }
+                if std::fs::read(&target).is_ok_and(|old| Sha256::digest(&old)[..] == Sha256::digest(&bytes)[..]) {
+                    unchanged.push(file.path.clone());
+                    continue;
+                }
+                if let Some(parent) = target.parent() {
+                    std::fs::create_dir_all(parent).map_err(io_error)?;
+                }
+                std::fs::write(&target, &bytes).map_err(io_error)?;
+                held = None;
+                uploaded.push(json!({"path": file.path, "sha256": hash, "size": bytes.len()}));
+            }
+            None => {
+                let Some(want) = &file.sha256 else {
+                    return Err(fail(
+                        codes::MISSING_REQUIRED_FIELD,
+                        format!("file '{}' needs content, content_base64 or sha256", file.path),
+                        json!({"path": file.path}),
+                    ));
+                };
+                let index = held.get_or_insert_with(|| list_files(dir));
+                let Some(source) = index.iter().find(|h| h.sha256.eq_ignore_ascii_case(want)) else {
+                    return Err(fail(
+                        codes::NO_RESULTS_FOUND,
+                        format!(
+                            "file '{}': the session holds no content with sha256 {want}; send the content",
+                            file.path
+                        ),
+                        json!({"path": file.path, "sha256": want}),
+                    ));
+                };
+                let from = dir.join(&source.path);
+                if from != target {
+                    if let Some(parent) = target.parent() {
+                        std::fs::create_dir_all(parent).map_err(io_error)?;
+                    }
+                    std::fs::copy(&from, &target).map_err(io_error)?;
+                    held = None;
+                }
+                reused.push(file.path.clone());
             }
         }
-        Ok(files)
     }
+    Ok(json!({"uploaded": uploaded, "unchanged": unchanged, "reused": reused}))
 }
 
 /// `path` as a relative path with no `..`, root or prefix, or `None`.

@@ -163,7 +163,7 @@ impl Runner {
         let mut files = json!({"uploaded": [], "unchanged": [], "reused": []});
         if !request.files.is_empty() {
             progress("upload", 20);
-            match self.upload(caller, rt, &request.files) {
+            match self.upload(caller, rt, &request.files).await {
                 Ok(f) => files = f,
                 Err(e) => return end(e).await,
             }
