@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# The request path under load, measured the way issue #17 measures it: wrk from a second
+# process on loopback, `GET /health` (the HTTP stack alone) against `execute kv:get` on a live
+# session, at 16 connections and at 1, in interleaved rounds; the median of each, the server's
+# CPU per request (from /proc/PID/stat), and execute's share of /health's rate.
+#
+#   scripts/load.sh [ROUNDS] [SECONDS]      # defaults: 3 rounds of 8 s per measure
+#
+# Needs wrk (Debian: apt-get install wrk) and a release build (`cargo build --release`), or
+# CELLA_BIN=<binary> to measure another build (before/after a change).
+# CELLA_LOG is passed through to the server (default info, as served), to compare logging costs.
+# The last run's raw wrk output is kept in /tmp/wrk-last.log.
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+rounds="${1:-3}"
+seconds="${2:-8}"
+bin="${CELLA_BIN:-$root/target/release/cella}"
+command -v wrk >/dev/null || { echo "error: wrk is not installed (apt-get install wrk)" >&2; exit 1; }
+[[ -x "$bin" ]] || { echo "error: $bin is missing: cargo build --release" >&2; exit 1; }
+
+work="$(mktemp -d)"
+trap 'kill "$pid" 2>/dev/null || true; cp "$work/wrk.log" /tmp/wrk-last.log 2>/dev/null; rm -rf "$work"' EXIT
+cat > "$work/cella.json" <<JSON
+{"server": {"host": "127.0.0.1", "port": 0, "connection_close": "never",
+            "cache_dir": "$root/target/bench-cache", "limits": {"max_instances": 200}},
+ "resources": {"kv": {"component": "builtin:kv"}}}
+JSON
+"$bin" serve --config "$work/cella.json" > "$work/stdout" 2> "$work/server.log" &
+pid=$!
+for _ in $(seq 100); do grep -q "listening on" "$work/stdout" 2>/dev/null && break; sleep 0.1; done
+base="$(sed -n 's/^cella listening on //p' "$work/stdout")"
+[[ -n "$base" ]] || { echo "error: the server did not start:" >&2; cat "$work/server.log" >&2; exit 1; }
+
+curl -s --json '{"worker_id": "load", "resource_type": "kv"}' "$base/api/v1/session/create" > /dev/null
+curl -s --json '{"worker_id": "load", "action": "kv:set", "params": {"key": "k", "value": 42}}' "$base/api/v1/execute" > /dev/null
+cat > "$work/execute.lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"worker_id": "load", "action": "kv:get", "params": {"key": "k"}}'
+LUA
+
+# CPU ticks (user + system) the server has used so far.
+ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+hz="$(getconf CLK_TCK)"
+
+# One wrk run: prints "req/s p50_us p99_us cpu_us_per_request".
+measure() {
+    local conns="$1" path="$2" script="${3:-}"
+    local before after out
+    before="$(ticks)"
+    out="$(wrk -t1 -c"$conns" -d"${seconds}s" --latency ${script:+-s "$script"} "$base$path")"
+    echo "$out" >> "$work/wrk.log"
+    after="$(ticks)"
+    python3 - "$out" "$before" "$after" "$hz" <<'PY'
+import re, sys
+out, before, after, hz = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+def us(text):
+    value, unit = re.match(r"([\d.]+)(\w+)", text).groups()
+    return float(value) * {"us": 1, "ms": 1e3, "s": 1e6}[unit]
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+total = int(re.search(r"(\d+) requests in", out).group(1))
+p50 = us(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
+p99 = us(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
+cpu = (after - before) / hz * 1e6 / max(total, 1)
+print(f"{rps:.0f} {p50:.0f} {p99:.0f} {cpu:.1f}")
+PY
+}
+
+declare -A results
+for round in $(seq "$rounds"); do
+    for conns in 16 1; do
+        results["health-$conns"]+="$(measure "$conns" /health)"$'\n'
+        results["execute-$conns"]+="$(measure "$conns" /api/v1/execute "$work/execute.lua")"$'\n'
+    done
+    echo "round $round of $rounds done" >&2
+done
+
+printf '%-28s %10s %9s %9s %12s\n' measure req/s p50_us p99_us cpu_us/req
+for conns in 16 1; do
+    for what in health execute; do
+        median="$(printf '%s' "${results[$what-$conns]}" | sort -n -k1 | awk -v n="$rounds" 'NR == int((n + 1) / 2)')"
+        printf '%-28s %10s %9s %9s %12s\n' "$what, $conns connection(s)" $median
+        results["median-$what-$conns"]="$median"
+    done
+    h="$(echo "${results[median-health-$conns]}" | cut -d' ' -f1)"
+    e="$(echo "${results[median-execute-$conns]}" | cut -d' ' -f1)"
+    python3 -c "print(f'execute / health at $conns connection(s): {100 * $e / $h:.1f}%')"
+done
