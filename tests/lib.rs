@@ -166,6 +166,44 @@ async fn read(response: reqwest::Response) -> (u16, Value) {
     (status, body)
 }
 
+/// A server over the base configuration plus the Python (with the example wheelhouse and
+/// a scratch directory) and JavaScript interpreters, with `patch` merged in.
+pub async fn code_server(patch: Value) -> Server {
+    let mut config = json!({
+        "resources": {"python": {
+            "component": "builtin:python",
+            "config": {"workdir": "/work", "wheelhouse": "/wheels"},
+            "grants": {"dirs": [{"host": repo_root().join("target/wheelhouse"), "guest": "/wheels"}],
+                       "scratch": {"guest": "/work", "quota_mb": 64}}
+        },
+        "javascript": {"component": "builtin:javascript"}}
+    });
+    merge(&mut config, patch);
+    Server::start(config).await
+}
+
+/// Runs `tests/e2b/client.py SCENARIO` (E2B's own Python SDK, pinned in
+/// `tests/e2b/requirements.txt`) against `server` with the API key `key`; returns the JSON
+/// it prints. Panics with its stderr when it fails.
+pub async fn e2b_client(server: &Server, key: &str, scenario: &str) -> Value {
+    let python = python_venv("e2b");
+    let out = tokio::process::Command::new(python)
+        .arg(repo_root().join("tests/e2b/client.py"))
+        .arg(scenario)
+        .env("E2B_API_KEY", key)
+        .env("E2B_API_URL", &server.base)
+        .env("E2B_SANDBOX_URL", &server.base)
+        .env_remove("E2B_DEBUG")
+        .env_remove("E2B_DOMAIN")
+        .output()
+        .await
+        .expect("the E2B client runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the E2B client failed ({scenario}): {stderr}");
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("the E2B client printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
 /// A unique worker id.
 pub fn worker(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())

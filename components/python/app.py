@@ -1,12 +1,14 @@
 """Cella's Python interpreter backend, built with componentize-py (CPython inside).
 
 Tools (each runs in the session's instance, so state persists between calls):
-  python:run      {code}          run code like a notebook cell: stdout, stderr, the value of a
-                                  final expression, and a structured error
+  python:run      {code, env?}    run code like a notebook cell: stdout, stderr, the value of a
+                                  final expression, and a structured error; `env` adds
+                                  environment variables (os.environ) for this cell only
   python:install  {packages}      add pure-Python wheels from the operator's wheelhouse
   python:packages {}              what the wheelhouse offers and what this session installed
 
-Backend config (server configuration, `resources.python.config`):
+Backend config (server configuration, `resources.python.config`; a session's config may
+override `workdir`):
   workdir    the session's working directory (its scratch grant), default "/work"
   wheelhouse the read-only directory of wheels (a `grants.dirs` entry), default "/wheels"
 """
@@ -55,7 +57,17 @@ TOOLS = [
         name="python:run",
         description="Run Python code in this session (variables, imports and files persist); "
         "returns stdout, stderr, the value of a final expression and a structured error",
-        params_schema=schema({"code": {"type": "string", "description": "The code to run."}}, ["code"]),
+        params_schema=schema(
+            {
+                "code": {"type": "string", "description": "The code to run."},
+                "env": {
+                    "type": "object",
+                    "additionalProperties": {"type": "string"},
+                    "description": "Environment variables for this cell only.",
+                },
+            },
+            ["code"],
+        ),
         needs_session=True,
     ),
     t.ToolInfo(
@@ -133,7 +145,20 @@ def error_of(exc, skip_frames):
     }
 
 
-def run(code):
+def run(code, env=None):
+    saved_env = None
+    if env:
+        saved_env = dict(os.environ)
+        os.environ.update(env)
+    try:
+        return run_cell(code)
+    finally:
+        if saved_env is not None:
+            os.environ.clear()
+            os.environ.update(saved_env)
+
+
+def run_cell(code):
     out, err = Stream("stdout"), Stream("stderr")
     saved = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = out, err
@@ -220,8 +245,13 @@ class Guest(exports.Guest):
         NAMESPACE.update({"__name__": "__main__", "__builtins__": __builtins__})
         INSTALLED.clear()
         try:
-            os.chdir(CONFIG["workdir"])
-            cwd = CONFIG["workdir"]
+            config = json.loads(session_config or "{}")
+        except ValueError:
+            config = {}
+        workdir = config.get("workdir") if isinstance(config.get("workdir"), str) else CONFIG["workdir"]
+        try:
+            os.chdir(workdir)
+            cwd = workdir
         except OSError:
             cwd = os.getcwd()
         return json.dumps({"python": sys.version.split()[0], "cwd": cwd})
@@ -240,7 +270,10 @@ class Guest(exports.Guest):
                 raise fail(4003, "missing required parameter 'code'")
             if not isinstance(code, str):
                 raise fail(4004, "code must be a string")
-            return json.dumps(run(code))
+            env = args.get("env") or {}
+            if not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
+                raise fail(4004, "env must be an object of strings")
+            return json.dumps(run(code, env))
         if tool == "python:install":
             if "packages" not in args:
                 raise fail(4003, "missing required parameter 'packages'")

@@ -26,6 +26,8 @@
 //!   - `sandbox::scratch`: scratch directories, removed when their owner goes away.
 //! - `run`: the run API (seed 003) over the facade: create-or-reuse a code session, upload,
 //!   install, run.
+//! - [`sandboxes`]: E2B's and Scalebox's sandboxes over the facade: groups of code contexts
+//!   sharing a files directory, with a timeout and an access token.
 //! - [`http`]: the HTTP front door (AgentFlow's protocol, the run API's routes, `/mcp`).
 //! - [`mcp`]: the MCP front door (tools over the Model Context Protocol) over the facade.
 //! - [`local`]: one component without a server (`cella inspect`, `cella call`).
@@ -47,6 +49,7 @@ pub mod mcp;
 pub(crate) mod metrics;
 pub(crate) mod run;
 pub mod sandbox;
+pub mod sandboxes;
 
 pub use config::Config;
 pub use engine::{bindings, cache, host, tools};

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod disconnect;
+mod e2b;
 mod mcp;
 mod openapi;
 mod robustness;

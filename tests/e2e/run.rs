@@ -1,23 +1,13 @@
 //! The run API (`/api/v1/run…`, seed 003) over the real Python component.
 
-use cella_e2e::{Server, repo_root};
+use cella_e2e::Server;
 use eventsource_stream::Eventsource;
 use futures::StreamExt;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
 async fn python_server(patch: Value) -> Server {
-    let mut config = json!({
-        "resources": {"python": {
-            "component": "builtin:python",
-            "config": {"workdir": "/work", "wheelhouse": "/wheels"},
-            "grants": {"dirs": [{"host": repo_root().join("target/wheelhouse"), "guest": "/wheels"}],
-                       "scratch": {"guest": "/work", "quota_mb": 64}}
-        },
-        "javascript": {"component": "builtin:javascript"}}
-    });
-    cella_e2e::merge(&mut config, patch);
-    Server::start(config).await
+    cella_e2e::code_server(patch).await
 }
 
 async fn run(s: &Server, body: Value) -> (u16, Value) {

@@ -77,6 +77,8 @@ pub struct ServerConfig {
     pub admin_keys: Vec<String>,
     /// The MCP front door (`/mcp` and `cella mcp-stdio`).
     pub mcp: McpConfig,
+    /// The sandboxes of E2B's and Scalebox's SDKs (`server.sandboxes`).
+    pub sandboxes: SandboxesConfig,
     /// Origins (`https://app.example`) whose web pages may call the API from a browser
     /// (CORS), or `["*"]` for any origin without credentials. Empty (the default) sends no
     /// CORS headers, so no web page can read an answer from this server.
@@ -102,6 +104,24 @@ pub struct McpConfig {
 impl Default for McpConfig {
     fn default() -> Self {
         McpConfig { enabled: true, allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()] }
+    }
+}
+
+/// The sandboxes E2B's and Scalebox's SDKs create (`server.sandboxes`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SandboxesConfig {
+    /// The timeout of a sandbox whose creator names none, in seconds (E2B's default: 300).
+    pub default_timeout_s: u64,
+    /// The longest timeout a sandbox may ask for, in seconds; longer ones are cut to it.
+    pub max_timeout_s: u64,
+    /// The most a sandbox's files directory may hold, in MiB.
+    pub files_quota_mb: u64,
+}
+
+impl Default for SandboxesConfig {
+    fn default() -> Self {
+        SandboxesConfig { default_timeout_s: 300, max_timeout_s: 3600, files_quota_mb: 256 }
     }
 }
 
@@ -164,6 +184,7 @@ impl Default for ServerConfig {
             connection_close: ConnectionClose::Auto,
             admin_keys: Vec::new(),
             mcp: McpConfig::default(),
+            sandboxes: SandboxesConfig::default(),
             cors_origins: Vec::new(),
             allowed_hosts: Vec::new(),
         }

@@ -16,6 +16,13 @@ impl Config {
         }
         check_seconds("server.limits.call_timeout_s", l.call_timeout_s)?;
         check_seconds("server.limits.warmup_timeout_s", l.warmup_timeout_s)?;
+        let b = &s.sandboxes;
+        if b.default_timeout_s == 0 || b.max_timeout_s < b.default_timeout_s || b.files_quota_mb == 0 {
+            return Err(Error::Config(
+                "server.sandboxes: default_timeout_s must be above 0 and at most max_timeout_s, files_quota_mb above 0"
+                    .into(),
+            ));
+        }
         for (name, r) in &self.resources {
             if name.is_empty() || !name.chars().all(crate::config::is_name_char) {
                 return Err(Error::Config(format!(

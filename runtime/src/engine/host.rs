@@ -28,6 +28,18 @@ pub struct Tags {
     pub memory_mb: Option<u64>,
     /// The host directory backing the instance's scratch grant.
     pub scratch: Option<std::path::PathBuf>,
+    /// A writable directory shared with other sessions (a sandbox's files).
+    pub mount: Option<Mount>,
+}
+
+/// A host directory an instance may read and write, seen by the guest at `guest`; several
+/// sessions may mount the same one (the code contexts of one sandbox share their files).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// The host directory; it exists.
+    pub host: std::path::PathBuf,
+    /// The absolute guest path.
+    pub guest: String,
 }
 
 /// A piece of a call's output, streamed by the guest's `emit` while the call runs.
@@ -100,6 +112,9 @@ impl HostState {
         }
         if let (Some(grant), Some(dir)) = (&grants.scratch, &tags.scratch) {
             builder.preopened_dir(dir, &grant.guest, FsPerms::ReadWrite)?;
+        }
+        if let Some(mount) = &tags.mount {
+            builder.preopened_dir(&mount.host, &mount.guest, FsPerms::ReadWrite)?;
         }
         Ok(HostState {
             wasi: builder.build(),

@@ -5,6 +5,8 @@
 //! Handlers only translate HTTP to the [`Sandbox`] facade and back; nothing below it is seen.
 
 mod auth;
+mod connect;
+mod e2b;
 mod error;
 mod execute;
 mod fields;
@@ -48,16 +50,20 @@ pub struct App {
     pub mcp: Option<Arc<McpDoor>>,
     /// The run API.
     pub runner: crate::run::Runner,
+    /// E2B's and Scalebox's sandboxes.
+    pub sandboxes: crate::sandboxes::Sandboxes,
 }
 
 impl App {
-    /// The state of a server over `sandbox`.
+    /// The state of a server over `sandbox` (call inside a Tokio runtime: the sandboxes'
+    /// reaper starts here).
     pub fn new(sandbox: Sandbox) -> App {
         let server = &sandbox.config().server;
         let init_config_dir = server.init_config_dir.as_ref().map(|d| sandbox.config().resolve(d));
         let mcp = server.mcp.enabled.then(|| Arc::new(McpDoor::new(&sandbox)));
         let runner = crate::run::Runner::new(sandbox.clone());
-        App { sandbox, init_config_dir, shutdown: Arc::new(Notify::new()), mcp, runner }
+        let sandboxes = crate::sandboxes::Sandboxes::new(sandbox.clone());
+        App { sandbox, init_config_dir, shutdown: Arc::new(Notify::new()), mcp, runner, sandboxes }
     }
 }
 
@@ -162,13 +168,16 @@ pub fn router(app: App, server: &ServerConfig) -> Router {
     openapi();
     let policy = server.connection_close;
     let hosts = guard::HostCheck::of(server);
+    let inside = e2b::inside_routes(app.clone(), server.max_body_bytes);
     routes
         .route("/mcp", axum::routing::any(mcp::mcp))
+        .merge(e2b::control_routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(server.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(app.clone(), auth::authenticate))
         .layer(axum::middleware::from_fn(move |req: Request, next: Next| connection_policy(policy, req, next)))
+        .layer(axum::middleware::from_fn(move |req: Request, next: Next| e2b::dispatch(inside.clone(), req, next)))
         .layer(tower::util::option_layer(guard::cors(server)))
         .layer(axum::middleware::from_fn(move |req: Request, next: Next| guard::check_host(hosts.clone(), req, next)))
         .with_state(app)
@@ -216,6 +225,7 @@ pub async fn serve(
     let app = App::new(sandbox.clone());
     let notify = app.shutdown.clone();
     let door = app.mcp.clone();
+    let sandboxes = app.sandboxes.clone();
     let router = router(app, &server);
     let shutdown = async move {
         tokio::select! {
@@ -229,6 +239,10 @@ pub async fn serve(
     };
     tracing::info!(address = %listener.local_addr()?, "serving");
     axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
+    let boxes = sandboxes.end_all().await;
+    if boxes > 0 {
+        tracing::info!(sandboxes_ended = boxes, "sandboxes ended");
+    }
     let ended = sandbox.shutdown().await;
     tracing::info!(sessions_ended = ended, "server stopped");
     Ok(())

@@ -52,7 +52,9 @@ impl Refusal {
     }
 }
 
-pub use session::{Caller, SessionInfo};
+pub use crate::engine::host::Mount;
+pub use session::{Caller, Extras, SessionInfo};
+pub(crate) use workdir::dir_size;
 
 /// A tool's parameters: a JSON object, so every door checks the shape once, where it reads
 /// the request, and the facade needs no second check.
@@ -256,6 +258,12 @@ impl Sandbox {
         &self.inner.config
     }
 
+    /// A folder of the server's state directory (the cache directory) for a door's own
+    /// files, e.g. `sandboxes`; not created.
+    pub fn state_dir(&self, name: &str) -> std::path::PathBuf {
+        self.inner.shared.cache.dir().join(name)
+    }
+
     /// The loaded backends.
     pub fn backends(&self) -> impl Iterator<Item = &Arc<Backend>> {
         self.inner.backends.values()
@@ -320,6 +328,7 @@ impl Sandbox {
             session_id: session_id.map(str::to_string),
             memory_mb: self.inner.tenancy.memory_mb(&caller.tenant),
             scratch: self.scratch_dir(backend, session_id),
+            mount: None,
         }
     }
 

@@ -6,6 +6,7 @@
 //! `tokio::sync::Mutex`, which serialises calls into one session (a store is single-threaded)
 //! while different sessions run in parallel.
 
+use crate::engine::host::Mount;
 use crate::engine::instance::Instance;
 use crate::envelope::timestamp;
 use crate::sandbox::scratch::ScratchDir;
@@ -89,6 +90,8 @@ pub struct Session {
     pub config: Value,
     /// When it was created.
     pub created_at: DateTime<Utc>,
+    /// A shared directory its instance mounts, if the door asked for one.
+    pub mount: Option<Mount>,
     ttl: Duration,
     book: Mutex<Book>,
     /// The live instance; `None` before initialisation and after a fault or cleanup.
@@ -196,6 +199,16 @@ impl Session {
     }
 }
 
+/// What a door may ask of a new session beyond the seeds' create: its own TTL, and a
+/// shared directory to mount.
+#[derive(Debug, Clone, Default)]
+pub struct Extras {
+    /// The session's TTL instead of the server's `session_ttl`.
+    pub ttl: Option<Duration>,
+    /// A read-write directory the instance mounts.
+    pub mount: Option<Mount>,
+}
+
 /// A session just put in the registry, with its instance lock held: whoever holds this
 /// initialises the session; everyone else waits on the instance lock.
 pub struct Fresh {
@@ -295,7 +308,7 @@ impl Sessions {
         name: String,
         id: String,
         config: Value,
-        auto_created: bool,
+        extras: &Extras,
     ) -> Arc<Session> {
         let now = Utc::now();
         Arc::new(Session {
@@ -303,10 +316,12 @@ impl Sessions {
             name,
             caller: caller.clone(),
             resource_type: rt.to_string(),
-            auto_created,
+            // Registered sessions are always explicit: temporary ones are never listed.
+            auto_created: false,
             config,
             created_at: now,
-            ttl: self.ttl,
+            mount: extras.mount.clone(),
+            ttl: extras.ttl.unwrap_or(self.ttl),
             book: Mutex::new(Book {
                 status: Status::Initializing,
                 data: Value::Null,
@@ -330,6 +345,7 @@ impl Sessions {
         config: Value,
         custom: Option<&str>,
         max: Option<usize>,
+        extras: &Extras,
     ) -> Lookup {
         let mut table = self.table();
         if let Some(existing) = table.workers.get(caller).and_then(|m| m.get(rt)) {
@@ -343,7 +359,7 @@ impl Sessions {
         }
         *table.per_tenant.entry(caller.tenant.clone()).or_insert(0) += 1;
         let (name, id) = Self::next_name(&mut table, caller, rt, custom);
-        let session = self.new_session(caller, rt, name, id, config, false);
+        let session = self.new_session(caller, rt, name, id, config, extras);
         let slot = match session.instance.clone().try_lock_owned() {
             Ok(slot) => slot,
             Err(_) => unreachable!("a new mutex is unlocked"),

@@ -16,9 +16,23 @@ impl Sandbox {
         session_config: Value,
         custom_name: Option<&str>,
     ) -> std::result::Result<Created, Refusal> {
+        self.create_session_with(caller, rt, session_config, custom_name, Extras::default()).await
+    }
+
+    /// [`create_session`](Self::create_session) with what a door may add: the session's own
+    /// TTL and a shared directory its instance mounts.
+    pub async fn create_session_with(
+        &self,
+        caller: &Caller,
+        rt: &str,
+        session_config: Value,
+        custom_name: Option<&str>,
+        extras: Extras,
+    ) -> std::result::Result<Created, Refusal> {
         let this = self.clone();
         let (caller, rt, custom) = (caller.clone(), rt.to_string(), custom_name.map(str::to_string));
-        let work = async move { this.create_session_attached(&caller, &rt, session_config, custom.as_deref()).await };
+        let work =
+            async move { this.create_session_attached(&caller, &rt, session_config, custom.as_deref(), &extras).await };
         detached(work, internal).await
     }
 
@@ -28,13 +42,14 @@ impl Sandbox {
         rt: &str,
         session_config: Value,
         custom_name: Option<&str>,
+        extras: &Extras,
     ) -> std::result::Result<Created, Refusal> {
         self.refuse_if_closing()?;
         let backend = self.backend_for(rt)?.clone();
         self.inner.tenancy.check_resource(&caller.tenant, rt).map_err(denied)?;
         let config = merge_config(&backend.resource.config, session_config)?;
         let max = self.inner.tenancy.max_sessions(&caller.tenant);
-        match self.inner.sessions.get_or_create(caller, rt, config, custom_name, max) {
+        match self.inner.sessions.get_or_create(caller, rt, config, custom_name, max, extras) {
             Lookup::QuotaExceeded(max) => Err(Refusal::new(
                 codes::QUOTA_EXCEEDED,
                 format!("tenant '{}' holds its quota of {max} live sessions", caller.tenant),
@@ -79,7 +94,8 @@ impl Sandbox {
     /// `Err` when no instance could be made at all (the pool is full).
     pub(super) async fn initialize(&self, backend: &Backend, mut fresh: Fresh) -> std::result::Result<bool, String> {
         let session = fresh.session.clone();
-        let tags = self.tags(backend, &session.caller, Some(&session.id));
+        let mut tags = self.tags(backend, &session.caller, Some(&session.id));
+        tags.mount = session.mount.clone();
         session.own_scratch(tags.scratch.clone().map(ScratchDir::new));
         let result = async {
             let mut instance = backend.instantiate(tags).await?;

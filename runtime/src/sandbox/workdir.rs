@@ -48,7 +48,7 @@ impl Sandbox {
 }
 
 /// Bytes in the files under a directory (links are not followed).
-pub(super) fn dir_size(dir: &std::path::Path) -> u64 {
+pub(crate) fn dir_size(dir: &std::path::Path) -> u64 {
     walkdir::WalkDir::new(dir)
         .into_iter()
         .filter_map(Result::ok)

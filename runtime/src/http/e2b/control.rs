@@ -1,0 +1,243 @@
+//! E2B's control plane: create, get, list, renew, connect and kill sandboxes. Pause,
+//! resume, fork and snapshots answer 501 in E2B's error shape until session snapshots exist.
+
+use super::{E2bError, ENVD_VERSION};
+use crate::http::App;
+use crate::http::auth::Who;
+use crate::sandboxes::{SandboxSpec, Sbx};
+use axum::Router;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The home directory of E2B's sandboxes (where code and the files API meet).
+const HOME: &str = "/home/user";
+
+pub(super) fn routes() -> Router<App> {
+    Router::new()
+        .route("/v2/sandboxes", post(create).get(list))
+        .route("/sandboxes", post(create).get(list))
+        .route("/sandboxes/{id}", get(info).delete(kill))
+        .route("/sandboxes/{id}/timeout", post(timeout))
+        .route("/sandboxes/{id}/refreshes", post(refresh))
+        .route("/v2/sandboxes/{id}/connect", post(connect))
+        .route("/sandboxes/{id}/connect", post(connect))
+        .route("/sandboxes/{id}/pause", post(not_yet))
+        .route("/sandboxes/{id}/resume", post(not_yet))
+        .route("/sandboxes/{id}/fork", post(not_yet))
+        .route("/sandboxes/{id}/snapshots", post(not_yet))
+        .route("/snapshots", get(not_yet))
+}
+
+/// The tenant of the request's key; an admin key owns no sandboxes.
+fn tenant(who: &Who) -> Result<Arc<str>, E2bError> {
+    who.0.tenant().ok_or_else(|| {
+        E2bError::new(StatusCode::FORBIDDEN, "admin keys manage the server; use a tenant key for sandboxes")
+    })
+}
+
+/// `POST /v2/sandboxes`'s body (camelCase, unknown fields ignored).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NewSandbox {
+    #[serde(rename = "templateID")]
+    template_id: Option<String>,
+    timeout: Option<i64>,
+    metadata: Option<BTreeMap<String, String>>,
+    env_vars: Option<BTreeMap<String, String>>,
+}
+
+/// A timeout in seconds from a request: positive.
+fn seconds(timeout: Option<i64>) -> Result<Option<u64>, E2bError> {
+    match timeout {
+        Some(t) if t <= 0 => Err(E2bError::new(
+            StatusCode::BAD_REQUEST,
+            format!("timeout must be a positive number of seconds, not {t}"),
+        )),
+        t => Ok(t.map(|t| t as u64)),
+    }
+}
+
+/// The `Sandbox` answer of create and connect.
+fn created(sbx: &Sbx) -> Value {
+    json!({
+        "templateID": sbx.template,
+        "sandboxID": sbx.id,
+        "clientID": "cella",
+        "envdVersion": ENVD_VERSION,
+        "envdAccessToken": sbx.token,
+        "trafficAccessToken": sbx.token,
+    })
+}
+
+/// The `SandboxDetail` (and `ListedSandbox`) answer.
+fn detail(app: &App, sbx: &Sbx) -> Value {
+    let server = &app.sandbox.config().server;
+    json!({
+        "templateID": sbx.template,
+        "alias": sbx.template,
+        "sandboxID": sbx.id,
+        "clientID": "cella",
+        "startedAt": sbx.started_at.to_rfc3339(),
+        "endAt": sbx.end_at().to_rfc3339(),
+        "envdVersion": ENVD_VERSION,
+        "envdAccessToken": sbx.token,
+        "cpuCount": 1,
+        "memoryMB": server.limits.memory_mb,
+        "diskSizeMB": server.sandboxes.files_quota_mb,
+        "metadata": sbx.metadata,
+        "state": "running",
+    })
+}
+
+async fn create(
+    State(app): State<App>,
+    who: Who,
+    body: Result<axum::Json<NewSandbox>, JsonRejection>,
+) -> Result<Response, E2bError> {
+    let tenant = tenant(&who)?;
+    let axum::Json(body) = body?;
+    let spec = SandboxSpec {
+        template: body.template_id.unwrap_or_else(|| "code-interpreter-v1".into()),
+        timeout_s: seconds(body.timeout)?,
+        metadata: body.metadata.unwrap_or_default(),
+        env: body.env_vars.unwrap_or_default(),
+        home: HOME.into(),
+    };
+    let sbx = app.sandboxes.create(&tenant, spec)?;
+    Ok((StatusCode::CREATED, axum::Json(created(&sbx))).into_response())
+}
+
+async fn info(State(app): State<App>, who: Who, Path(id): Path<String>) -> Result<axum::Json<Value>, E2bError> {
+    let sbx = app.sandboxes.get(&tenant(&who)?, &id)?;
+    Ok(axum::Json(detail(&app, &sbx)))
+}
+
+/// `GET /v2/sandboxes`'s query.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListQuery {
+    metadata: Option<String>,
+    state: Option<String>,
+    next_token: Option<String>,
+    limit: Option<usize>,
+}
+
+/// The `metadata` filter: `k=v&k2=v2`, URL-encoded, each key and value quoted once more.
+fn metadata_filter(query: Option<&str>) -> Vec<(String, String)> {
+    let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+    form_urlencoded::parse(query.unwrap_or_default().as_bytes()).map(|(k, v)| (decode(&k), decode(&v))).collect()
+}
+
+async fn list(
+    State(app): State<App>,
+    who: Who,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Response, E2bError> {
+    let tenant = tenant(&who)?;
+    let Query(q) = query?;
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    // Every Cella sandbox runs; asking only for paused ones finds none.
+    let wants_running = q.state.as_deref().is_none_or(|s| s.split(',').any(|s| s.trim() == "running"));
+    let filter = metadata_filter(q.metadata.as_deref());
+    let mut all: Vec<Arc<Sbx>> = app.sandboxes.list(&tenant);
+    all.retain(|b| wants_running && filter.iter().all(|(k, v)| b.metadata.get(k) == Some(v)));
+    if let Some(after) = &q.next_token {
+        let at = all.iter().position(|b| &b.id == after).map_or(0, |i| i + 1);
+        all.drain(..at);
+    }
+    let more = all.len() > limit;
+    all.truncate(limit);
+    let page: Vec<Value> = all.iter().map(|b| detail(&app, b)).collect();
+    let mut headers = HeaderMap::new();
+    if more && let Some(last) = all.last().and_then(|b| HeaderValue::from_str(&b.id).ok()) {
+        headers.insert("x-next-token", last);
+    }
+    Ok((headers, axum::Json(page)).into_response())
+}
+
+/// `{"timeout": seconds}`.
+#[derive(Debug, Deserialize)]
+struct Timeout {
+    timeout: Option<i64>,
+}
+
+async fn timeout(
+    State(app): State<App>,
+    who: Who,
+    Path(id): Path<String>,
+    body: Result<axum::Json<Timeout>, JsonRejection>,
+) -> Result<StatusCode, E2bError> {
+    let sbx = app.sandboxes.get(&tenant(&who)?, &id)?;
+    let axum::Json(body) = body?;
+    let Some(t) = seconds(body.timeout)? else {
+        return Err(E2bError::new(StatusCode::BAD_REQUEST, "timeout is required"));
+    };
+    app.sandboxes.set_timeout(&sbx, t);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The legacy keep-alive: renews by `duration` seconds, or by the default timeout.
+async fn refresh(
+    State(app): State<App>,
+    who: Who,
+    Path(id): Path<String>,
+    body: Option<axum::Json<Value>>,
+) -> Result<StatusCode, E2bError> {
+    let sbx = app.sandboxes.get(&tenant(&who)?, &id)?;
+    let duration = body.and_then(|b| b.0["duration"].as_u64());
+    let default = app.sandbox.config().server.sandboxes.default_timeout_s;
+    app.sandboxes.set_timeout(&sbx, duration.unwrap_or(default));
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn connect(
+    State(app): State<App>,
+    who: Who,
+    Path(id): Path<String>,
+    body: Option<axum::Json<Timeout>>,
+) -> Result<axum::Json<Value>, E2bError> {
+    let sbx = app.sandboxes.get(&tenant(&who)?, &id)?;
+    if let Some(t) = body.and_then(|b| b.0.timeout) {
+        let t = seconds(Some(t))?.unwrap_or_default();
+        // Connecting never shortens a sandbox's life.
+        let until = chrono::Utc::now() + chrono::Duration::seconds(t as i64);
+        if until > sbx.end_at() {
+            app.sandboxes.set_timeout(&sbx, t);
+        }
+    }
+    Ok(axum::Json(created(&sbx)))
+}
+
+async fn kill(State(app): State<App>, who: Who, Path(id): Path<String>) -> Result<StatusCode, E2bError> {
+    if app.sandboxes.kill(&tenant(&who)?, &id).await {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(E2bError::new(StatusCode::NOT_FOUND, format!("sandbox '{id}' not found")))
+    }
+}
+
+async fn not_yet() -> E2bError {
+    E2bError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        "pause, resume, fork and snapshots are not offered yet by this Cella server (session snapshots come later)",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_metadata_filter_is_decoded_twice() {
+        // What the SDK sends for {"user name": "a&b"}: quoted, then URL-encoded.
+        let sent = "user%2520name=a%2526b&x=1";
+        assert_eq!(metadata_filter(Some(sent)), [("user name".into(), "a&b".into()), ("x".into(), "1".into())]);
+    }
+}

@@ -1,0 +1,208 @@
+//! The code interpreter inside a sandbox: `POST /execute` streams a cell's output as NDJSON
+//! lines (stdout and stderr as the code writes them, then the result, the error, the
+//! execution count and the end), and `/contexts` creates, lists, restarts and removes code
+//! contexts. Lines follow e2b-dev/code-interpreter's server (`template/server`).
+
+use super::{E2bError, enter};
+use crate::engine::host::{Output, OutputSink};
+use crate::http::App;
+use crate::sandboxes::{CellResult, Context, Language, Sbx};
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+pub(super) fn routes() -> Router<App> {
+    Router::new()
+        .route("/execute", post(execute))
+        .route("/contexts", get(list).post(create))
+        .route("/contexts/{id}", delete(remove))
+        .route("/contexts/{id}/restart", post(restart))
+}
+
+/// `POST /execute`'s body.
+#[derive(Debug, Deserialize)]
+struct ExecuteRequest {
+    code: String,
+    context_id: Option<String>,
+    language: Option<String>,
+    env_vars: Option<BTreeMap<String, String>>,
+}
+
+/// A context as the interpreter describes it.
+fn described(ctx: &Context) -> Value {
+    json!({"id": ctx.id, "language": ctx.language.name(), "cwd": ctx.cwd})
+}
+
+fn line(value: Value) -> Bytes {
+    let mut text = value.to_string();
+    text.push('\n');
+    Bytes::from(text)
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// The result's text as E2B's server gives it: a string's quotes are dropped.
+fn result_text(language: Language, repr: &str) -> String {
+    if language == Language::Python && repr.len() >= 2 && repr.starts_with('\'') && repr.ends_with('\'') {
+        return repr[1..repr.len() - 1].to_string();
+    }
+    repr.to_string()
+}
+
+/// The lines that close a cell.
+fn closing_lines(language: Language, cell: &CellResult) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    if let Some(repr) = &cell.result {
+        out.push(line(json!({"type": "result", "text": result_text(language, repr), "is_main_result": true})));
+    }
+    if let Some(e) = &cell.error {
+        out.push(line(json!({"type": "error", "name": e.name, "value": e.value, "traceback": e.traceback})));
+    }
+    out.push(line(json!({"type": "number_of_executions", "execution_count": cell.execution_count})));
+    out.push(line(json!({"type": "end_of_execution"})));
+    out
+}
+
+/// The context a request names: its own, or the sandbox's default for its language.
+async fn pick(app: &App, sbx: &Sbx, request: &ExecuteRequest) -> Result<Arc<Context>, E2bError> {
+    if request.context_id.is_some() && request.language.is_some() {
+        return Err(E2bError::new(StatusCode::BAD_REQUEST, "give context_id or language, not both"));
+    }
+    match &request.context_id {
+        Some(id) => Ok(app.sandboxes.context(sbx, id)?),
+        None => Ok(app.sandboxes.default_context(sbx, Language::parse(request.language.as_deref())?).await?),
+    }
+}
+
+async fn execute(
+    State(app): State<App>,
+    headers: HeaderMap,
+    body: Result<axum::Json<ExecuteRequest>, JsonRejection>,
+) -> Result<Response, E2bError> {
+    let sbx = enter(&app, &headers)?;
+    let axum::Json(request) = body?;
+    let ctx = pick(&app, &sbx, &request).await?;
+    let (lines, rx) = mpsc::unbounded_channel::<Bytes>();
+    // The cell runs to its end (or deadline) whatever the connection does.
+    tokio::spawn(async move {
+        let (sink, output): (OutputSink, _) = mpsc::unbounded_channel::<Output>();
+        let forward = tokio::spawn(forward_lines(output, lines.clone()));
+        let env = request.env_vars.unwrap_or_default();
+        let ran = app.sandboxes.run(&sbx, &ctx, &request.code, &env, Some(sink)).await;
+        let _ = forward.await;
+        let closing = match ran {
+            Ok(cell) => closing_lines(ctx.language, &cell),
+            Err(e) => {
+                let value = e.to_string();
+                vec![line(json!({"type": "error", "name": "SandboxError", "value": value, "traceback": value}))]
+            }
+        };
+        for l in closing {
+            let _ = lines.send(l);
+        }
+    });
+    let stream = tokio_stream_of(rx);
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(stream)).into_response())
+}
+
+/// How long a partial line waits for the rest before it is sent as it is.
+const PARTIAL_LINE_WAIT: std::time::Duration = std::time::Duration::from_millis(25);
+
+/// Sends the cell's output as NDJSON lines, a line of text at a time: a `print` writes its
+/// text and its newline separately, and a notebook shows them as one line. A partial line is
+/// sent once nothing more comes for a moment, so slow output still arrives as it is written.
+async fn forward_lines(mut output: mpsc::UnboundedReceiver<Output>, lines: mpsc::UnboundedSender<Bytes>) {
+    let mut pending: Option<(String, String)> = None;
+    let send = |channel: &str, text: &str| {
+        let kind = if channel == "stderr" { "stderr" } else { "stdout" };
+        let _ = lines.send(line(json!({"type": kind, "text": text, "timestamp": now()})));
+    };
+    loop {
+        let next = match &pending {
+            Some(_) => match tokio::time::timeout(PARTIAL_LINE_WAIT, output.recv()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    if let Some((channel, text)) = pending.take() {
+                        send(&channel, &text);
+                    }
+                    continue;
+                }
+            },
+            None => output.recv().await,
+        };
+        let Some(o) = next else { break };
+        let (channel, mut text) = match pending.take() {
+            Some((channel, text)) if channel == o.channel => (channel, text + &o.text),
+            Some((channel, text)) => {
+                send(&channel, &text);
+                (o.channel, o.text)
+            }
+            None => (o.channel, o.text),
+        };
+        if let Some(end) = text.rfind('\n') {
+            let rest = text.split_off(end + 1);
+            send(&channel, &text);
+            text = rest;
+        }
+        if !text.is_empty() {
+            pending = Some((channel, text));
+        }
+    }
+    if let Some((channel, text)) = pending {
+        send(&channel, &text);
+    }
+}
+
+/// The receiver as a body stream.
+fn tokio_stream_of(
+    mut rx: mpsc::UnboundedReceiver<Bytes>,
+) -> impl futures::Stream<Item = Result<Bytes, std::convert::Infallible>> {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|o| o.map(Ok)))
+}
+
+/// `POST /contexts`'s body.
+#[derive(Debug, Default, Deserialize)]
+struct NewContext {
+    language: Option<String>,
+    cwd: Option<String>,
+}
+
+async fn create(
+    State(app): State<App>,
+    headers: HeaderMap,
+    body: Option<axum::Json<NewContext>>,
+) -> Result<axum::Json<Value>, E2bError> {
+    let sbx = enter(&app, &headers)?;
+    let request = body.map(|b| b.0).unwrap_or_default();
+    let language = Language::parse(request.language.as_deref())?;
+    let ctx = app.sandboxes.create_context(&sbx, language, request.cwd.as_deref()).await?;
+    Ok(axum::Json(described(&ctx)))
+}
+
+async fn list(State(app): State<App>, headers: HeaderMap) -> Result<axum::Json<Vec<Value>>, E2bError> {
+    let sbx = enter(&app, &headers)?;
+    Ok(axum::Json(app.sandboxes.contexts(&sbx).iter().map(|c| described(c)).collect()))
+}
+
+async fn restart(State(app): State<App>, headers: HeaderMap, Path(id): Path<String>) -> Result<StatusCode, E2bError> {
+    let sbx = enter(&app, &headers)?;
+    app.sandboxes.restart_context(&sbx, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn remove(State(app): State<App>, headers: HeaderMap, Path(id): Path<String>) -> Result<StatusCode, E2bError> {
+    let sbx = enter(&app, &headers)?;
+    app.sandboxes.remove_context(&sbx, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

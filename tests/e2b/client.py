@@ -1,0 +1,203 @@
+"""Drives a Cella server with E2B's own Python SDK (e2b-code-interpreter), unmodified.
+
+Usage: client.py SCENARIO   with E2B_API_KEY, E2B_API_URL and E2B_SANDBOX_URL set.
+Prints one JSON object: what the scenario observed. The Rust test (tests/e2e/e2b.rs) makes
+the assertions; this script only reports what the SDK returned.
+"""
+
+import json
+import sys
+import time
+
+from e2b import SandboxQuery
+from e2b_code_interpreter import Sandbox
+
+
+def execution(e):
+    return {
+        "text": e.text,
+        "stdout": e.logs.stdout,
+        "stderr": e.logs.stderr,
+        "results": [{"text": r.text, "is_main_result": r.is_main_result} for r in e.results],
+        "error": None if e.error is None else {"name": e.error.name, "value": e.error.value, "traceback": e.error.traceback},
+        "count": e.execution_count,
+    }
+
+
+def basics():
+    sbx = Sandbox.create()
+    try:
+        out = {"id": sbx.sandbox_id}
+        out["define"] = execution(sbx.run_code("x = 41\nprint('hello')"))
+        out["use"] = execution(sbx.run_code("x + 1"))
+        out["string"] = execution(sbx.run_code("'abc'"))
+        out["runtime_error"] = execution(sbx.run_code("1/0"))
+        out["syntax_error"] = execution(sbx.run_code("def f(:"))
+        out["after_errors"] = execution(sbx.run_code("x"))
+        out["stderr"] = execution(sbx.run_code("import sys; print('oops', file=sys.stderr)"))
+        out["env"] = execution(sbx.run_code("import os; os.environ.get('GREETING')", envs={"GREETING": "hi"}))
+        out["js"] = execution(sbx.run_code("var y = 20; console.log('from js'); y + 1", language="javascript"))
+        out["js_state"] = execution(sbx.run_code("y * 2", language="javascript"))
+        out["js_error"] = execution(sbx.run_code("undefinedFunction()", language="javascript"))
+        out["pip"] = execution(sbx.run_code("%pip install six\nimport six\nsix.PY3"))
+        out["pip_unknown"] = execution(sbx.run_code("!pip install no-such-package-here"))
+        out["shell"] = execution(sbx.run_code("!ls /"))
+        out["npm"] = execution(sbx.run_code("npm install lodash", language="javascript"))
+        return out
+    finally:
+        sbx.kill()
+
+
+def streaming():
+    sbx = Sandbox.create()
+    try:
+        seen = []
+        code = "import time\nprint('early', flush=True)\nt = time.time()\nwhile time.time() - t < 1.5:\n    pass\nprint('late')"
+        e = sbx.run_code(code, on_stdout=lambda m: seen.append((m.line, time.time())))
+        ended = time.time()
+        return {
+            "lines": [line for line, _ in seen],
+            "early_before_end_s": ended - seen[0][1] if seen else None,
+            "stdout": e.logs.stdout,
+        }
+    finally:
+        sbx.kill()
+
+
+def files():
+    sbx = Sandbox.create()
+    try:
+        out = {}
+        info = sbx.files.write("/home/user/data/input.txt", "line one\nline two\n")
+        out["written"] = {"name": info.name, "path": info.path, "type": str(info.type)}
+        sbx.files.write("relative.txt", b"\x00\x01binary")
+        out["read"] = sbx.files.read("/home/user/data/input.txt")
+        out["read_bytes"] = list(sbx.files.read("/home/user/relative.txt", format="bytes"))
+        out["code_reads"] = execution(sbx.run_code("open('/home/user/data/input.txt').read().splitlines()[1]"))
+        out["code_reads_relative"] = execution(sbx.run_code("open('data/input.txt').read().count('line')"))
+        sbx.run_code("open('made_by_code.txt', 'w').write('from the cell')")
+        out["made_by_code"] = sbx.files.read("/home/user/made_by_code.txt")
+        out["list"] = sorted((e.name, str(e.type)) for e in sbx.files.list("/home/user"))
+        out["exists"] = [sbx.files.exists("/home/user/data/input.txt"), sbx.files.exists("/home/user/missing")]
+        out["make_dir"] = [sbx.files.make_dir("/home/user/new/dir"), sbx.files.make_dir("/home/user/new/dir")]
+        moved = sbx.files.rename("/home/user/relative.txt", "/home/user/new/moved.txt")
+        out["moved"] = moved.path
+        sbx.files.remove("/home/user/data")
+        out["after_remove"] = [sbx.files.exists("/home/user/data/input.txt"), sbx.files.exists("/home/user/data")]
+        try:
+            sbx.files.read("/home/user/missing.txt")
+            out["missing"] = "read"
+        except Exception as e:
+            out["missing"] = type(e).__name__
+        try:
+            sbx.files.read("/etc/passwd")
+            out["outside"] = "read"
+        except Exception as e:
+            out["outside"] = type(e).__name__
+        try:
+            sbx.commands.run("ls")
+            out["commands"] = "ran"
+        except Exception as e:
+            out["commands"] = [type(e).__name__, str(e)]
+        return out
+    finally:
+        sbx.kill()
+
+
+def contexts():
+    sbx = Sandbox.create()
+    try:
+        out = {}
+        sbx.run_code("shared = 'default'")
+        a = sbx.create_code_context()
+        b = sbx.create_code_context(language="python", cwd="/home/user")
+        sbx.run_code("v = 'a'", context=a)
+        sbx.run_code("v = 'b'", context=b)
+        out["a"] = execution(sbx.run_code("v", context=a))
+        out["b"] = execution(sbx.run_code("v", context=b))
+        out["a_sees_default"] = execution(sbx.run_code("shared", context=a))
+        out["listed"] = sorted(c.id for c in sbx.list_code_contexts())
+        out["ids"] = sorted([a.id, b.id])
+        sbx.restart_code_context(a)
+        out["after_restart"] = execution(sbx.run_code("v", context=a))
+        sbx.remove_code_context(b)
+        out["listed_after_remove"] = sorted(c.id for c in sbx.list_code_contexts())
+        try:
+            sbx.run_code("1", context=b)
+            out["removed_runs"] = "ran"
+        except Exception as e:
+            out["removed_runs"] = type(e).__name__
+        js = sbx.create_code_context(language="javascript")
+        out["js_context"] = {"language": js.language, "run": execution(sbx.run_code("typeof v", context=js))}
+        return out
+    finally:
+        sbx.kill()
+
+
+def isolation():
+    one, two = Sandbox.create(), Sandbox.create()
+    try:
+        one.run_code("secret = 'one'")
+        one.files.write("/home/user/mine.txt", "one's file")
+        return {
+            "two_state": execution(two.run_code("secret")),
+            "two_file": two.files.exists("/home/user/mine.txt"),
+            "two_reads_code": execution(two.run_code("import os; sorted(os.listdir('/home/user'))")),
+        }
+    finally:
+        one.kill()
+        two.kill()
+
+
+def lifecycle():
+    out = {}
+    sbx = Sandbox.create(metadata={"purpose": "lifecycle test", "x": "a&b"})
+    info = sbx.get_info()
+    out["info"] = {"id": info.sandbox_id, "state": str(info.state), "metadata": info.metadata,
+                   "lifetime_s": (info.end_at - info.started_at).total_seconds()}
+    sbx.set_timeout(1200)
+    info = sbx.get_info()
+    out["renewed_lifetime_s"] = (info.end_at - info.started_at).total_seconds()
+    listed = Sandbox.list(query=SandboxQuery(metadata={"x": "a&b"})).next_items()
+    out["listed"] = [s.sandbox_id for s in listed]
+    out["listed_other"] = [s.sandbox_id for s in Sandbox.list(query=SandboxQuery(metadata={"x": "nope"})).next_items()]
+    out["is_running"] = sbx.is_running()
+    connected = Sandbox.connect(sbx.sandbox_id)
+    out["connected_runs"] = execution(connected.run_code("6 * 7"))
+    out["killed"] = sbx.kill()
+    out["killed_again"] = Sandbox.kill(sbx.sandbox_id)
+    try:
+        sbx.run_code("1")
+        out["after_kill"] = "ran"
+    except Exception as e:
+        out["after_kill"] = type(e).__name__
+    try:
+        sbx.get_info()
+        out["info_after_kill"] = "found"
+    except Exception as e:
+        out["info_after_kill"] = type(e).__name__
+    return out
+
+
+def reaped():
+    sbx = Sandbox.create(timeout=2)
+    before = sbx.get_info().state
+    time.sleep(4)
+    try:
+        sbx.get_info()
+        return {"before": str(before), "after_timeout": "found"}
+    except Exception as e:
+        return {"before": str(before), "after_timeout": type(e).__name__, "running": sbx.is_running()}
+
+
+def create_only():
+    """Creates a sandbox and prints what another client would need to reach it."""
+    sbx = Sandbox.create()
+    sbx.run_code("secret = 'tenant a'")
+    return {"id": sbx.sandbox_id, "token": sbx._envd_access_token}
+
+
+SCENARIOS = {f.__name__: f for f in [basics, streaming, files, contexts, isolation, lifecycle, reaped, create_only]}
+
+if __name__ == "__main__":
+    print(json.dumps(SCENARIOS[sys.argv[1]](), default=str))
