@@ -204,6 +204,73 @@ pub async fn e2b_client(server: &Server, key: &str, scenario: &str) -> Value {
         .unwrap_or_else(|e| panic!("the E2B client printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
+/// A certificate authority and a server certificate for 127.0.0.1 signed by it, written
+/// into `dir`: (CA certificate, server certificate, server key), all PEM.
+pub fn test_tls(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(DnType::CommonName, "Cella test CA");
+    let ca_key = KeyPair::generate().expect("a CA key");
+    let ca = ca_params.self_signed(&ca_key).expect("the CA certificate");
+    let mut leaf = CertificateParams::new(vec!["localhost".to_string()]).expect("leaf params");
+    leaf.subject_alt_names.push(SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()));
+    let leaf_key = KeyPair::generate().expect("a server key");
+    let cert = leaf.signed_by(&leaf_key, &ca, &ca_key).expect("the server certificate");
+    let paths = (dir.join("ca.pem"), dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&paths.0, ca.pem()).expect("write the CA");
+    std::fs::write(&paths.1, cert.pem()).expect("write the certificate");
+    std::fs::write(&paths.2, leaf_key.serialize_pem()).expect("write the key");
+    paths
+}
+
+/// The folder holding `tests/<name>/package.json`'s packages (made once by
+/// `scripts/node-modules.sh`, under `target/node/<name>`).
+pub fn node_modules(name: &str) -> PathBuf {
+    static MADE: std::sync::Mutex<Vec<(String, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+    let mut made = MADE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, dir)) = made.iter().find(|(n, _)| n == name) {
+        return dir.clone();
+    }
+    let root = repo_root();
+    let out = std::process::Command::new("bash")
+        .arg(root.join("scripts/node-modules.sh"))
+        .arg(root.join("target/node").join(name))
+        .arg(root.join("tests").join(name).join("package.json"))
+        .output()
+        .expect("bash runs");
+    assert!(out.status.success(), "node-modules.sh failed: {}", String::from_utf8_lossy(&out.stderr));
+    let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    made.push((name.to_string(), dir.clone()));
+    dir
+}
+
+/// Runs `tests/scalebox/client.mjs SCENARIO` (Scalebox's own JavaScript SDK, pinned in
+/// `tests/scalebox/package.json`) against `server` with the API key `key`, trusting the CA
+/// `ca` for the server's HTTPS; returns the JSON it prints.
+pub async fn scalebox_client(server: &Server, key: &str, ca: &Path, scenario: &str) -> Value {
+    let dir = node_modules("scalebox");
+    // Node resolves packages next to the script: run a copy of it inside the packages' folder
+    // (one per run: tests run in parallel processes).
+    let script = dir.join(format!("client-{}.mjs", uuid::Uuid::new_v4().simple()));
+    std::fs::copy(repo_root().join("tests/scalebox/client.mjs"), &script).expect("copy the client");
+    let out = tokio::process::Command::new("node")
+        .arg(&script)
+        .arg(scenario)
+        .env("SCALEBOX_API_KEY", key)
+        .env("SCALEBOX_API_URL", &server.base)
+        .env("NODE_EXTRA_CA_CERTS", ca)
+        .output()
+        .await
+        .expect("node runs");
+    let _ = std::fs::remove_file(&script);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the Scalebox client failed ({scenario}): {stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("the Scalebox client printed no JSON ({e}): {stdout}"))
+}
+
 /// A unique worker id.
 pub fn worker(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())

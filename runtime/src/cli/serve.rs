@@ -17,6 +17,17 @@ pub(crate) struct ServeArgs {
     /// its manifest's name (repeatable); the configuration's server settings still apply.
     #[arg(long = "backend", value_name = "WASM")]
     backends: Vec<PathBuf>,
+    /// A PEM certificate chain: the port then serves HTTPS as well as HTTP (overrides
+    /// server.tls_cert; needs --tls-key).
+    #[arg(long, env = "CELLA_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert (overrides server.tls_key).
+    #[arg(long, env = "CELLA_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// The `host:port` handed to E2B's and Scalebox's SDKs as a sandbox's domain (overrides
+    /// server.sandbox_domain; default: the Host a client used).
+    #[arg(long, env = "CELLA_SANDBOX_DOMAIN", value_name = "HOST:PORT")]
+    sandbox_domain: Option<String>,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "CELLA_LOG_JSON")]
     log_json: bool,
@@ -38,6 +49,13 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(port) = args.port {
         config.server.port = port;
+    }
+    if let (Some(cert), Some(key)) = (args.tls_cert, args.tls_key) {
+        config.server.tls_cert = Some(std::path::absolute(cert)?);
+        config.server.tls_key = Some(std::path::absolute(key)?);
+    }
+    if let Some(domain) = args.sandbox_domain {
+        config.server.sandbox_domain = Some(domain);
     }
     let home = cella_runtime::config::home::home();
     tracing::info!(home = %home.dir.display(), found = ?home.source, "cella home (builtin components, example data)");

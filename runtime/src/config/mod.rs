@@ -79,6 +79,15 @@ pub struct ServerConfig {
     pub mcp: McpConfig,
     /// The sandboxes of E2B's and Scalebox's SDKs (`server.sandboxes`).
     pub sandboxes: SandboxesConfig,
+    /// The `host:port` the control planes hand back as a sandbox's domain (Scalebox's SDK
+    /// reaches in-sandbox routes there, over HTTPS unless it is a loopback name): the public
+    /// name behind which the server runs. When absent, the `Host` the client used.
+    pub sandbox_domain: Option<String>,
+    /// A PEM certificate chain: with `tls_key`, the port serves HTTPS as well as HTTP
+    /// (relative to the configuration file).
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
     /// Origins (`https://app.example`) whose web pages may call the API from a browser
     /// (CORS), or `["*"]` for any origin without credentials. Empty (the default) sends no
     /// CORS headers, so no web page can read an answer from this server.
@@ -185,6 +194,9 @@ impl Default for ServerConfig {
             admin_keys: Vec::new(),
             mcp: McpConfig::default(),
             sandboxes: SandboxesConfig::default(),
+            sandbox_domain: None,
+            tls_cert: None,
+            tls_key: None,
             cors_origins: Vec::new(),
             allowed_hosts: Vec::new(),
         }

@@ -16,6 +16,9 @@ impl Config {
         }
         check_seconds("server.limits.call_timeout_s", l.call_timeout_s)?;
         check_seconds("server.limits.warmup_timeout_s", l.warmup_timeout_s)?;
+        if s.tls_cert.is_some() != s.tls_key.is_some() {
+            return Err(Error::Config("server.tls_cert and server.tls_key: give both, or neither".into()));
+        }
         let b = &s.sandboxes;
         if b.default_timeout_s == 0 || b.max_timeout_s < b.default_timeout_s || b.files_quota_mb == 0 {
             return Err(Error::Config(

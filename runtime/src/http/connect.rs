@@ -87,7 +87,6 @@ pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ConnectError> {
 }
 
 /// Reads a streaming request's single enveloped JSON message.
-#[allow(dead_code)] // Scalebox's streaming calls (next)
 pub fn decode_enveloped<T: DeserializeOwned>(body: &[u8]) -> Result<T, ConnectError> {
     let invalid = |m: &str| ConnectError::new("invalid_argument", m.to_string());
     if body.len() < 5 {
@@ -110,7 +109,6 @@ pub fn unary<T: Serialize>(message: &T) -> Response {
 }
 
 /// One envelope of a streamed answer.
-#[allow(dead_code)] // Scalebox's streaming calls (next)
 pub fn envelope<T: Serialize>(message: &T) -> Bytes {
     frame(0, serde_json::to_vec(message).unwrap_or_else(|_| b"{}".to_vec()))
 }

@@ -16,7 +16,9 @@ mod mcp;
 mod meta;
 mod requests;
 mod run;
+mod scalebox;
 mod session;
+pub mod tls;
 
 use crate::config::{ConnectionClose, ServerConfig};
 use crate::sandbox::Sandbox;
@@ -169,15 +171,18 @@ pub fn router(app: App, server: &ServerConfig) -> Router {
     let policy = server.connection_close;
     let hosts = guard::HostCheck::of(server);
     let inside = e2b::inside_routes(app.clone(), server.max_body_bytes);
+    let agent = scalebox::inside_routes(app.clone(), server.max_body_bytes);
     routes
         .route("/mcp", axum::routing::any(mcp::mcp))
         .merge(e2b::control_routes())
+        .merge(scalebox::control_routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(server.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(app.clone(), auth::authenticate))
         .layer(axum::middleware::from_fn(move |req: Request, next: Next| connection_policy(policy, req, next)))
         .layer(axum::middleware::from_fn(move |req: Request, next: Next| e2b::dispatch(inside.clone(), req, next)))
+        .layer(axum::middleware::from_fn(move |req: Request, next: Next| scalebox::dispatch(agent.clone(), req, next)))
         .layer(tower::util::option_layer(guard::cors(server)))
         .layer(axum::middleware::from_fn(move |req: Request, next: Next| guard::check_host(hosts.clone(), req, next)))
         .with_state(app)
@@ -237,8 +242,25 @@ pub async fn serve(
             door.close();
         }
     };
-    tracing::info!(address = %listener.local_addr()?, "serving");
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
+    let tls = match (&server.tls_cert, &server.tls_key) {
+        (Some(cert), Some(key)) => {
+            let config = sandbox.config();
+            let acceptor = tls::acceptor(&config.resolve(cert), &config.resolve(key)).map_err(std::io::Error::other)?;
+            Some(acceptor)
+        }
+        _ => None,
+    };
+    match tls {
+        Some(acceptor) => {
+            tracing::info!(address = %listener.local_addr()?, "serving HTTP and HTTPS");
+            let listener = tls::DualListener::new(listener, acceptor)?;
+            axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
+        }
+        None => {
+            tracing::info!(address = %listener.local_addr()?, "serving");
+            axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
+        }
+    }
     let boxes = sandboxes.end_all().await;
     if boxes > 0 {
         tracing::info!(sandboxes_ended = boxes, "sandboxes ended");

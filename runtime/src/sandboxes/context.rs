@@ -7,7 +7,7 @@
 //! get a clear error: there is no shell inside a component.
 
 use super::{Sandboxes, Sbx, SbxError};
-use crate::engine::host::OutputSink;
+use crate::engine::host::{Output, OutputSink};
 use crate::sandbox::session::Caller;
 use crate::sandbox::{CreateStatus, ExecOptions, Extras, Mount, params};
 use serde_json::{Value, json};
@@ -366,6 +366,50 @@ impl Sandboxes {
             let _ = sink.send(crate::engine::host::Output { channel: "stdout".into(), text: text.clone() });
         }
         Ok(text)
+    }
+}
+
+/// How long a partial line waits for the rest before it is sent as it is.
+const PARTIAL_LINE_WAIT: Duration = Duration::from_millis(25);
+
+/// Hands a cell's output to `send` a line of text at a time: a `print` writes its text and
+/// its newline separately, and notebooks show them as one line. A partial line is sent once
+/// nothing more comes for a moment, so slow output still arrives as it is written.
+pub async fn by_line(mut output: tokio::sync::mpsc::UnboundedReceiver<Output>, mut send: impl FnMut(&str, &str)) {
+    let mut pending: Option<(String, String)> = None;
+    loop {
+        let next = match &pending {
+            Some(_) => match tokio::time::timeout(PARTIAL_LINE_WAIT, output.recv()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    if let Some((channel, text)) = pending.take() {
+                        send(&channel, &text);
+                    }
+                    continue;
+                }
+            },
+            None => output.recv().await,
+        };
+        let Some(o) = next else { break };
+        let (channel, mut text) = match pending.take() {
+            Some((channel, text)) if channel == o.channel => (channel, text + &o.text),
+            Some((channel, text)) => {
+                send(&channel, &text);
+                (o.channel, o.text)
+            }
+            None => (o.channel, o.text),
+        };
+        if let Some(end) = text.rfind('\n') {
+            let rest = text.split_off(end + 1);
+            send(&channel, &text);
+            text = rest;
+        }
+        if !text.is_empty() {
+            pending = Some((channel, text));
+        }
+    }
+    if let Some((channel, text)) = pending {
+        send(&channel, &text);
     }
 }
 

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
-pub use context::{CellError, CellResult, Context, Language};
+pub use context::{CellError, CellResult, Context, Language, by_line};
 pub use files::{Entry, Files, Kind};
 
 /// Why a sandbox operation failed; each door maps these onto its protocol's errors.
@@ -210,6 +210,15 @@ impl Sandboxes {
             Some(_) => Err(SbxError::Denied(format!("the access token is not sandbox '{id}''s"))),
             None => Err(SbxError::Denied(format!("sandbox '{id}' needs its access token (X-Access-Token)"))),
         }
+    }
+
+    /// The sandbox whose access token is `token`, for clients that present only the token
+    /// (Scalebox's file routes).
+    pub fn enter_by_token(&self, token: Option<&str>) -> Result<Arc<Sbx>, SbxError> {
+        let token =
+            token.ok_or_else(|| SbxError::Denied("the sandbox's access token (X-Access-Token) is required".into()))?;
+        let found = self.boxes().values().find(|b| !b.ended() && b.token_matches(token)).cloned();
+        found.ok_or_else(|| SbxError::Denied("no running sandbox has this access token".into()))
     }
 
     /// Sandbox `id` without a token (health probes answer whether it runs, nothing more).

@@ -47,7 +47,7 @@ async fn download(
 }
 
 /// What the upload answers for each file.
-fn written(entry: &Entry) -> Value {
+pub(crate) fn written(entry: &Entry) -> Value {
     let kind = if entry.kind == Kind::Dir { "dir" } else { "file" };
     json!({"name": entry.name, "type": kind, "path": entry.path})
 }
@@ -141,9 +141,20 @@ async fn filesystem(
     body: Bytes,
 ) -> Result<Response, ConnectError> {
     let sbx: Arc<Sbx> = enter(&app, &headers)?;
-    let r: FsRequest = connect::decode(&body)?;
+    filesystem_rpc(&sbx, "filesystem.Filesystem", &method, &body).await
+}
+
+/// One call of envd's Filesystem service (Scalebox's `sandboxagent.Filesystem` is the same
+/// service under another name): Stat, ListDir, MakeDir, Move and Remove.
+pub(crate) async fn filesystem_rpc(
+    sbx: &Sbx,
+    service: &str,
+    method: &str,
+    body: &[u8],
+) -> Result<Response, ConnectError> {
+    let r: FsRequest = connect::decode(body)?;
     let files = sbx.files.clone();
-    let answer = match method.as_str() {
+    let answer = match method {
         "Stat" => files.run(move |f| Ok(json!({"entry": entry_info(&f.stat(&r.path)?)}))).await?,
         "ListDir" => {
             let depth = r.depth.unwrap_or(1);
@@ -169,7 +180,7 @@ async fn filesystem(
         other => {
             return Err(ConnectError::new(
                 "unimplemented",
-                format!("filesystem.Filesystem/{other} is not offered; Stat, ListDir, MakeDir, Move and Remove are"),
+                format!("{service}/{other} is not offered; Stat, ListDir, MakeDir, Move and Remove are"),
             ));
         }
     };

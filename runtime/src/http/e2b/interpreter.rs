@@ -97,7 +97,11 @@ async fn execute(
     // The cell runs to its end (or deadline) whatever the connection does.
     tokio::spawn(async move {
         let (sink, output): (OutputSink, _) = mpsc::unbounded_channel::<Output>();
-        let forward = tokio::spawn(forward_lines(output, lines.clone()));
+        let to = lines.clone();
+        let forward = tokio::spawn(crate::sandboxes::by_line(output, move |channel, text| {
+            let kind = if channel == "stderr" { "stderr" } else { "stdout" };
+            let _ = to.send(line(json!({"type": kind, "text": text, "timestamp": now()})));
+        }));
         let env = request.env_vars.unwrap_or_default();
         let ran = app.sandboxes.run(&sbx, &ctx, &request.code, &env, Some(sink)).await;
         let _ = forward.await;
@@ -114,54 +118,6 @@ async fn execute(
     });
     let stream = tokio_stream_of(rx);
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(stream)).into_response())
-}
-
-/// How long a partial line waits for the rest before it is sent as it is.
-const PARTIAL_LINE_WAIT: std::time::Duration = std::time::Duration::from_millis(25);
-
-/// Sends the cell's output as NDJSON lines, a line of text at a time: a `print` writes its
-/// text and its newline separately, and a notebook shows them as one line. A partial line is
-/// sent once nothing more comes for a moment, so slow output still arrives as it is written.
-async fn forward_lines(mut output: mpsc::UnboundedReceiver<Output>, lines: mpsc::UnboundedSender<Bytes>) {
-    let mut pending: Option<(String, String)> = None;
-    let send = |channel: &str, text: &str| {
-        let kind = if channel == "stderr" { "stderr" } else { "stdout" };
-        let _ = lines.send(line(json!({"type": kind, "text": text, "timestamp": now()})));
-    };
-    loop {
-        let next = match &pending {
-            Some(_) => match tokio::time::timeout(PARTIAL_LINE_WAIT, output.recv()).await {
-                Ok(next) => next,
-                Err(_) => {
-                    if let Some((channel, text)) = pending.take() {
-                        send(&channel, &text);
-                    }
-                    continue;
-                }
-            },
-            None => output.recv().await,
-        };
-        let Some(o) = next else { break };
-        let (channel, mut text) = match pending.take() {
-            Some((channel, text)) if channel == o.channel => (channel, text + &o.text),
-            Some((channel, text)) => {
-                send(&channel, &text);
-                (o.channel, o.text)
-            }
-            None => (o.channel, o.text),
-        };
-        if let Some(end) = text.rfind('\n') {
-            let rest = text.split_off(end + 1);
-            send(&channel, &text);
-            text = rest;
-        }
-        if !text.is_empty() {
-            pending = Some((channel, text));
-        }
-    }
-    if let Some((channel, text)) = pending {
-        send(&channel, &text);
-    }
 }
 
 /// The receiver as a body stream.

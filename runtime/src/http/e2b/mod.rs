@@ -11,7 +11,7 @@
 //! which have Connect's.
 
 mod control;
-mod envd;
+pub(crate) mod envd;
 mod interpreter;
 
 use super::App;

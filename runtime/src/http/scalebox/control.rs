@@ -1,0 +1,180 @@
+//! Scalebox's control plane: `/v1/sandboxes` create, get, list, timeout, connect and an
+//! idempotent delete, in the `{success, data}` envelope with snake_case fields (the SDK
+//! turns them into camelCase). Pause and resume answer 501 until session snapshots exist.
+
+use super::{ScaleboxError, ok};
+use crate::http::App;
+use crate::http::auth::Who;
+use crate::sandboxes::{SandboxSpec, Sbx};
+use axum::Router;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The home directory of Scalebox's sandboxes.
+const HOME: &str = "/workspace";
+
+pub(super) fn routes() -> Router<App> {
+    Router::new()
+        .route("/v1/sandboxes", post(create).get(list))
+        .route("/v1/sandboxes/{id}", get(info).delete(kill))
+        .route("/v1/sandboxes/{id}/timeout", post(timeout))
+        .route("/v1/sandboxes/{id}/connect", post(connect))
+        .route("/v1/sandboxes/{id}/pause", post(not_yet))
+        .route("/v1/sandboxes/{id}/resume", post(not_yet))
+}
+
+fn tenant(who: &Who) -> Result<Arc<str>, ScaleboxError> {
+    who.0.tenant().ok_or_else(|| {
+        ScaleboxError::new(StatusCode::FORBIDDEN, "admin keys manage the server; use a tenant key for sandboxes")
+    })
+}
+
+/// The domain to hand back: the configured one, else the `Host` the client used.
+fn domain(app: &App, headers: &HeaderMap) -> String {
+    if let Some(d) = &app.sandbox.config().server.sandbox_domain {
+        return d.clone();
+    }
+    headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1").to_string()
+}
+
+/// A sandbox as the control plane describes it.
+fn described(app: &App, sbx: &Sbx, domain: &str) -> Value {
+    let server = &app.sandbox.config().server;
+    let timeout = (sbx.end_at() - sbx.started_at).num_seconds().max(0);
+    json!({
+        "sandbox_id": sbx.id,
+        "template_id": sbx.template,
+        "template_name": sbx.template,
+        "name": sbx.id,
+        "metadata": sbx.metadata,
+        "status": "running",
+        "started_at": sbx.started_at.to_rfc3339(),
+        "created_at": sbx.started_at.to_rfc3339(),
+        "timeout_at": sbx.end_at().to_rfc3339(),
+        "timeout": timeout,
+        "cpu_count": 1,
+        "memory_mb": server.limits.memory_mb,
+        "env_vars": sbx.env,
+        "sandbox_domain": domain,
+        "envd_access_token": sbx.token,
+    })
+}
+
+/// `POST /v1/sandboxes`'s body (unknown fields, such as `secure`, are ignored).
+#[derive(Debug, Default, Deserialize)]
+struct NewSandbox {
+    template: Option<String>,
+    timeout: Option<i64>,
+    metadata: Option<Map<String, Value>>,
+    env_vars: Option<BTreeMap<String, String>>,
+}
+
+fn seconds(t: Option<i64>) -> Result<Option<u64>, ScaleboxError> {
+    match t {
+        Some(t) if t <= 0 => Err(ScaleboxError::new(
+            StatusCode::BAD_REQUEST,
+            format!("timeout must be a positive number of seconds, not {t}"),
+        )),
+        t => Ok(t.map(|t| t as u64)),
+    }
+}
+
+async fn create(
+    State(app): State<App>,
+    who: Who,
+    headers: HeaderMap,
+    body: Result<axum::Json<NewSandbox>, JsonRejection>,
+) -> Result<axum::Json<Value>, ScaleboxError> {
+    let tenant = tenant(&who)?;
+    let axum::Json(body) = body?;
+    // Scalebox's metadata values may be any JSON; they are kept as text.
+    let metadata = body
+        .metadata
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, v.as_str().map_or_else(|| v.to_string(), str::to_string)))
+        .collect();
+    let spec = SandboxSpec {
+        template: body.template.unwrap_or_else(|| "code-interpreter".into()),
+        timeout_s: seconds(body.timeout)?,
+        metadata,
+        env: body.env_vars.unwrap_or_default(),
+        home: HOME.into(),
+    };
+    let sbx = app.sandboxes.create(&tenant, spec)?;
+    Ok(ok(described(&app, &sbx, &domain(&app, &headers))))
+}
+
+async fn info(
+    State(app): State<App>,
+    who: Who,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Value>, ScaleboxError> {
+    let sbx = app.sandboxes.get(&tenant(&who)?, &id)?;
+    Ok(ok(described(&app, &sbx, &domain(&app, &headers))))
+}
+
+async fn list(State(app): State<App>, who: Who, headers: HeaderMap) -> Result<axum::Json<Value>, ScaleboxError> {
+    let tenant = tenant(&who)?;
+    let domain = domain(&app, &headers);
+    let all: Vec<Value> = app.sandboxes.list(&tenant).iter().map(|b| described(&app, b, &domain)).collect();
+    Ok(ok(json!({"sandboxes": all, "total": all.len()})))
+}
+
+/// `{"timeout": seconds}`.
+#[derive(Debug, Default, Deserialize)]
+struct Timeout {
+    timeout: Option<i64>,
+}
+
+async fn timeout(
+    State(app): State<App>,
+    who: Who,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<axum::Json<Timeout>, JsonRejection>,
+) -> Result<axum::Json<Value>, ScaleboxError> {
+    let sbx = app.sandboxes.get(&tenant(&who)?, &id)?;
+    let axum::Json(body) = body?;
+    let t = seconds(body.timeout)?.ok_or_else(|| ScaleboxError::new(StatusCode::BAD_REQUEST, "timeout is required"))?;
+    app.sandboxes.set_timeout(&sbx, t);
+    Ok(ok(described(&app, &sbx, &domain(&app, &headers))))
+}
+
+async fn connect(
+    State(app): State<App>,
+    who: Who,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Option<axum::Json<Timeout>>,
+) -> Result<axum::Json<Value>, ScaleboxError> {
+    let sbx = app.sandboxes.get(&tenant(&who)?, &id)?;
+    if let Some(t) = seconds(body.and_then(|b| b.0.timeout))? {
+        // Connecting never shortens a sandbox's life.
+        if chrono::Utc::now() + chrono::Duration::seconds(t as i64) > sbx.end_at() {
+            app.sandboxes.set_timeout(&sbx, t);
+        }
+    }
+    Ok(ok(described(&app, &sbx, &domain(&app, &headers))))
+}
+
+/// Ends a sandbox. Idempotent: the SDK's `Session.close` deletes twice, so a sandbox that is
+/// already gone (or was never the caller's) answers success too, and reveals nothing.
+async fn kill(State(app): State<App>, who: Who, Path(id): Path<String>) -> Result<axum::Json<Value>, ScaleboxError> {
+    let killed = app.sandboxes.kill(&tenant(&who)?, &id).await;
+    Ok(ok(json!({"sandbox_id": id, "deleted": killed})))
+}
+
+async fn not_yet() -> ScaleboxError {
+    ScaleboxError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        "pause and resume are not offered yet by this Cella server (session snapshots come later)",
+    )
+}

@@ -1,0 +1,100 @@
+// Drives a Cella server with Scalebox's own JavaScript SDK (@scalebox/sdk, pinned in
+// package.json), unmodified.
+//
+// Usage: node client.mjs SCENARIO   with SCALEBOX_API_KEY and SCALEBOX_API_URL set, and
+// NODE_EXTRA_CA_CERTS naming the CA of the server's certificate (the SDK reaches files and
+// health over https). Prints one JSON object: what the scenario observed. The Rust test
+// (tests/e2e/scalebox.rs) makes the assertions.
+
+import { Session } from '@scalebox/sdk';
+
+const brief = (r) => ({
+  success: r.success,
+  text: r.text,
+  stdout: r.stdout,
+  stderr: r.stderr,
+  error: r.error ? { name: r.error.name, value: r.error.value } : null,
+  sessionId: r.sessionId ?? null,
+  files: r.files ? Object.fromEntries(Object.entries(r.files).map(([k, v]) => [k, v.toString()])) : null,
+});
+
+async function attempt(work) {
+  try {
+    return { ok: await work() };
+  } catch (e) {
+    return { threw: String(e && e.message ? e.message : e) };
+  }
+}
+
+const scenarios = {
+  async python() {
+    const out = {};
+    const chunks = [];
+    const first = await Session.run({
+      code: "x = 41\nprint('hello')\nopen('data.txt').read()",
+      language: 'python',
+      keepAlive: true,
+      files: { 'data.txt': 'uploaded over https', '/workspace/sub/b.txt': 'second' },
+      onStdout: (text) => chunks.push(text),
+    });
+    out.first = brief(first);
+    out.streamed = chunks;
+    const id = first.sessionId;
+    out.second = brief(await Session.run({ code: 'x + 1', sessionId: id, keepAlive: true }));
+    out.packages = brief(
+      await Session.run({ code: 'import six\nsix.PY3', sessionId: id, keepAlive: true, packages: ['six'] }),
+    );
+    out.error = brief(await Session.run({ code: '1/0', sessionId: id, keepAlive: true }));
+    out.print_only = brief(await Session.run({ code: 'print(1)', sessionId: id, keepAlive: true }));
+    out.download = brief(
+      await Session.run({
+        code: "open('/workspace/out.txt', 'w').write('made by code')",
+        sessionId: id,
+        keepAlive: true,
+        downloadFiles: ['/workspace/out.txt'],
+      }),
+    );
+    const renewed = await Session.keepAlive(id, 900000);
+    out.renewed_s = (new Date(renewed.expiresAt).getTime() - Date.now()) / 1000;
+    const info = await Session.getSession(id);
+    out.info = { status: info.status, sandboxId: info.sandboxId, language: info.language };
+    out.listed = (await Session.listSessions()).map((s) => s.sessionId ?? s.id);
+    await Session.close(id);
+    out.after_close = await attempt(() => Session.run({ code: 'x', sessionId: id }));
+    return out;
+  },
+
+  async javascript() {
+    const out = {};
+    const first = await Session.run({ code: "var n = 20; console.log('js says hi'); n + 1", language: 'javascript', keepAlive: true });
+    out.first = brief(first);
+    out.second = brief(await Session.run({ code: 'n * 2', sessionId: first.sessionId, keepAlive: true }));
+    out.error = brief(await Session.run({ code: 'nothing()', sessionId: first.sessionId, keepAlive: true }));
+    out.npm = brief(
+      await Session.run({ code: '1', sessionId: first.sessionId, keepAlive: true, packages: ['lodash'] }),
+    );
+    await Session.close(first.sessionId);
+    return out;
+  },
+
+  async one_shot() {
+    // keepAlive false: the SDK never deletes the sandbox; the server's reaper must.
+    const r = await Session.run({ code: "print('once')", language: 'python', timeout: 60000 });
+    return { run: brief(r) };
+  },
+
+  async create_only() {
+    const r = await Session.run({
+      code: "secret = 'tenant a'",
+      language: 'python',
+      keepAlive: true,
+      files: { 'mark.txt': 'tenant a' },
+    });
+    return { sandboxId: r.sandbox.sandboxId, token: r.sandbox.envdAccessToken ?? null };
+  },
+};
+
+const name = process.argv[2];
+const result = await scenarios[name]();
+console.log(JSON.stringify(result));
+process.exit(0);
