@@ -94,11 +94,47 @@ def files():
             out["outside"] = "read"
         except Exception as e:
             out["outside"] = type(e).__name__
-        try:
-            sbx.commands.run("ls")
-            out["commands"] = "ran"
-        except Exception as e:
-            out["commands"] = [type(e).__name__, str(e)]
+        return out
+    finally:
+        sbx.kill()
+
+
+def command(sbx, line):
+    from e2b import CommandExitException
+    try:
+        r = sbx.commands.run(line)
+        return {"stdout": r.stdout, "stderr": r.stderr, "exit_code": r.exit_code}
+    except CommandExitException as e:
+        return {"stdout": e.stdout, "stderr": e.stderr, "exit_code": e.exit_code}
+
+
+def commands():
+    sbx = Sandbox.create()
+    try:
+        out = {}
+        sbx.run_code("before = 1")  # a Python context that exists before pip install
+        sbx.files.write("/home/user/prog.py", "import sys\nprint('from a file')\nprint('to stderr', file=sys.stderr)\n")
+        for name, line in [
+            ("python_file", "python prog.py"),
+            ("python_c", "python3 -c 'print(6 * 7)'"),
+            ("python_fails", "python -c '1/0'"),
+            ("node_e", "node -e 'console.log(1 + 1)'"),
+            ("pwd", "pwd"),
+            ("echo", "echo hello there"),
+            ("mkdir", "mkdir -p made/deep"),
+            ("ls", "ls"),
+            ("cat", "cat prog.py"),
+            ("rm", "rm -r made"),
+            ("ls_after", "ls /home/user"),
+            ("pip", "pip install six"),
+            ("pip_unknown", "pip install no-such-package-here"),
+            ("unknown", "gcc main.c"),
+            ("pipe", "ls | wc -l"),
+        ]:
+            out[name] = command(sbx, line)
+        out["six_in_old_context"] = execution(sbx.run_code("import six; six.PY3"))
+        fresh = sbx.create_code_context()
+        out["six_in_new_context"] = execution(sbx.run_code("import six; six.PY3", context=fresh))
         return out
     finally:
         sbx.kill()
@@ -197,7 +233,7 @@ def create_only():
     return {"id": sbx.sandbox_id, "token": sbx._envd_access_token}
 
 
-SCENARIOS = {f.__name__: f for f in [basics, streaming, files, contexts, isolation, lifecycle, reaped, create_only]}
+SCENARIOS = {f.__name__: f for f in [basics, streaming, files, commands, contexts, isolation, lifecycle, reaped, create_only]}
 
 if __name__ == "__main__":
     print(json.dumps(SCENARIOS[sys.argv[1]](), default=str))

@@ -73,8 +73,36 @@ async fn files_are_shared_by_the_sdk_and_the_code() {
     assert_eq!(out["after_remove"], json!([false, false]));
     assert_eq!(out["missing"], "FileNotFoundException");
     assert_eq!(out["outside"], "InvalidArgumentException", "nothing outside the home is reachable");
-    assert_eq!(out["commands"][0], "SandboxException");
-    assert!(out["commands"][1].as_str().unwrap().contains("no shell"), "{}", out["commands"]);
+}
+
+#[tokio::test]
+async fn commands_run_the_small_set_without_a_shell() {
+    let s = code_server(json!({})).await;
+    let out = e2b_client(&s, "any-key", "commands").await;
+    let ran =
+        |name: &str| (out[name]["exit_code"].as_i64().unwrap(), out[name]["stdout"].as_str().unwrap().to_string());
+    assert_eq!(ran("python_file"), (0, "from a file\n".into()));
+    assert_eq!(out["python_file"]["stderr"], "to stderr\n");
+    assert_eq!(ran("python_c"), (0, "42\n".into()));
+    assert_eq!(out["python_fails"]["exit_code"], 1);
+    assert!(out["python_fails"]["stderr"].as_str().unwrap().contains("ZeroDivisionError"));
+    assert_eq!(ran("node_e"), (0, "2\n".into()));
+    assert_eq!(ran("pwd"), (0, "/home/user\n".into()));
+    assert_eq!(ran("echo"), (0, "hello there\n".into()));
+    assert_eq!(ran("mkdir").0, 0);
+    assert_eq!(ran("ls"), (0, "made\nprog.py\n".into()));
+    assert!(ran("cat").1.starts_with("import sys"));
+    assert_eq!(ran("rm").0, 0);
+    assert_eq!(ran("ls_after"), (0, "prog.py\n".into()));
+    assert_eq!(ran("pip"), (0, "Successfully installed six\n".into()));
+    assert_eq!(out["pip_unknown"]["exit_code"], 1);
+    assert!(out["pip_unknown"]["stderr"].as_str().unwrap().contains("not in the wheelhouse"));
+    assert_eq!(out["unknown"]["exit_code"], 127);
+    assert!(out["unknown"]["stderr"].as_str().unwrap().contains("command not found"));
+    assert_eq!(out["pipe"]["exit_code"], 2, "{}", out["pipe"]);
+    assert!(out["pipe"]["stderr"].as_str().unwrap().contains("no shell"));
+    assert_eq!(out["six_in_old_context"]["text"], "True", "pip install reaches the contexts that exist");
+    assert_eq!(out["six_in_new_context"]["text"], "True", "and the contexts made later");
 }
 
 #[tokio::test]

@@ -258,6 +258,12 @@ pub async fn serve(
         }
         None => {
             tracing::info!(address = %listener.local_addr()?, "serving");
+            // Streamed answers (NDJSON, Connect streams, SSE) are written in small pieces:
+            // without TCP_NODELAY, Nagle's algorithm and the client's delayed ACK hold each
+            // one back about 40 ms.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
         }
     }

@@ -73,6 +73,8 @@ impl DualListener {
                         continue;
                     }
                 };
+                // Small streamed writes must not wait for the client's delayed ACK.
+                let _ = stream.set_nodelay(true);
                 let (tx, tls) = (tx.clone(), tls.clone());
                 tokio::spawn(async move {
                     if let Some(conn) = classify(stream, &tls).await {

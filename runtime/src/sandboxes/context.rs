@@ -185,6 +185,12 @@ impl Sandboxes {
             .create_session_with(&ctx.caller, backend, config, None, extras)
             .await
             .map_err(|r| SbxError::Refused { code: r.code, message: r.message })?;
+        if created.status == CreateStatus::Created && ctx.language == Language::Python {
+            let packages = sbx.packages().clone();
+            if !packages.is_empty() {
+                let _ = self.install(ctx, &packages, None).await;
+            }
+        }
         if created.status == CreateStatus::Failed {
             self.sandbox.disconnect(&ctx.caller).await;
             let reason = created.session.error.unwrap_or_default();
@@ -204,6 +210,17 @@ impl Sandboxes {
         cwd: Option<&str>,
     ) -> Result<Arc<Context>, SbxError> {
         self.add_context(sbx, language, cwd, false).await
+    }
+
+    /// A context for one command (not listed among the sandbox's contexts by SDKs that list
+    /// them only while it lives); the caller removes it.
+    pub(super) async fn scratch_context(
+        &self,
+        sbx: &Sbx,
+        language: Language,
+        cwd: &str,
+    ) -> Result<Arc<Context>, SbxError> {
+        self.add_context(sbx, language, Some(cwd), false).await
     }
 
     async fn add_context(
@@ -337,7 +354,7 @@ impl Sandboxes {
     }
 
     /// Installs wheels into a Python context; answers pip's kind of report.
-    async fn install(
+    pub(super) async fn install(
         &self,
         ctx: &Context,
         packages: &[String],

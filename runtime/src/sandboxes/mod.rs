@@ -9,6 +9,7 @@
 //! any session's. This layer sits on the [`Sandbox`] facade and never sees HTTP; the doors
 //! translate their protocols onto it.
 
+mod commands;
 mod context;
 mod files;
 
@@ -20,6 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
+pub use commands::{CommandResult, OFFERED};
 pub use context::{CellError, CellResult, Context, Language, by_line};
 pub use files::{Entry, Files, Kind};
 
@@ -89,6 +91,8 @@ pub struct Sbx {
     /// Its files.
     pub files: Files,
     contexts: Mutex<Vec<Arc<Context>>>,
+    /// Packages `pip install` (the command) put in every Python context.
+    packages: Mutex<Vec<String>>,
     ended: AtomicBool,
 }
 
@@ -105,6 +109,10 @@ impl Sbx {
 
     fn contexts(&self) -> MutexGuard<'_, Vec<Arc<Context>>> {
         self.contexts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn packages(&self) -> MutexGuard<'_, Vec<String>> {
+        self.packages.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Compares a presented token with the sandbox's, in time independent of where they differ.
@@ -184,6 +192,7 @@ impl Sandboxes {
             end_at: Mutex::new(end),
             files,
             contexts: Mutex::new(Vec::new()),
+            packages: Mutex::new(Vec::new()),
             ended: AtomicBool::new(false),
         });
         self.boxes().insert(id.clone(), sbx.clone());

@@ -1,6 +1,6 @@
-//! envd inside a sandbox: health, file upload and download, and the `filesystem.Filesystem`
-//! Connect service. `process.Process` answers Connect's `unimplemented`: there is no shell
-//! or process inside a component (README, "From E2B's and Scalebox's SDKs").
+//! envd inside a sandbox: health, file upload and download, the `filesystem.Filesystem`
+//! Connect service, and `process.Process/Start`, which runs one of the sandbox's few
+//! commands (there is no shell or process inside a component; `sandboxes::commands`).
 
 use super::{E2bError, enter, sandbox_id};
 use crate::http::App;
@@ -187,18 +187,103 @@ pub(crate) async fn filesystem_rpc(
     Ok(connect::unary(&answer))
 }
 
-/// `process.Process`: no processes inside a component.
-async fn process(State(app): State<App>, headers: HeaderMap, Path(method): Path<String>) -> Response {
-    if let Err(e) = enter(&app, &headers) {
-        return ConnectError::from(e).into_response();
+/// `process.Process`: `Start` runs one of the sandbox's few commands; nothing else exists.
+async fn process(State(app): State<App>, headers: HeaderMap, Path(method): Path<String>, body: Bytes) -> Response {
+    match enter(&app, &headers) {
+        Ok(sbx) => process_rpc(&app, sbx, "process.Process", &method, &headers, &body).await,
+        Err(e) => ConnectError::from(e).into_response(),
     }
-    let error = ConnectError::new(
-        "unimplemented",
-        format!(
-            "process.Process/{method}: a Cella sandbox has no shell or processes; run Python or JavaScript with \
-             run_code, and use the files API for files"
-        ),
-    );
+}
+
+/// `Start`'s request: the process to start (E2B sends `bash -l -c <command>`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct StartRequest {
+    process: ProcessConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ProcessConfig {
+    cmd: String,
+    args: Vec<String>,
+    cwd: Option<String>,
+}
+
+impl ProcessConfig {
+    /// The command line: what a shell would have run.
+    fn line(&self) -> String {
+        let shell = self.cmd.ends_with("/bash") || self.cmd.ends_with("/sh") || self.cmd == "bash" || self.cmd == "sh";
+        if shell && let Some(at) = self.args.iter().position(|a| a == "-c" || a == "-lc") {
+            return self.args.get(at + 1).cloned().unwrap_or_default();
+        }
+        std::iter::once(self.cmd.as_str())
+            .chain(self.args.iter().map(String::as_str))
+            .map(|w| shlex::try_quote(w).map(|q| q.into_owned()).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// The Process service of envd (and Scalebox's `sandboxagent.Process`, the same service):
+/// `Start` streams a command's events (start, output as base64 data, end); `List` answers
+/// no processes; the rest answer `unimplemented`, since nothing keeps running.
+pub(crate) async fn process_rpc(
+    app: &App,
+    sbx: Arc<Sbx>,
+    service: &str,
+    method: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
     let streamed = headers.get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/connect+"));
-    if streamed { connect::stream_error(error) } else { error.into_response() }
+    let refuse = |error: ConnectError| if streamed { connect::stream_error(error) } else { error.into_response() };
+    match method {
+        "Start" => {}
+        "List" => return connect::unary(&json!({"processes": []})),
+        other => {
+            return refuse(ConnectError::new(
+                "unimplemented",
+                format!(
+                    "{service}/{other}: a Cella sandbox has no processes that keep running; Start runs one of: {}",
+                    crate::sandboxes::OFFERED
+                ),
+            ));
+        }
+    }
+    let request: StartRequest = match connect::decode_enveloped(body) {
+        Ok(r) => r,
+        Err(e) => return refuse(e),
+    };
+    let (frames, mut rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+    let sandboxes = app.sandboxes.clone();
+    // The command runs to its end (or deadline) whatever the connection does.
+    tokio::spawn(async move {
+        use base64::Engine;
+        let event = |e: Value| connect::envelope(&json!({"event": e}));
+        let _ = frames.send(event(json!({"start": {"pid": 1}})));
+        let (sink, output) = tokio::sync::mpsc::unbounded_channel();
+        let to = frames.clone();
+        let forward = tokio::spawn(crate::sandboxes::by_line(output, move |channel, text| {
+            let kind = if channel == "stderr" { "stderr" } else { "stdout" };
+            let data = base64::engine::general_purpose::STANDARD.encode(text);
+            let _ = to.send(connect::envelope(&json!({"event": {"data": {kind: data}}})));
+        }));
+        let ran = sandboxes.command(&sbx, &request.process.line(), request.process.cwd.as_deref(), Some(sink)).await;
+        match ran {
+            Ok(result) => {
+                let _ = forward.await;
+                let code = result.exit_code;
+                let end = json!({"exitCode": code, "exited": true, "status": format!("exit status {code}")});
+                let _ = frames.send(event(json!({"end": end})));
+                let _ = frames.send(connect::end_of_stream(None));
+            }
+            Err(e) => {
+                let _ = forward.await;
+                let _ = frames.send(connect::end_of_stream(Some(&ConnectError::from(e))));
+            }
+        }
+    });
+    let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|o| o.map(Ok::<_, std::convert::Infallible>)));
+    ([(header::CONTENT_TYPE, connect::STREAM)], axum::body::Body::from_stream(stream)).into_response()
 }

@@ -1,12 +1,13 @@
 //! Inside a Scalebox sandbox: the `sandboxagent` Connect services (ContextService,
 //! ExecutionService's streamed Execute, Filesystem), `/upload` and `/download/…`.
 //! Requests present the sandbox's `X-Access-Token` (and `X-Sandbox-ID` on the execution and
-//! context services); `Process` answers `unimplemented`: there is no shell in a component.
+//! context services); `Process/Start` runs the sandbox's few commands (there is no shell in
+//! a component).
 
 use super::ScaleboxError;
 use crate::http::App;
 use crate::http::connect::{self, ConnectError};
-use crate::http::e2b::envd::{filesystem_rpc, written};
+use crate::http::e2b::envd::{filesystem_rpc, process_rpc, written};
 use crate::sandboxes::{CellResult, Language, Sbx, SbxError};
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -167,19 +168,11 @@ async fn filesystem(
     filesystem_rpc(&sbx, "sandboxagent.Filesystem", &method, &body).await
 }
 
-async fn process(State(app): State<App>, headers: HeaderMap, Path(method): Path<String>) -> Response {
-    if let Err(e) = enter(&app, &headers) {
-        return ConnectError::from(e).into_response();
+async fn process(State(app): State<App>, headers: HeaderMap, Path(method): Path<String>, body: Bytes) -> Response {
+    match enter(&app, &headers) {
+        Ok(sbx) => process_rpc(&app, sbx, "sandboxagent.Process", &method, &headers, &body).await,
+        Err(e) => ConnectError::from(e).into_response(),
     }
-    let error = ConnectError::new(
-        "unimplemented",
-        format!(
-            "sandboxagent.Process/{method}: a Cella sandbox has no shell or processes; run Python or JavaScript \
-             with Session.run, and send files with `files`"
-        ),
-    );
-    let streamed = headers.get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/connect+"));
-    if streamed { connect::stream_error(error) } else { error.into_response() }
 }
 
 /// `POST /upload`: a multipart form with a `file` part (its filename the full path) and a
