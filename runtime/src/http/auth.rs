@@ -73,6 +73,14 @@ impl Who {
         }
     }
 
+    /// The tenant that owns the sandboxes this key makes and sees; an admin key owns none.
+    pub fn sandbox_owner(&self) -> Result<std::sync::Arc<str>, crate::sandboxes::SbxError> {
+        self.0.tenant().ok_or_else(|| crate::sandboxes::SbxError::Refused {
+            code: codes::FORBIDDEN,
+            message: "admin keys manage the server; use a tenant key for sandboxes".into(),
+        })
+    }
+
     /// Refuses anyone but the admin when the server has keys.
     pub fn require_admin(&self, app: &App, tool: &str) -> Result<(), ApiError> {
         if self.0 == Identity::Admin || !app.sandbox.tenancy().admin_required() {

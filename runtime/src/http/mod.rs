@@ -39,6 +39,31 @@ use utoipa_axum::routes;
 pub use error::{ApiError, status_of};
 pub use mcp::McpDoor;
 
+/// A streamed answer of content type `content_type` whose body is what `rx` receives, until
+/// its sender is dropped (NDJSON lines, Connect envelopes).
+pub(crate) fn streamed(
+    content_type: &'static str,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<axum::body::Bytes>,
+) -> Response {
+    use axum::response::IntoResponse;
+    let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|o| o.map(Ok::<_, std::convert::Infallible>)));
+    ([(header::CONTENT_TYPE, content_type)], axum::body::Body::from_stream(stream)).into_response()
+}
+
+/// The HTTP status of a sandbox error, for the E2B and Scalebox doors alike.
+pub(crate) fn sandbox_status(e: &crate::sandboxes::SbxError) -> StatusCode {
+    use crate::sandboxes::SbxError;
+    match e {
+        SbxError::NotFound(_) => StatusCode::NOT_FOUND,
+        SbxError::Invalid(_) => StatusCode::BAD_REQUEST,
+        SbxError::Exists(_) => StatusCode::CONFLICT,
+        SbxError::Denied(_) => StatusCode::UNAUTHORIZED,
+        SbxError::Quota(_) => StatusCode::TOO_MANY_REQUESTS,
+        SbxError::Refused { code, .. } => status_of(*code),
+        SbxError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct App {

@@ -56,6 +56,14 @@ pub enum SbxError {
     Io(String),
 }
 
+/// A timeout a client asked for, in seconds: positive.
+pub fn timeout_s(asked: i64) -> Result<u64, SbxError> {
+    u64::try_from(asked)
+        .ok()
+        .filter(|t| *t > 0)
+        .ok_or_else(|| SbxError::Invalid(format!("timeout must be a positive number of seconds, not {asked}")))
+}
+
 /// What a new sandbox is made of.
 #[derive(Debug, Clone, Default)]
 pub struct SandboxSpec {
@@ -250,6 +258,15 @@ impl Sandboxes {
         *sbx.end_at.lock().unwrap_or_else(|p| p.into_inner()) = end;
         for ctx in sbx.contexts().iter() {
             let _ = self.sandbox.refresh_sessions(&ctx.caller, None);
+        }
+    }
+
+    /// Renews the sandbox to end `timeout_s` from now unless it already ends later
+    /// (connecting never shortens a sandbox's life).
+    pub fn renew_at_least(&self, sbx: &Sbx, timeout_s: u64) {
+        let until = Utc::now() + chrono::Duration::from_std(self.timeout(Some(timeout_s))).unwrap_or_default();
+        if until > sbx.end_at() {
+            self.set_timeout(sbx, timeout_s);
         }
     }
 

@@ -4,7 +4,7 @@
 use super::{E2bError, ENVD_VERSION};
 use crate::http::App;
 use crate::http::auth::Who;
-use crate::sandboxes::{SandboxSpec, Sbx};
+use crate::sandboxes::{SandboxSpec, Sbx, timeout_s};
 use axum::Router;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -35,13 +35,6 @@ pub(super) fn routes() -> Router<App> {
         .route("/snapshots", get(not_yet))
 }
 
-/// The tenant of the request's key; an admin key owns no sandboxes.
-fn tenant(who: &Who) -> Result<Arc<str>, E2bError> {
-    who.0.tenant().ok_or_else(|| {
-        E2bError::new(StatusCode::FORBIDDEN, "admin keys manage the server; use a tenant key for sandboxes")
-    })
-}
-
 /// `POST /v2/sandboxes`'s body (camelCase, unknown fields ignored).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -51,17 +44,6 @@ struct NewSandbox {
     timeout: Option<i64>,
     metadata: Option<BTreeMap<String, String>>,
     env_vars: Option<BTreeMap<String, String>>,
-}
-
-/// A timeout in seconds from a request: positive.
-fn seconds(timeout: Option<i64>) -> Result<Option<u64>, E2bError> {
-    match timeout {
-        Some(t) if t <= 0 => Err(E2bError::new(
-            StatusCode::BAD_REQUEST,
-            format!("timeout must be a positive number of seconds, not {t}"),
-        )),
-        t => Ok(t.map(|t| t as u64)),
-    }
 }
 
 /// The `Sandbox` answer of create and connect.
@@ -101,11 +83,11 @@ async fn create(
     who: Who,
     body: Result<axum::Json<NewSandbox>, JsonRejection>,
 ) -> Result<Response, E2bError> {
-    let tenant = tenant(&who)?;
+    let tenant = who.sandbox_owner()?;
     let axum::Json(body) = body?;
     let spec = SandboxSpec {
         template: body.template_id.unwrap_or_else(|| "code-interpreter-v1".into()),
-        timeout_s: seconds(body.timeout)?,
+        timeout_s: body.timeout.map(timeout_s).transpose()?,
         metadata: body.metadata.unwrap_or_default(),
         env: body.env_vars.unwrap_or_default(),
         home: HOME.into(),
@@ -115,7 +97,7 @@ async fn create(
 }
 
 async fn info(State(app): State<App>, who: Who, Path(id): Path<String>) -> Result<axum::Json<Value>, E2bError> {
-    let sbx = app.sandboxes.get(&tenant(&who)?, &id)?;
+    let sbx = app.sandboxes.get(&who.sandbox_owner()?, &id)?;
     Ok(axum::Json(detail(&app, &sbx)))
 }
 
@@ -140,7 +122,7 @@ async fn list(
     who: Who,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, E2bError> {
-    let tenant = tenant(&who)?;
+    let tenant = who.sandbox_owner()?;
     let Query(q) = query?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     // Every Cella sandbox runs; asking only for paused ones finds none.
@@ -174,9 +156,9 @@ async fn timeout(
     Path(id): Path<String>,
     body: Result<axum::Json<Timeout>, JsonRejection>,
 ) -> Result<StatusCode, E2bError> {
-    let sbx = app.sandboxes.get(&tenant(&who)?, &id)?;
+    let sbx = app.sandboxes.get(&who.sandbox_owner()?, &id)?;
     let axum::Json(body) = body?;
-    let Some(t) = seconds(body.timeout)? else {
+    let Some(t) = body.timeout.map(timeout_s).transpose()? else {
         return Err(E2bError::new(StatusCode::BAD_REQUEST, "timeout is required"));
     };
     app.sandboxes.set_timeout(&sbx, t);
@@ -190,7 +172,7 @@ async fn refresh(
     Path(id): Path<String>,
     body: Option<axum::Json<Value>>,
 ) -> Result<StatusCode, E2bError> {
-    let sbx = app.sandboxes.get(&tenant(&who)?, &id)?;
+    let sbx = app.sandboxes.get(&who.sandbox_owner()?, &id)?;
     let duration = body.and_then(|b| b.0["duration"].as_u64());
     let default = app.sandbox.config().server.sandboxes.default_timeout_s;
     app.sandboxes.set_timeout(&sbx, duration.unwrap_or(default));
@@ -203,20 +185,15 @@ async fn connect(
     Path(id): Path<String>,
     body: Option<axum::Json<Timeout>>,
 ) -> Result<axum::Json<Value>, E2bError> {
-    let sbx = app.sandboxes.get(&tenant(&who)?, &id)?;
-    if let Some(t) = body.and_then(|b| b.0.timeout) {
-        let t = seconds(Some(t))?.unwrap_or_default();
-        // Connecting never shortens a sandbox's life.
-        let until = chrono::Utc::now() + chrono::Duration::seconds(t as i64);
-        if until > sbx.end_at() {
-            app.sandboxes.set_timeout(&sbx, t);
-        }
+    let sbx = app.sandboxes.get(&who.sandbox_owner()?, &id)?;
+    if let Some(t) = body.and_then(|b| b.0.timeout).map(timeout_s).transpose()? {
+        app.sandboxes.renew_at_least(&sbx, t);
     }
     Ok(axum::Json(created(&sbx)))
 }
 
 async fn kill(State(app): State<App>, who: Who, Path(id): Path<String>) -> Result<StatusCode, E2bError> {
-    if app.sandboxes.kill(&tenant(&who)?, &id).await {
+    if app.sandboxes.kill(&who.sandbox_owner()?, &id).await {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(E2bError::new(StatusCode::NOT_FOUND, format!("sandbox '{id}' not found")))

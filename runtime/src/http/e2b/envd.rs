@@ -255,7 +255,7 @@ pub(crate) async fn process_rpc(
         Ok(r) => r,
         Err(e) => return refuse(e),
     };
-    let (frames, mut rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+    let (frames, rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
     let sandboxes = app.sandboxes.clone();
     // The command runs to its end (or deadline) whatever the connection does.
     tokio::spawn(async move {
@@ -284,6 +284,5 @@ pub(crate) async fn process_rpc(
             }
         }
     });
-    let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|o| o.map(Ok::<_, std::convert::Infallible>)));
-    ([(header::CONTENT_TYPE, connect::STREAM)], axum::body::Body::from_stream(stream)).into_response()
+    crate::http::streamed(connect::STREAM, rx)
 }

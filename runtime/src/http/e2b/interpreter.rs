@@ -8,11 +8,11 @@ use crate::engine::host::{Output, OutputSink};
 use crate::http::App;
 use crate::sandboxes::{CellResult, Context, Language, Sbx};
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::routing::{delete, get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -116,15 +116,7 @@ async fn execute(
             let _ = lines.send(l);
         }
     });
-    let stream = tokio_stream_of(rx);
-    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(stream)).into_response())
-}
-
-/// The receiver as a body stream.
-fn tokio_stream_of(
-    mut rx: mpsc::UnboundedReceiver<Bytes>,
-) -> impl futures::Stream<Item = Result<Bytes, std::convert::Infallible>> {
-    futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|o| o.map(Ok)))
+    Ok(crate::http::streamed("application/x-ndjson", rx))
 }
 
 /// `POST /contexts`'s body.

@@ -46,15 +46,7 @@ impl E2bError {
 
 impl From<SbxError> for E2bError {
     fn from(e: SbxError) -> E2bError {
-        let status = match &e {
-            SbxError::NotFound(_) => StatusCode::NOT_FOUND,
-            SbxError::Invalid(_) => StatusCode::BAD_REQUEST,
-            SbxError::Exists(_) => StatusCode::CONFLICT,
-            SbxError::Denied(_) => StatusCode::UNAUTHORIZED,
-            SbxError::Quota(_) => StatusCode::TOO_MANY_REQUESTS,
-            SbxError::Refused { code, .. } => super::status_of(*code),
-            SbxError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        };
+        let status = super::sandbox_status(&e);
         E2bError::new(status, e.to_string())
     }
 }

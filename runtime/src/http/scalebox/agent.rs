@@ -10,7 +10,7 @@ use crate::http::connect::{self, ConnectError};
 use crate::http::e2b::envd::{filesystem_rpc, process_rpc, written};
 use crate::sandboxes::{CellResult, Language, Sbx, SbxError};
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Multipart, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -153,9 +153,7 @@ async fn execute(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Res
         }
         let _ = frames.send(connect::end_of_stream(None));
     });
-    let mut rx = rx;
-    let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|o| o.map(Ok::<_, std::convert::Infallible>)));
-    ([(header::CONTENT_TYPE, connect::STREAM)], Body::from_stream(stream)).into_response()
+    crate::http::streamed(connect::STREAM, rx)
 }
 
 async fn filesystem(

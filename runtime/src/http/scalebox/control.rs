@@ -5,7 +5,7 @@
 use super::{ScaleboxError, ok};
 use crate::http::App;
 use crate::http::auth::Who;
-use crate::sandboxes::{SandboxSpec, Sbx};
+use crate::sandboxes::{SandboxSpec, Sbx, timeout_s};
 use axum::Router;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
@@ -14,7 +14,6 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 /// The home directory of Scalebox's sandboxes.
 const HOME: &str = "/workspace";
@@ -27,12 +26,6 @@ pub(super) fn routes() -> Router<App> {
         .route("/v1/sandboxes/{id}/connect", post(connect))
         .route("/v1/sandboxes/{id}/pause", post(not_yet))
         .route("/v1/sandboxes/{id}/resume", post(not_yet))
-}
-
-fn tenant(who: &Who) -> Result<Arc<str>, ScaleboxError> {
-    who.0.tenant().ok_or_else(|| {
-        ScaleboxError::new(StatusCode::FORBIDDEN, "admin keys manage the server; use a tenant key for sandboxes")
-    })
 }
 
 /// The domain to hand back: the configured one, else the `Host` the client used.
@@ -75,23 +68,13 @@ struct NewSandbox {
     env_vars: Option<BTreeMap<String, String>>,
 }
 
-fn seconds(t: Option<i64>) -> Result<Option<u64>, ScaleboxError> {
-    match t {
-        Some(t) if t <= 0 => Err(ScaleboxError::new(
-            StatusCode::BAD_REQUEST,
-            format!("timeout must be a positive number of seconds, not {t}"),
-        )),
-        t => Ok(t.map(|t| t as u64)),
-    }
-}
-
 async fn create(
     State(app): State<App>,
     who: Who,
     headers: HeaderMap,
     body: Result<axum::Json<NewSandbox>, JsonRejection>,
 ) -> Result<axum::Json<Value>, ScaleboxError> {
-    let tenant = tenant(&who)?;
+    let tenant = who.sandbox_owner()?;
     let axum::Json(body) = body?;
     // Scalebox's metadata values may be any JSON; they are kept as text.
     let metadata = body
@@ -102,7 +85,7 @@ async fn create(
         .collect();
     let spec = SandboxSpec {
         template: body.template.unwrap_or_else(|| "code-interpreter".into()),
-        timeout_s: seconds(body.timeout)?,
+        timeout_s: body.timeout.map(timeout_s).transpose()?,
         metadata,
         env: body.env_vars.unwrap_or_default(),
         home: HOME.into(),
@@ -117,12 +100,12 @@ async fn info(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<axum::Json<Value>, ScaleboxError> {
-    let sbx = app.sandboxes.get(&tenant(&who)?, &id)?;
+    let sbx = app.sandboxes.get(&who.sandbox_owner()?, &id)?;
     Ok(ok(described(&app, &sbx, &domain(&app, &headers))))
 }
 
 async fn list(State(app): State<App>, who: Who, headers: HeaderMap) -> Result<axum::Json<Value>, ScaleboxError> {
-    let tenant = tenant(&who)?;
+    let tenant = who.sandbox_owner()?;
     let domain = domain(&app, &headers);
     let all: Vec<Value> = app.sandboxes.list(&tenant).iter().map(|b| described(&app, b, &domain)).collect();
     Ok(ok(json!({"sandboxes": all, "total": all.len()})))
@@ -141,9 +124,13 @@ async fn timeout(
     Path(id): Path<String>,
     body: Result<axum::Json<Timeout>, JsonRejection>,
 ) -> Result<axum::Json<Value>, ScaleboxError> {
-    let sbx = app.sandboxes.get(&tenant(&who)?, &id)?;
+    let sbx = app.sandboxes.get(&who.sandbox_owner()?, &id)?;
     let axum::Json(body) = body?;
-    let t = seconds(body.timeout)?.ok_or_else(|| ScaleboxError::new(StatusCode::BAD_REQUEST, "timeout is required"))?;
+    let t = body
+        .timeout
+        .map(timeout_s)
+        .transpose()?
+        .ok_or_else(|| ScaleboxError::new(StatusCode::BAD_REQUEST, "timeout is required"))?;
     app.sandboxes.set_timeout(&sbx, t);
     Ok(ok(described(&app, &sbx, &domain(&app, &headers))))
 }
@@ -155,12 +142,9 @@ async fn connect(
     Path(id): Path<String>,
     body: Option<axum::Json<Timeout>>,
 ) -> Result<axum::Json<Value>, ScaleboxError> {
-    let sbx = app.sandboxes.get(&tenant(&who)?, &id)?;
-    if let Some(t) = seconds(body.and_then(|b| b.0.timeout))? {
-        // Connecting never shortens a sandbox's life.
-        if chrono::Utc::now() + chrono::Duration::seconds(t as i64) > sbx.end_at() {
-            app.sandboxes.set_timeout(&sbx, t);
-        }
+    let sbx = app.sandboxes.get(&who.sandbox_owner()?, &id)?;
+    if let Some(t) = body.and_then(|b| b.0.timeout).map(timeout_s).transpose()? {
+        app.sandboxes.renew_at_least(&sbx, t);
     }
     Ok(ok(described(&app, &sbx, &domain(&app, &headers))))
 }
@@ -168,7 +152,7 @@ async fn connect(
 /// Ends a sandbox. Idempotent: the SDK's `Session.close` deletes twice, so a sandbox that is
 /// already gone (or was never the caller's) answers success too, and reveals nothing.
 async fn kill(State(app): State<App>, who: Who, Path(id): Path<String>) -> Result<axum::Json<Value>, ScaleboxError> {
-    let killed = app.sandboxes.kill(&tenant(&who)?, &id).await;
+    let killed = app.sandboxes.kill(&who.sandbox_owner()?, &id).await;
     Ok(ok(json!({"sandbox_id": id, "deleted": killed})))
 }
 

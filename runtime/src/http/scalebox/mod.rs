@@ -37,15 +37,7 @@ impl ScaleboxError {
 
 impl From<SbxError> for ScaleboxError {
     fn from(e: SbxError) -> ScaleboxError {
-        let status = match &e {
-            SbxError::NotFound(_) => StatusCode::NOT_FOUND,
-            SbxError::Invalid(_) => StatusCode::BAD_REQUEST,
-            SbxError::Exists(_) => StatusCode::CONFLICT,
-            SbxError::Denied(_) => StatusCode::UNAUTHORIZED,
-            SbxError::Quota(_) => StatusCode::TOO_MANY_REQUESTS,
-            SbxError::Refused { code, .. } => super::status_of(*code),
-            SbxError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        };
+        let status = super::sandbox_status(&e);
         ScaleboxError::new(status, e.to_string())
     }
 }
