@@ -446,6 +446,15 @@ impl Sessions {
         expired
     }
 
+    /// Drops the session counters of a worker that has no sessions left.
+    pub fn forget_counters(&self, caller: &Caller) {
+        let mut table = self.table();
+        if table.workers.get(caller).is_none_or(|m| m.is_empty()) {
+            table.workers.remove(caller);
+            table.counters.retain(|(c, _), _| c != caller);
+        }
+    }
+
     /// Removes and returns every session of every worker, and forgets the workers.
     pub fn drain(&self) -> Vec<Arc<Session>> {
         let mut table = self.table();
@@ -490,5 +499,21 @@ mod tests {
         assert_eq!(n1, "kv_w2_001");
         assert_eq!(n2, "kv_w2_002");
         assert!(id2.starts_with("kv_w2_002_") && id2.len() == "kv_w2_002_".len() + 8);
+    }
+
+    #[test]
+    fn a_retired_worker_leaves_no_counters_but_a_live_one_keeps_them() {
+        let sessions = Sessions::new(Duration::from_secs(5));
+        let (gone, live) = (Caller::new("sbx-1-a"), Caller::new("w"));
+        sessions.temporary_name(&gone, "python");
+        let Lookup::Created(_fresh) = sessions.get_or_create(&live, "kv", Value::Null, None, None, &Extras::default())
+        else {
+            panic!("a new session")
+        };
+        sessions.forget_counters(&gone);
+        sessions.forget_counters(&live);
+        let table = sessions.table();
+        assert!(!table.counters.keys().any(|(c, _)| *c == gone), "the retired worker's counter stayed");
+        assert!(table.counters.keys().any(|(c, _)| *c == live), "a worker with a session lost its counter");
     }
 }

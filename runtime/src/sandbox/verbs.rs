@@ -238,6 +238,16 @@ impl Sandbox {
         self.end_sessions(sessions).await
     }
 
+    /// Ends the caller's sessions, as [`disconnect`](Self::disconnect) does, and forgets the
+    /// worker's session numbers too: for workers a door made up and never reuses (a
+    /// sandbox's contexts). AgentFlow keeps a client-named worker's numbers forever, so
+    /// `disconnect` does.
+    pub async fn retire(&self, caller: &Caller) -> usize {
+        let ended = self.disconnect(caller).await;
+        self.inner.sessions.forget_counters(caller);
+        ended
+    }
+
     /// Ends every session of every worker; returns how many.
     pub async fn destroy_all_sessions(&self) -> usize {
         let sessions = self.inner.sessions.drain();

@@ -192,7 +192,7 @@ impl Sandboxes {
             }
         }
         if created.status == CreateStatus::Failed {
-            self.sandbox.disconnect(&ctx.caller).await;
+            self.sandbox.retire(&ctx.caller).await;
             let reason = created.session.error.unwrap_or_default();
             return Err(SbxError::Refused {
                 code: crate::codes::RESOURCE_NOT_INITIALIZED,
@@ -236,7 +236,7 @@ impl Sandboxes {
         let ctx = Arc::new(Context { id, language, cwd, default, caller, executions: AtomicU32::new(0) });
         self.start(sbx, &ctx).await?;
         if sbx.ended() {
-            self.sandbox.disconnect(&ctx.caller).await;
+            self.sandbox.retire(&ctx.caller).await;
             return Err(SbxError::NotFound(format!("sandbox '{}' ended", sbx.id)));
         }
         sbx.contexts().push(ctx.clone());
@@ -269,7 +269,7 @@ impl Sandboxes {
     /// Restarts a context: its namespace is emptied (a new interpreter session).
     pub async fn restart_context(&self, sbx: &Sbx, id: &str) -> Result<(), SbxError> {
         let ctx = self.context(sbx, id)?;
-        self.sandbox.disconnect(&ctx.caller).await;
+        self.sandbox.retire(&ctx.caller).await;
         ctx.executions.store(0, Ordering::Release);
         self.start(sbx, &ctx).await
     }
@@ -282,7 +282,7 @@ impl Sandboxes {
             at.map(|i| all.remove(i))
         };
         let ctx = ctx.ok_or_else(|| SbxError::NotFound(format!("context '{id}' not found in sandbox '{}'", sbx.id)))?;
-        self.sandbox.disconnect(&ctx.caller).await;
+        self.sandbox.retire(&ctx.caller).await;
         Ok(())
     }
 
@@ -334,7 +334,7 @@ impl Sandboxes {
             let ended = self.sandbox.list_sessions(&ctx.caller).iter().any(|s| s.status == "error");
             let mut value = envelope.message.clone();
             if ended {
-                self.sandbox.disconnect(&ctx.caller).await;
+                self.sandbox.retire(&ctx.caller).await;
                 value.push_str("; the context's state was lost, and its next cell starts afresh");
             }
             cell.error = Some(error(fault_name(envelope.code), value));

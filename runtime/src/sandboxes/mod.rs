@@ -125,14 +125,22 @@ impl Sbx {
 
     /// Compares a presented token with the sandbox's, in time independent of where they differ.
     fn token_matches(&self, presented: &str) -> bool {
-        use sha2::{Digest, Sha256};
-        let (a, b) = (Sha256::digest(presented.as_bytes()), Sha256::digest(self.token.as_bytes()));
+        let (a, b) = (token_key(presented), token_key(&self.token));
         a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
     }
 }
 
+/// The key a token is found by: its sha256 (a lookup by the secret itself could leak it
+/// through timing; its hash cannot).
+fn token_key(token: &str) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(token.as_bytes()).into()
+}
+
 struct Inner {
     boxes: Mutex<HashMap<String, Arc<Sbx>>>,
+    /// Sandbox ids by their token's key.
+    by_token: Mutex<HashMap<[u8; 32], String>>,
     config: SandboxesConfig,
     root: std::path::PathBuf,
 }
@@ -153,7 +161,8 @@ impl Sandboxes {
     pub fn new(sandbox: Sandbox) -> Sandboxes {
         let config = sandbox.config().server.sandboxes.clone();
         let root = sandbox.state_dir("sandboxes");
-        let inner = Arc::new(Inner { boxes: Mutex::new(HashMap::new()), config, root });
+        let inner =
+            Arc::new(Inner { boxes: Mutex::new(HashMap::new()), by_token: Mutex::new(HashMap::new()), config, root });
         let this = Sandboxes { sandbox, inner };
         tokio::spawn(reap(Arc::downgrade(&this.inner), this.sandbox.clone()));
         this
@@ -161,6 +170,10 @@ impl Sandboxes {
 
     fn boxes(&self) -> MutexGuard<'_, HashMap<String, Arc<Sbx>>> {
         self.inner.boxes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn by_token(&self) -> MutexGuard<'_, HashMap<[u8; 32], String>> {
+        self.inner.by_token.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The facade the sandboxes run on.
@@ -204,6 +217,7 @@ impl Sandboxes {
             ended: AtomicBool::new(false),
         });
         self.boxes().insert(id.clone(), sbx.clone());
+        self.by_token().insert(token_key(&sbx.token), id.clone());
         tracing::info!(tenant = %tenant, sandbox_id = %id, "sandbox created");
         Ok(sbx)
     }
@@ -234,7 +248,8 @@ impl Sandboxes {
     pub fn enter_by_token(&self, token: Option<&str>) -> Result<Arc<Sbx>, SbxError> {
         let token =
             token.ok_or_else(|| SbxError::Denied("the sandbox's access token (X-Access-Token) is required".into()))?;
-        let found = self.boxes().values().find(|b| !b.ended() && b.token_matches(token)).cloned();
+        let id = self.by_token().get(&token_key(token)).cloned();
+        let found = id.and_then(|id| self.boxes().get(&id).filter(|b| !b.ended()).cloned());
         found.ok_or_else(|| SbxError::Denied("no running sandbox has this access token".into()))
     }
 
@@ -287,9 +302,10 @@ impl Sandboxes {
             return;
         }
         self.boxes().remove(&sbx.id);
+        self.by_token().remove(&token_key(&sbx.token));
         let contexts: Vec<Arc<Context>> = std::mem::take(&mut *sbx.contexts());
         for ctx in contexts {
-            self.sandbox.disconnect(&ctx.caller).await;
+            self.sandbox.retire(&ctx.caller).await;
         }
         let dir = sbx.files.host.clone();
         let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
