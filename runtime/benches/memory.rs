@@ -1,8 +1,10 @@
-//! Live-session memory: RSS per kv session for 1,000 and 10,000 sessions.
-//! Run with: `cargo bench -p cella-runtime --bench memory`
+//! Live-session memory: RSS per kv session for 1,000 and 10,000 sessions, or the counts given.
+//! Run with: `cargo bench -p cella-runtime --bench memory [-- COUNT...]`
+//! (e.g. `-- 1000 50000`; `CELLA_MEMORY_SESSIONS=1000,50000` works too).
 //!
-//! Linux's `vm.max_map_count` (65530 by default) caps live pooled instances per process at
-//! roughly 10,000; when creating a session fails, the report says how many were held.
+//! Each pooled linear memory reserves wasmtime's default address space (4 GiB plus guard), so
+//! one process holds at most about 10,500 pool slots whatever `vm.max_map_count` is (issue
+//! #17); when creating a session fails, the report says how many were held.
 // A benchmark that cannot set up stops with a panic: that is its failure report.
 #![allow(clippy::unwrap_used)]
 // criterion_group! makes undocumented public functions.
@@ -21,10 +23,24 @@ fn rss_bytes() -> u64 {
     pages * 4096
 }
 
+/// The session counts to measure: the numbers among the arguments (`cargo bench` adds
+/// `--bench`, which is skipped), else `CELLA_MEMORY_SESSIONS`, else 1,000 and 10,000.
+fn counts() -> Vec<usize> {
+    let from_args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.replace('_', "").parse().ok()).collect();
+    if !from_args.is_empty() {
+        return from_args;
+    }
+    let from_env: Vec<usize> = std::env::var("CELLA_MEMORY_SESSIONS")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|c| c.trim().replace('_', "").parse().ok())
+        .collect();
+    if from_env.is_empty() { vec![1_000, 10_000] } else { from_env }
+}
+
 fn main() {
-    // `cargo bench` passes `--bench`; ignore arguments.
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    for count in [1_000usize, 10_000] {
+    for count in counts() {
         let config =
             common::config(&["kv"], json!({"server": {"limits": {"max_instances": count + 100, "memory_mb": 16}}}));
         rt.block_on(async {
