@@ -49,17 +49,24 @@ def basics():
 
 
 def streaming():
+    """The cell prints, then waits for a file that only the on_stdout callback writes: it can
+    print 'late' only if its first line reached the client while it was still running."""
     sbx = Sandbox.create()
     try:
         seen = []
-        code = "import time\nprint('early', flush=True)\nt = time.time()\nwhile time.time() - t < 1.5:\n    pass\nprint('late')"
-        e = sbx.run_code(code, on_stdout=lambda m: seen.append((m.line, time.time())))
-        ended = time.time()
-        return {
-            "lines": [line for line, _ in seen],
-            "early_before_end_s": ended - seen[0][1] if seen else None,
-            "stdout": e.logs.stdout,
-        }
+
+        def on_stdout(message):
+            seen.append(message.line)
+            if message.line.startswith("early"):
+                sbx.files.write("/home/user/go", "seen")
+
+        code = (
+            "import os, time\nprint('early', flush=True)\nt = time.time()\n"
+            "while not os.path.exists('/home/user/go') and time.time() - t < 8:\n    pass\n"
+            "print('late' if os.path.exists('/home/user/go') else 'the first line was not seen while running')"
+        )
+        e = sbx.run_code(code, on_stdout=on_stdout)
+        return {"lines": seen, "stdout": e.logs.stdout}
     finally:
         sbx.kill()
 
