@@ -14,6 +14,12 @@ use cli::new::new_project;
 use cli::serve::{ServeArgs, serve};
 use std::path::PathBuf;
 
+/// mimalloc instead of glibc's malloc: a request allocates and frees many small objects
+/// across threads, where glibc's arenas and consolidation cost about a quarter of the
+/// request path's CPU (`scripts/load.sh`, docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Cella: a WebAssembly-component sandbox runtime for agent tools.
 #[derive(Parser)]
 #[command(version, about)]

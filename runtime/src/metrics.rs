@@ -13,15 +13,27 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::sync::Mutex;
 
-/// Labels of a call.
+/// Labels of a call (built on every call, so the tenant is shared, not copied, and the
+/// code stays a number).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CallLabels {
     /// The tenant.
-    pub tenant: String,
+    pub tenant: SharedLabel,
     /// The tool (`kv:get`).
     pub tool: String,
     /// The result code.
-    pub code: String,
+    pub code: i32,
+}
+
+/// A label value shared with the rest of the server (a tenant's name).
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub struct SharedLabel(pub std::sync::Arc<str>);
+
+impl prometheus_client::encoding::EncodeLabelValue for SharedLabel {
+    fn encode(&self, encoder: &mut prometheus_client::encoding::LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        use std::fmt::Write;
+        encoder.write_str(&self.0)
+    }
 }
 
 /// Labels naming a backend.

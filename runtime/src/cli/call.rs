@@ -10,7 +10,7 @@ pub(crate) async fn call(
     config: String,
     cache_dir: Option<PathBuf>,
 ) -> anyhow::Result<i32> {
-    init_logging(false, "warn");
+    let _log = init_logging(false, "warn");
     let params = parse_json(&params, "params")?;
     let session_config = parse_json(&session_config, "--session-config")?;
     let backend_config = parse_json(&config, "--config")?;

@@ -3,7 +3,7 @@
 use super::*;
 
 pub(crate) async fn compile(config: Option<PathBuf>) -> anyhow::Result<()> {
-    init_logging(false, "warn");
+    let _log = init_logging(false, "warn");
     let config = load_config(config.as_ref())?;
     let names: Vec<String> = config.resources.iter().filter(|(_, r)| r.enabled).map(|(n, _)| n.clone()).collect();
     let bar = indicatif::ProgressBar::new(names.len() as u64 * 2);

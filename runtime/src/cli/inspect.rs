@@ -3,7 +3,7 @@
 use super::*;
 
 pub(crate) async fn inspect(component: PathBuf, json: bool, cache_dir: Option<PathBuf>) -> anyhow::Result<()> {
-    init_logging(false, "warn");
+    let _log = init_logging(false, "warn");
     let local = Local::open(&component, serde_json::json!({}), cache_dir.as_deref()).await?;
     let manifest = local.manifest()?;
     if json {

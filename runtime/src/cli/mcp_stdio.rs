@@ -3,7 +3,7 @@
 use super::*;
 
 pub(crate) async fn mcp_stdio(config: Option<PathBuf>, tenant: Option<String>) -> anyhow::Result<()> {
-    init_logging(false, "warn");
+    let _log = init_logging(false, "warn");
     let config = load_config(config.as_ref())?;
     let tenant = match tenant {
         Some(t) if !config.tenants.is_empty() && !config.tenants.contains_key(&t) => {

@@ -38,7 +38,7 @@ pub(crate) struct ServeArgs {
 }
 
 pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    init_logging(args.log_json, "info");
+    let _log = init_logging(args.log_json, "info");
     let mut config = if args.backends.is_empty() {
         load_config(args.config.as_ref())?
     } else {

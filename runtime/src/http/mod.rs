@@ -64,9 +64,21 @@ pub(crate) fn sandbox_status(e: &crate::sandboxes::SbxError) -> StatusCode {
     }
 }
 
-/// What every handler can reach.
+/// What every handler can reach: one shared [`AppState`], so that handing it to a request
+/// costs one reference count, not a copy of each part.
 #[derive(Clone)]
-pub struct App {
+pub struct App(Arc<AppState>);
+
+impl std::ops::Deref for App {
+    type Target = AppState;
+
+    fn deref(&self) -> &AppState {
+        &self.0
+    }
+}
+
+/// The parts of the server's state.
+pub struct AppState {
     /// The sandbox facade.
     pub sandbox: Sandbox,
     /// The only directory `init/from-config` may read, if any.
@@ -90,7 +102,7 @@ impl App {
         let mcp = server.mcp.enabled.then(|| Arc::new(McpDoor::new(&sandbox)));
         let runner = crate::run::Runner::new(sandbox.clone());
         let sandboxes = crate::sandboxes::Sandboxes::new(sandbox.clone());
-        App { sandbox, init_config_dir, shutdown: Arc::new(Notify::new()), mcp, runner, sandboxes }
+        App(Arc::new(AppState { sandbox, init_config_dir, shutdown: Arc::new(Notify::new()), mcp, runner, sandboxes }))
     }
 }
 
@@ -193,10 +205,12 @@ fn api_router() -> OpenApiRouter<App> {
 pub fn router(app: App, server: &ServerConfig) -> Router {
     let (routes, _) = api_router().split_for_parts();
     openapi();
-    let policy = server.connection_close;
     let hosts = guard::HostCheck::of(server);
-    let inside = e2b::inside_routes(app.clone(), server.max_body_bytes);
-    let agent = scalebox::inside_routes(app.clone(), server.max_body_bytes);
+    let front = Arc::new(Front {
+        policy: server.connection_close,
+        e2b: e2b::inside_routes(app.clone(), server.max_body_bytes),
+        scalebox: scalebox::inside_routes(app.clone(), server.max_body_bytes),
+    });
     routes
         .route("/mcp", axum::routing::any(mcp::mcp))
         .merge(e2b::control_routes())
@@ -205,9 +219,7 @@ pub fn router(app: App, server: &ServerConfig) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(server.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(app.clone(), auth::authenticate))
-        .layer(axum::middleware::from_fn(move |req: Request, next: Next| connection_policy(policy, req, next)))
-        .layer(axum::middleware::from_fn(move |req: Request, next: Next| e2b::dispatch(inside.clone(), req, next)))
-        .layer(axum::middleware::from_fn(move |req: Request, next: Next| scalebox::dispatch(agent.clone(), req, next)))
+        .layer(axum::middleware::from_fn(move |req: Request, next: Next| dispatch(front.clone(), req, next)))
         .layer(tower::util::option_layer(guard::cors(server)))
         .layer(axum::middleware::from_fn(move |req: Request, next: Next| guard::check_host(hosts.clone(), req, next)))
         .with_state(app)
@@ -221,6 +233,32 @@ async fn not_found(uri: axum::http::Uri) -> ApiError {
 async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
     let data = json!({"path": uri.path(), "method": method.as_str()});
     ApiError::bad_request(StatusCode::METHOD_NOT_ALLOWED, "request", "Method Not Allowed").data(data)
+}
+
+/// What [`dispatch`] needs: the connection policy and the routers inside the sandboxes.
+struct Front {
+    policy: ConnectionClose,
+    e2b: Router,
+    scalebox: Router,
+}
+
+/// Middleware (one layer, not one per door, since every layer costs each request a clone and
+/// a drop): requests inside a Scalebox or E2B sandbox go to that door's in-sandbox routes,
+/// reached with the sandbox's token; every other request goes on under the connection
+/// policy, to the routes behind the API-key middleware.
+async fn dispatch(front: Arc<Front>, req: Request, next: Next) -> Response {
+    use tower::ServiceExt;
+    let inside = if scalebox::is_inside(req.uri().path()) {
+        &front.scalebox
+    } else if e2b::is_inside(req.headers()) {
+        &front.e2b
+    } else {
+        return connection_policy(front.policy, req, next).await;
+    };
+    match inside.clone().oneshot(req).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    }
 }
 
 /// AgentFlow's Python client reuses pooled connections across event loops in its `*_sync`

@@ -4,32 +4,80 @@
 //! abandoned that way stops inside the component, whose instance can then never be entered
 //! again, and the bookkeeping around it (busy marks, temporary sessions, scratch folders)
 //! never runs. So every verb of the facade that enters a guest runs its work in a task of its
-//! own: the handler only awaits the result, and a call that has started runs to its end or
-//! its deadline whatever happens to the connection.
+//! own once its caller lets go: the work is polled in place (no task, no hop to another
+//! thread, while the caller waits for it), and if the caller's future is dropped before the
+//! work ends, what is left of the work is handed to a task of its own. A call that has
+//! started runs to its end or its deadline whatever happens to the connection.
 
+use futures::FutureExt;
+use std::any::Any;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use tracing::Instrument;
 
-/// Runs `work` in its own task (in the current span) and awaits its result. A panic in the
-/// task is logged and answered by `on_panic` with its message; the server goes on.
+/// Runs `work` (in the current span) and returns its result; if the returned future is
+/// dropped first, the work goes on in a task of its own. A panic in the work is logged and
+/// answered by `on_panic` with its message; the server goes on.
 pub async fn detached<T, F>(work: F, on_panic: impl FnOnce(String) -> T) -> T
 where
     T: Send + 'static,
     F: Future<Output = T> + Send + 'static,
 {
-    match tokio::spawn(work.in_current_span()).await {
+    let work: Work<T> = Box::pin(AssertUnwindSafe(work.in_current_span()).catch_unwind());
+    match (OwnedWork { work: Some(work) }).await {
         Ok(value) => value,
-        Err(e) => {
-            let message = match e.try_into_panic() {
-                Ok(payload) => payload
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| payload.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "a panic".to_string()),
-                Err(e) => e.to_string(),
-            };
+        Err(payload) => {
+            let message = panic_message(payload.as_ref());
             tracing::error!(error = %message, "internal error in a detached task");
             on_panic(message)
+        }
+    }
+}
+
+/// A panic's message.
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_string())
+}
+
+type Work<T> = Pin<Box<dyn Future<Output = Result<T, Box<dyn Any + Send>>> + Send>>;
+
+/// Work polled by its caller until it ends; dropped unfinished, it moves to a task.
+struct OwnedWork<T: Send + 'static> {
+    work: Option<Work<T>>,
+}
+
+impl<T: Send + 'static> Future for OwnedWork<T> {
+    type Output = Result<T, Box<dyn Any + Send>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Some(work) = self.work.as_mut() else {
+            return Poll::Ready(Err(Box::new("detached work polled after it ended")));
+        };
+        let done = std::task::ready!(work.as_mut().poll(cx));
+        self.work = None;
+        Poll::Ready(done)
+    }
+}
+
+impl<T: Send + 'static> Drop for OwnedWork<T> {
+    fn drop(&mut self) {
+        let Some(work) = self.work.take() else { return };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    if let Err(payload) = work.await {
+                        let message = panic_message(payload.as_ref());
+                        tracing::error!(error = %message, "internal error in detached work its caller left");
+                    }
+                });
+            }
+            Err(_) => tracing::error!("detached work dropped outside a runtime: it cannot go on"),
         }
     }
 }

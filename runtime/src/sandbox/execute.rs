@@ -55,10 +55,10 @@ impl Sandbox {
         fault: Option<&'static str>,
         elapsed: Duration,
     ) {
-        use crate::metrics::{BackendLabels, CallLabels, FaultLabels};
+        use crate::metrics::{BackendLabels, CallLabels, FaultLabels, SharedLabel};
         let m = &self.inner.shared.metrics;
         let tool = meta.tool.clone().unwrap_or_default();
-        m.calls.get_or_create(&CallLabels { tenant: caller.tenant.to_string(), tool, code: code.to_string() }).inc();
+        m.calls.get_or_create(&CallLabels { tenant: SharedLabel(caller.tenant.clone()), tool, code }).inc();
         if let Some(backend) = &meta.resource_type {
             m.call_seconds.get_or_create(&BackendLabels { backend: backend.clone() }).observe(elapsed.as_secs_f64());
             if let Some(kind) = fault {

@@ -17,13 +17,11 @@ mod interpreter;
 use super::App;
 use crate::sandboxes::{Sbx, SbxError};
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderMap, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use std::sync::Arc;
-use tower::ServiceExt;
 
 /// The header that routes a request into a sandbox.
 const SANDBOX_ID: &str = "e2b-sandbox-id";
@@ -75,16 +73,9 @@ pub fn control_routes() -> Router<App> {
     control::routes()
 }
 
-/// Middleware: a request that names a sandbox goes to the in-sandbox routes; every other
-/// request goes on.
-pub async fn dispatch(inside: Router, req: Request, next: Next) -> Response {
-    if !req.headers().contains_key(SANDBOX_ID) {
-        return next.run(req).await;
-    }
-    match inside.oneshot(req).await {
-        Ok(response) => response,
-        Err(never) => match never {},
-    }
+/// Whether a request is for the in-sandbox routes: it names a sandbox.
+pub fn is_inside(headers: &HeaderMap) -> bool {
+    headers.contains_key(SANDBOX_ID)
 }
 
 /// The in-sandbox routes: envd's and the code interpreter's.

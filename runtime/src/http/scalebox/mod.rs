@@ -14,12 +14,10 @@ mod control;
 use super::App;
 use crate::sandboxes::SbxError;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 /// A Scalebox error: `{"success": false, "error": {"code", "message"}}` with a status.
 #[derive(Debug)]
@@ -67,19 +65,8 @@ pub fn control_routes() -> Router<App> {
 
 /// Whether a path is one of the in-sandbox routes (reached with the sandbox's token, not an
 /// API key).
-fn inside(path: &str) -> bool {
+pub fn is_inside(path: &str) -> bool {
     path.starts_with("/sandboxagent.") || path == "/upload" || path.starts_with("/download/")
-}
-
-/// Middleware: in-sandbox requests go to the in-sandbox routes; every other request goes on.
-pub async fn dispatch(routes: Router, req: Request, next: Next) -> Response {
-    if !inside(req.uri().path()) {
-        return next.run(req).await;
-    }
-    match routes.oneshot(req).await {
-        Ok(response) => response,
-        Err(never) => match never {},
-    }
 }
 
 /// The in-sandbox routes.
