@@ -5,7 +5,15 @@
 //!   run (store + instance from the warm image + `initialize` + registry), through the facade.
 //! - `interpreters/run_print_python`, `interpreters/run_print_javascript`: `print(1)` /
 //!   `console.log(1)` in a live session, through the facade (no HTTP).
-//! - `interpreters/process_python3_c`: `python3 -c 'print(1)'` as a process, the baseline.
+//! - `interpreters/compute_python`: `sum(i*i for i in range(10**6))` in a live session (the
+//!   interpreter's own speed: Cranelift's code, bounds checks, epoch checks).
+//! - `interpreters/process_python3_c`: `python3 -S -c 'print(1)'` as a process, the baseline:
+//!   the real interpreter (`sys.executable`, not a version manager's shim on PATH), without
+//!   `site`.
+//!
+//! `CELLA_MEMORY_RESERVATION_MB=4096` runs it with wasmtime's default 4 GiB reservation per
+//! memory (no explicit bounds checks) instead of Cella's default (`memory_mb`), to measure
+//! what bounds checks cost.
 //!
 //! The HTTP figures (`/api/v1/run`) come from `scripts/run_bench.py`.
 // A benchmark that cannot set up stops with a panic: that is its failure report.
@@ -25,10 +33,18 @@ use std::time::{Duration, Instant};
 mod common;
 
 fn config(cache: &Path) -> Config {
+    let reservation: Option<u64> = std::env::var("CELLA_MEMORY_RESERVATION_MB").ok().and_then(|v| v.parse().ok());
     common::config(
         &["python", "javascript"],
-        json!({"server": {"cache_dir": cache, "limits": {"max_instances": 1000}}}),
+        json!({"server": {"cache_dir": cache,
+                          "limits": {"max_instances": 1000, "memory_reservation_mb": reservation}}}),
     )
+}
+
+/// The real Python 3 binary behind `python3` on PATH (which may be a version manager's shim).
+fn real_python() -> String {
+    let out = std::process::Command::new("python3").args(["-c", "import sys; print(sys.executable)"]).output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 fn benches(c: &mut Criterion) {
@@ -82,10 +98,24 @@ fn benches(c: &mut Criterion) {
         });
     }
 
+    let caller = Caller::new("bench-compute-python");
+    let compute = params(json!({"code": "print(sum(i*i for i in range(10**6)))"}));
+    rt.block_on(async {
+        sandbox.create_session(&caller, "python", Value::Null, None).await.unwrap();
+    });
+    group.sample_size(10);
+    group.bench_function("compute_python", |b| {
+        b.to_async(&rt).iter(|| async {
+            let env = sandbox.execute(&caller, "python:run", compute.clone(), ExecOptions::default()).await;
+            assert_eq!(env.code, 0, "{}", env.message);
+        })
+    });
+
     group.sample_size(20);
+    let python = real_python();
     group.bench_function("process_python3_c", |b| {
         b.iter(|| {
-            let status = std::process::Command::new("python3").args(["-c", "print(1)"]).output().unwrap();
+            let status = std::process::Command::new(&python).args(["-S", "-c", "print(1)"]).output().unwrap();
             assert!(status.status.success());
         })
     });

@@ -1,10 +1,13 @@
-//! Live-session memory: RSS per kv session for 1,000 and 10,000 sessions, or the counts given.
+//! Live-session memory: per kv session, for 1,000 and 10,000 sessions or the counts given,
+//! the resident memory (RSS), the unshared part (private pages, from `smaps_rollup`), the
+//! page tables (`VmPTE`) and the memory mappings; then how long ending them all takes, and
+//! the RSS after (memory after churn).
 //! Run with: `cargo bench -p cella-runtime --bench memory [-- COUNT...]`
-//! (e.g. `-- 1000 50000`; `CELLA_MEMORY_SESSIONS=1000,50000` works too).
+//! (e.g. `-- 1000 100000`; `CELLA_MEMORY_SESSIONS=1000,100000` works too).
 //!
-//! Each pooled linear memory reserves wasmtime's default address space (4 GiB plus guard), so
-//! one process holds at most about 10,500 pool slots whatever `vm.max_map_count` is (issue
-//! #17); when creating a session fails, the report says how many were held.
+//! Each session holds about four memory mappings: 100,000 sessions need `vm.max_map_count`
+//! above 400,000 (Linux's default is 65,530). When creating a session fails, the report says
+//! how many were held.
 // A benchmark that cannot set up stops with a panic: that is its failure report.
 #![allow(clippy::unwrap_used)]
 // criterion_group! makes undocumented public functions.
@@ -17,10 +20,82 @@ use serde_json::{Value, json};
 #[allow(dead_code)]
 mod common;
 
-fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
-    pages * 4096
+// The same allocator as the `cella` binary.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The process's memory now, in bytes: resident, private (unshared) and page tables; and its
+/// count of memory mappings.
+#[derive(Clone, Copy)]
+struct Usage {
+    rss: u64,
+    private: u64,
+    page_tables: u64,
+    maps: u64,
+}
+
+/// The value in KiB of `field` in a `/proc` file of `Name:  123 kB` lines, in bytes.
+fn kib_field(text: &str, field: &str) -> u64 {
+    text.lines()
+        .filter(|l| l.starts_with(field))
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum::<u64>()
+        * 1024
+}
+
+fn usage() -> Usage {
+    let rollup = std::fs::read_to_string("/proc/self/smaps_rollup").unwrap_or_default();
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default().lines().count() as u64;
+    Usage {
+        rss: kib_field(&rollup, "Rss:"),
+        private: kib_field(&rollup, "Private_Clean:") + kib_field(&rollup, "Private_Dirty:"),
+        page_tables: kib_field(&status, "VmPTE:"),
+        maps,
+    }
+}
+
+/// Prints the process's mappings grouped by size and permissions, the groups holding the
+/// most resident memory first (`CELLA_MEMORY_SMAPS=1`).
+fn print_top_mappings() {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap_or_default();
+    let mut maps: Vec<(u64, u64, String)> = Vec::new();
+    let kib = |rest: &str| rest.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    for line in smaps.lines() {
+        if line.chars().next().is_some_and(|c| c.is_ascii_hexdigit()) && line.contains('-') {
+            maps.push((0, 0, line.to_string()));
+        } else if let Some(last) = maps.last_mut() {
+            if let Some(rest) = line.strip_prefix("Rss:") {
+                last.0 = kib(rest);
+            } else if let Some(rest) =
+                line.strip_prefix("Private_Clean:").or_else(|| line.strip_prefix("Private_Dirty:"))
+            {
+                last.1 += kib(rest);
+            }
+        }
+    }
+    // Mappings grouped by size and permissions, with their total resident memory.
+    let mut groups: std::collections::BTreeMap<(u64, String), (u64, u64, u64)> = Default::default();
+    for (rss, private, header) in &maps {
+        let mut words = header.split_whitespace();
+        let range = words.next().unwrap_or_default();
+        let perms = words.next().unwrap_or_default().to_string();
+        let (a, b) = range.split_once('-').unwrap_or(("0", "0"));
+        let size = u64::from_str_radix(b, 16).unwrap_or(0).saturating_sub(u64::from_str_radix(a, 16).unwrap_or(0));
+        let entry = groups.entry((size >> 10, perms)).or_default();
+        entry.0 += 1;
+        entry.1 += rss;
+        entry.2 += private;
+    }
+    let mut groups: Vec<_> = groups.into_iter().collect();
+    groups.sort_by_key(|g| std::cmp::Reverse(g.1.1));
+    for ((size, perms), (count, rss, private)) in groups.iter().take(8) {
+        println!("    {count} mappings of {size} KiB {perms}: {rss} KiB resident, {private} KiB private");
+    }
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / 1048576.0
 }
 
 /// The session counts to measure: the numbers among the arguments (`cargo bench` adds
@@ -48,7 +123,8 @@ fn main() {
             sb.warmup(None).await;
             // One session first, so one-time costs are not counted per session.
             sb.create_session(&Caller::new("first"), "kv", Value::Null, None).await.unwrap();
-            let before = rss_bytes();
+            let before = usage();
+            let started = std::time::Instant::now();
             let mut held = 0;
             for i in 0..count {
                 let caller = Caller::new(format!("mem-{i}"));
@@ -67,14 +143,40 @@ fn main() {
                     sb.execute(&caller, "kv:set", params(json!({"key": "k", "value": i})), Default::default()).await;
                 assert_eq!(env.code, 0, "{env:?}");
             }
-            let after = rss_bytes();
-            let per = (after.saturating_sub(before)) as f64 / held.max(1) as f64;
+            let created = started.elapsed();
+            let after = usage();
+            let per = |f: fn(&Usage) -> u64| f(&after).saturating_sub(f(&before)) as f64 / held.max(1) as f64;
             println!(
-                "kv sessions: {held} live (asked {count}); RSS {:.1} MiB -> {:.1} MiB; {:.1} KiB per session",
-                before as f64 / 1048576.0,
-                after as f64 / 1048576.0,
-                per / 1024.0
+                "kv sessions: {held} live (asked {count}) in {:.1} s; RSS {:.1} -> {:.1} MiB; per session: \
+                 {:.1} KiB RSS, {:.1} KiB unshared, {:.1} KiB page tables, {:.1} mappings",
+                created.as_secs_f64(),
+                mib(before.rss),
+                mib(after.rss),
+                per(|u| u.rss) / 1024.0,
+                per(|u| u.private) / 1024.0,
+                per(|u| u.page_tables) / 1024.0,
+                per(|u| u.maps),
             );
+            if std::env::var_os("CELLA_MEMORY_SMAPS").is_some() {
+                print_top_mappings();
+            }
+            let ending = std::time::Instant::now();
+            let ended = sb.destroy_all_sessions().await;
+            let took = ending.elapsed();
+            let churned = usage();
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            let idle = usage();
+            println!(
+                "  ended {ended} sessions in {:.2} s; RSS then {:.1} MiB, {:.1} MiB 2 s later (peak {:.1}, start {:.1})",
+                took.as_secs_f64(),
+                mib(churned.rss),
+                mib(idle.rss),
+                mib(after.rss),
+                mib(before.rss)
+            );
+            if std::env::var_os("CELLA_MEMORY_SMAPS").is_some() {
+                print_top_mappings();
+            }
             sb.shutdown().await;
         });
     }

@@ -14,6 +14,14 @@ impl Config {
         if l.memory_mb == 0 || l.memory_mb > 4096 {
             return Err(Error::Config("server.limits.memory_mb: must be between 1 and 4096".into()));
         }
+        if let Some(r) = l.memory_reservation_mb
+            && (r < l.memory_mb || r > 4096)
+        {
+            return Err(Error::Config(format!(
+                "server.limits.memory_reservation_mb: {r} must be between memory_mb ({}) and 4096",
+                l.memory_mb
+            )));
+        }
         check_seconds("server.limits.call_timeout_s", l.call_timeout_s)?;
         check_seconds("server.limits.warmup_timeout_s", l.warmup_timeout_s)?;
         if s.tls_cert.is_some() != s.tls_key.is_some() {

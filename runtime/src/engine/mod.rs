@@ -26,6 +26,46 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// Instances kept free beyond `max_instances` for describe, warmup and stateless calls.
 const SPARE_INSTANCES: u32 = 32;
 
+/// Guard pages after (and before) each linear memory: wasmtime's default, which lets compiled
+/// code fold constant offsets below it into one bounds check.
+const MEMORY_GUARD: u64 = 32 << 20;
+
+/// Pooled linear memories per instance (a component may have more than one core memory).
+const MEMORIES_PER_INSTANCE: u32 = 2;
+
+/// Address space a process may reserve for its pool: x86-64 and aarch64 give user space
+/// 128 TiB; the rest is left to the heap, code, stacks and the kernel's own needs.
+const ADDRESS_SPACE_BUDGET: u64 = 96 << 40;
+
+/// The bytes of each freed pool memory kept resident: `keep_resident_kb`, cut so that all
+/// `memories` together keep at most `resident_budget_mb`, in whole pages.
+fn keep_resident_bytes(limits: &Limits, memories: u32) -> usize {
+    let wanted = limits.keep_resident_kb as u64 * 1024;
+    let share = (limits.resident_budget_mb << 20) / u64::from(memories.max(1));
+    (wanted.min(share) & !4095) as usize
+}
+
+/// Refuses, with the settings to change, a pool whose memories would not fit in the address
+/// space (wasmtime's own error is an `mmap` failure with a byte count).
+fn check_address_space(memories: u32, reservation_mb: u64) -> Result<()> {
+    // A guard region after each memory and one before it.
+    let guards = 2 * MEMORY_GUARD;
+    let per_memory = (reservation_mb << 20) + guards;
+    let total = u64::from(memories).saturating_mul(per_memory);
+    if total > ADDRESS_SPACE_BUDGET {
+        return Err(Error::Engine(format!(
+            "the instance pool needs {} TiB of address space ({memories} memories of {} MiB reserved plus {} MiB of \
+             guard pages), more than the {} TiB a process can have: lower server.limits.max_instances, \
+             server.limits.memory_reservation_mb or server.limits.memory_mb",
+            total >> 40,
+            reservation_mb,
+            guards >> 20,
+            ADDRESS_SPACE_BUDGET >> 40
+        )));
+    }
+    Ok(())
+}
+
 /// The engine with its settings fingerprint and epoch ticker.
 pub struct EngineHandle {
     /// The wasmtime engine shared by every backend.
@@ -50,26 +90,41 @@ impl EngineHandle {
         config.parallel_compilation(true);
 
         let memory_bytes = (limits.memory_mb as usize) * 1024 * 1024;
+        // Each pooled memory reserves this much address space (wasmtime's default is 4 GiB,
+        // which caps a process at about 10,000 instances); below 4 GiB, compiled code checks
+        // bounds explicitly (docs/benchmarks.md measures what that costs).
+        let reservation_mb = limits.memory_reservation_mb.unwrap_or(limits.memory_mb).max(limits.memory_mb);
+        config.memory_reservation(reservation_mb * 1024 * 1024);
+        config.memory_guard_size(MEMORY_GUARD);
+        config.guard_before_linear_memory(true);
         let instances = limits.max_instances.saturating_add(SPARE_INSTANCES);
+        let memories = instances.saturating_mul(MEMORIES_PER_INSTANCE);
+        let keep_resident = keep_resident_bytes(limits, memories);
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(instances)
             // A small Rust guest has 3 core instances; interpreters have more.
             .max_core_instances_per_component(64)
             .total_core_instances(instances.saturating_mul(4))
             .max_memories_per_component(8)
-            .total_memories(instances.saturating_mul(2))
+            .total_memories(memories)
             .max_tables_per_component(16)
             .total_tables(instances.saturating_mul(4))
             .total_stacks(instances)
             .max_memory_size(memory_bytes)
             // Keep a few freed slots warm (their pages resident) for fast reuse, not all.
             .max_unused_warm_slots(256)
-            // Reset the first part of a released memory with memset instead of madvise, so the
+            // Reset the start of a released memory in place instead of releasing it, so the
             // next instance in the slot does not page-fault on the stack, data and early heap
-            // every guest touches (measured: 41 -> 25 us per new session). The cost: every slot
-            // that has been used keeps this much resident.
-            .linear_memory_keep_resident(limits.keep_resident_kb * 1024);
+            // every guest touches (measured: 41 -> 25 us per new session). Every slot ever
+            // used keeps this much, so it is cut to fit `resident_budget_mb` over the pool.
+            // (PAGEMAP_SCAN, which resets only touched pages, kept more than this per slot.)
+            .linear_memory_keep_resident(keep_resident)
+            // A store keeps its fiber stack until it ends; a freed stack is released, not
+            // left resident in every stack slot ever used.
+            .async_stack_keep_resident(0);
+        config.async_stack_zeroing(true);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        check_address_space(memories, reservation_mb)?;
 
         let engine = Engine::new(&config).map_err(|e| Error::Engine(format!("{e:#}")))?;
         let fingerprint = fingerprint(&engine);
@@ -127,7 +182,8 @@ fn check_map_count(instances: u32) {
     let Ok(max) = text.trim().parse::<u64>() else {
         return;
     };
-    let needed = u64::from(instances) * 6 + 10_000;
+    // Measured: about three mappings per live session (`--bench memory`); one more for margin.
+    let needed = u64::from(instances) * 4 + 10_000;
     if needed > max {
         tracing::warn!(
             max_map_count = max,
@@ -152,5 +208,30 @@ mod tests {
         assert!(a.fingerprint.starts_with("engine-") && a.fingerprint.len() == "engine-".len() + 32);
         let fuel = EngineHandle::new(&Limits { fuel: Some(1_000_000), ..small }).expect("an engine");
         assert_ne!(a.fingerprint, fuel.fingerprint);
+    }
+
+    /// The address reservation follows the memory limit, so a pool of 200,000 instances
+    /// starts (wasmtime's 4 GiB default allows about 10,500); asking for 4 GiB per memory
+    /// with as many instances is refused with the settings to change.
+    #[test]
+    fn the_pool_fits_many_instances_and_refuses_what_cannot_fit() {
+        let many = Limits { max_instances: 200_000, memory_mb: 16, ..Limits::default() };
+        EngineHandle::new(&many).expect("200,000 instances of 16 MiB fit");
+        let huge = Limits { memory_reservation_mb: Some(4096), ..many };
+        let Err(Error::Engine(message)) = EngineHandle::new(&huge) else { panic!("4 GiB x 400,000 memories fit") };
+        assert!(message.contains("server.limits.max_instances"), "{message}");
+        assert!(message.contains("memory_reservation_mb"), "{message}");
+    }
+
+    /// Freed slots keep `keep_resident_kb` each, cut so the pool stays under the budget.
+    #[test]
+    fn resident_pages_stay_under_the_budget() {
+        let default = Limits::default();
+        let memories = (default.max_instances + SPARE_INSTANCES) * MEMORIES_PER_INSTANCE;
+        let each = keep_resident_bytes(&default, memories);
+        assert_eq!(each % 4096, 0);
+        assert!(each as u64 * u64::from(memories) <= default.resident_budget_mb << 20);
+        assert_eq!(keep_resident_bytes(&Limits { max_instances: 4, ..default.clone() }, 72), 384 * 1024);
+        assert_eq!(keep_resident_bytes(&default, 200_000 * MEMORIES_PER_INSTANCE), 0);
     }
 }
