@@ -4,7 +4,9 @@
 
 Prints medians (ms) of: a new Python session ready to run (create-and-close with an empty
 run), `print(1)` in a live session over HTTP, a 5-run workflow in one kept-alive session vs 5
-runs in fresh sessions (ratio), and starting `python3 -c 'print(1)'` as a process (ratio).
+runs in fresh sessions (ratio), and starting `python3 -S -c 'print(1)'` as a process (ratio):
+the real interpreter binary (`sys.executable` of `python3` on PATH, not a version manager's
+shim, which costs about 100 ms more), without `site`.
 """
 import statistics, subprocess, sys, time
 import httpx2 as httpx
@@ -61,9 +63,10 @@ def workflow_fresh_sessions():
 
 one = median_ms(workflow_one_session, max(20, rounds // 10))
 fresh = median_ms(workflow_fresh_sessions, max(20, rounds // 10))
-process = median_ms(lambda: subprocess.run(["python3", "-c", "print(1)"], capture_output=True, check=True), 50)
+real_python = subprocess.run(["python3", "-c", "import sys; print(sys.executable)"], capture_output=True, text=True, check=True).stdout.strip()
+process = median_ms(lambda: subprocess.run([real_python, "-S", "-c", "print(1)"], capture_output=True, check=True), 50)
 print(f"[{language}] new session ready to run, HTTP round trip incl. close: {new_session:.2f} ms")
 print(f"  of which the session stage (instance from warm image + initialize): {server_session_stage:.2f} ms")
 print(f"{one_print} in a live session over HTTP: {print_live:.2f} ms")
 print(f"5-run workflow: one kept-alive session {one:.2f} ms vs fresh sessions {fresh:.2f} ms (x{fresh / one:.2f})")
-print(f"python3 -c 'print(1)' as a process: {process:.2f} ms; a new Cella session is x{process / new_session:.1f} faster")
+print(f"{real_python} -S -c 'print(1)' as a process: {process:.2f} ms; a new Cella session is x{process / new_session:.1f} faster")

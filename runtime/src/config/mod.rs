@@ -229,10 +229,10 @@ pub struct Limits {
     /// `keep_resident_kb`): the per-slot amount is cut so that every slot of the pool
     /// together stays under it.
     pub resident_budget_mb: u64,
-    /// Address space reserved for each pooled linear memory, in MiB (default: `memory_mb`,
-    /// so a memory can grow to its limit in place). 4096 lets wasmtime drop bounds checks
-    /// on 32-bit memories, at 4 GiB of address space per memory: about 10,000 instances per
-    /// process instead of 100,000+.
+    /// Address space reserved for each pooled linear memory, in MiB. 4096 lets wasmtime
+    /// drop bounds checks on 32-bit memories (faster guest code), at 4 GiB of address space
+    /// per memory: about 11,000 instances per process; `memory_mb` allows 100,000+. Unset:
+    /// 4096 when `max_instances` fits that way, else `memory_mb`.
     pub memory_reservation_mb: Option<u64>,
 }
 
