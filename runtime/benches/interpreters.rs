@@ -27,7 +27,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[allow(dead_code)]
 mod common;
@@ -66,23 +66,9 @@ fn benches(c: &mut Criterion) {
             b.to_async(&rt).iter_custom(|iters| {
                 let sb = sandbox.clone();
                 let base = counter.fetch_add(iters, Ordering::Relaxed);
-                async move {
-                    let mut elapsed = Duration::ZERO;
-                    // Bounded batches: every live interpreter session holds its memory.
-                    for chunk in (0..iters).collect::<Vec<_>>().chunks(50) {
-                        let callers: Vec<Caller> =
-                            chunk.iter().map(|i| Caller::new(format!("bench-{resource}-{}", base + i))).collect();
-                        let start = Instant::now();
-                        for caller in &callers {
-                            sb.create_session(caller, resource, Value::Null, None).await.unwrap();
-                        }
-                        elapsed += start.elapsed();
-                        for caller in &callers {
-                            sb.destroy_session(caller, resource).await.unwrap();
-                        }
-                    }
-                    elapsed
-                }
+                let prefix = format!("bench-{resource}");
+                // Bounded batches: every live interpreter session holds its memory.
+                async move { common::time_creates(&sb, resource, &prefix, base, iters, 50).await }
             })
         });
 

@@ -72,22 +72,8 @@ fn benches(c: &mut Criterion) {
             b.to_async(&rt).iter_custom(|iters| {
                 let sb = sandbox.clone();
                 let base = counter.fetch_add(iters, Ordering::Relaxed);
-                async move {
-                    let mut elapsed = Duration::ZERO;
-                    for chunk in (0..iters).collect::<Vec<_>>().chunks(500) {
-                        let callers: Vec<Caller> =
-                            chunk.iter().map(|i| Caller::new(format!("bench-{language}-{}", base + i))).collect();
-                        let start = Instant::now();
-                        for caller in &callers {
-                            sb.create_session(caller, "kv", Value::Null, None).await.unwrap();
-                        }
-                        elapsed += start.elapsed();
-                        for caller in &callers {
-                            sb.destroy_session(caller, "kv").await.unwrap();
-                        }
-                    }
-                    elapsed
-                }
+                let prefix = format!("bench-{language}");
+                async move { common::time_creates(&sb, "kv", &prefix, base, iters, 500).await }
             })
         });
         let caller = Caller::new(format!("bench-live-{language}"));

@@ -22,7 +22,7 @@ use cella_runtime::{Caller, Config, ExecOptions, Sandbox};
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::{Value, json};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[allow(dead_code)]
 mod common;
@@ -58,24 +58,9 @@ fn benches(c: &mut Criterion) {
         b.to_async(&rt).iter_custom(|iters| {
             let sb = sandbox.clone();
             let base = counter.fetch_add(iters, std::sync::atomic::Ordering::Relaxed);
-            async move {
-                // Batches under the pool's size: criterion asks for more iterations the faster
-                // a session starts.
-                let mut elapsed = std::time::Duration::ZERO;
-                for chunk in (0..iters).collect::<Vec<_>>().chunks(1000) {
-                    let callers: Vec<Caller> =
-                        chunk.iter().map(|i| Caller::new(format!("bench-{}", base + i))).collect();
-                    let start = Instant::now();
-                    for caller in &callers {
-                        sb.create_session(caller, "kv", Value::Null, None).await.unwrap();
-                    }
-                    elapsed += start.elapsed();
-                    for caller in &callers {
-                        sb.destroy_session(caller, "kv").await.unwrap();
-                    }
-                }
-                elapsed
-            }
+            // Batches under the pool's size: criterion asks for more iterations the faster a
+            // session starts.
+            async move { common::time_creates(&sb, "kv", "bench", base, iters, 1000).await }
         })
     });
 

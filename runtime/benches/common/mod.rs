@@ -20,3 +20,29 @@ pub fn config(keep: &[&str], patch: Value) -> Config {
     cella_runtime::config::merge_json(&mut value, patch);
     Config::from_json(&value.to_string(), &cella_runtime::config::home::home().dir).unwrap()
 }
+
+/// The time `iters` new `resource` sessions take to create, in batches of `batch` (each batch
+/// destroyed untimed before the next, so the pool never fills): workers `{prefix}-{base + i}`.
+pub async fn time_creates(
+    sb: &cella_runtime::Sandbox,
+    resource: &str,
+    prefix: &str,
+    base: u64,
+    iters: u64,
+    batch: usize,
+) -> std::time::Duration {
+    use cella_runtime::Caller;
+    let mut elapsed = std::time::Duration::ZERO;
+    for chunk in (0..iters).collect::<Vec<_>>().chunks(batch) {
+        let callers: Vec<Caller> = chunk.iter().map(|i| Caller::new(format!("{prefix}-{}", base + i))).collect();
+        let start = std::time::Instant::now();
+        for caller in &callers {
+            sb.create_session(caller, resource, Value::Null, None).await.unwrap();
+        }
+        elapsed += start.elapsed();
+        for caller in &callers {
+            sb.destroy_session(caller, resource).await.unwrap();
+        }
+    }
+    elapsed
+}
