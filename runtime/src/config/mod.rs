@@ -11,6 +11,8 @@
 
 mod env;
 pub mod home;
+mod snapshots;
+pub use snapshots::SnapshotsConfig;
 pub mod keys;
 mod validate;
 
@@ -79,6 +81,8 @@ pub struct ServerConfig {
     pub mcp: McpConfig,
     /// The sandboxes of E2B's and Scalebox's SDKs (`server.sandboxes`).
     pub sandboxes: SandboxesConfig,
+    /// Session snapshots: the store, retention, and what survives a restart.
+    pub snapshots: SnapshotsConfig,
     /// The `host:port` the control planes hand back as a sandbox's domain (Scalebox's SDK
     /// reaches in-sandbox routes there, over HTTPS unless it is a loopback name): the public
     /// name behind which the server runs. When absent, the `Host` the client used.
@@ -163,6 +167,8 @@ pub struct Quotas {
     pub calls_per_minute: Option<u32>,
     /// Request body size in bytes (at most the server's).
     pub max_body_bytes: Option<usize>,
+    /// Bytes the tenant's stored snapshots may hold, in MiB.
+    pub snapshot_mb: Option<u64>,
 }
 
 /// When responses carry `Connection: close`.
@@ -194,6 +200,7 @@ impl Default for ServerConfig {
             admin_keys: Vec::new(),
             mcp: McpConfig::default(),
             sandboxes: SandboxesConfig::default(),
+            snapshots: SnapshotsConfig::default(),
             sandbox_domain: None,
             tls_cert: None,
             tls_key: None,

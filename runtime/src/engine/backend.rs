@@ -59,6 +59,9 @@ pub enum WarmState {
     Snapshot {
         /// The warm image, pre-linked.
         pre: BackendPre<HostState>,
+        /// The image's cache key: the component, its config and grants, and the engine's
+        /// settings. A session snapshot restores only into the image it was taken from.
+        key: String,
         /// Whether the image came from the cache or was built now.
         origin: Origin,
     },
@@ -130,6 +133,9 @@ pub struct Backend {
     warming: tokio::sync::Mutex<()>,
     /// How many times this process ran the guest's `warmup`.
     warmup_runs: AtomicU64,
+    /// The warm image's page hashes, which session snapshots are taken against; made on the
+    /// first snapshot.
+    pub(crate) baseline: tokio::sync::Mutex<Option<(String, Arc<crate::engine::snapshot::Baseline>)>>,
 }
 
 impl Backend {
@@ -185,6 +191,7 @@ impl Backend {
             warm: RwLock::new(Arc::new(WarmState::Cold)),
             warming: tokio::sync::Mutex::new(()),
             warmup_runs: AtomicU64::new(0),
+            baseline: tokio::sync::Mutex::new(None),
         };
         let mut instance =
             backend.new_instance(&backend.cold, Tags::default()).await.map_err(|f| Error::load(name, f))?;
@@ -303,6 +310,8 @@ impl Backend {
                 &config,
                 &warm::grants_fingerprint(&self.resource.grants, &self.base_dir),
                 &self.shared.fingerprint,
+                // Images carry the snapshot accessors (engine::access) since this version.
+                "access-1",
             ],
         );
         // One build per image even when several sandboxes of one process start at once.
@@ -310,7 +319,7 @@ impl Backend {
         if let Some(component) = self.shared.cache.get(&self.shared.engine, &key) {
             match instantiate_pre(&self.name, &self.shared, &component) {
                 Ok(pre) => {
-                    return WarmState::Snapshot { pre, origin: Origin::Cached };
+                    return WarmState::Snapshot { pre, key, origin: Origin::Cached };
                 }
                 Err(e) => {
                     tracing::warn!(backend = %self.name, error = %e, "cached warm image unusable; rebuilding")
@@ -330,9 +339,9 @@ impl Backend {
         self.shared.metrics.cache("warm_image", false);
         self.warmup_runs.fetch_add(1, Ordering::Relaxed);
         match warm::snapshot(store, &self.shared.linker, &self.wasm, &config, self.warmup_timeout()).await {
-            Ok(image) => match self.shared.cache.compile_and_store(&self.shared.engine, &key, &image) {
+            Ok(image) => match self.shared.cache.compile_and_store(&self.shared.engine, &key, &instrumented(&self.name, image)) {
                 Ok(component) => match instantiate_pre(&self.name, &self.shared, &component) {
-                    Ok(pre) => WarmState::Snapshot { pre, origin: Origin::Compiled },
+                    Ok(pre) => WarmState::Snapshot { pre, key, origin: Origin::Compiled },
                     Err(e) => self.per_instance_probe(&config, format!("the warm image does not link: {e}")).await,
                 },
                 Err(e) => self.per_instance_probe(&config, format!("the warm image does not compile: {e:#}")).await,
@@ -424,11 +433,21 @@ impl Backend {
         Ok(store)
     }
 
-    async fn new_instance(&self, pre: &BackendPre<HostState>, tags: Tags) -> std::result::Result<Instance, Fault> {
+    pub(crate) async fn new_instance(
+        &self,
+        pre: &BackendPre<HostState>,
+        tags: Tags,
+    ) -> std::result::Result<Instance, Fault> {
         let mut store = self.new_store(tags)?;
         store.data_mut().deadline = Instant::now() + self.timeout();
         store.set_epoch_deadline(1);
-        let bindings = pre.instantiate_async(&mut store).await.map_err(|e| {
+        let made = async {
+            let handle = pre.instance_pre().instantiate_async(&mut store).await?;
+            let bindings = crate::engine::bindings::Backend::new(&mut store, &handle)?;
+            Ok::<_, wasmtime::Error>((handle, bindings))
+        }
+        .await;
+        let (handle, bindings) = made.map_err(|e| {
             if store.data().limiter.hit {
                 Fault::MemoryLimit {
                     limit_mb: store.data().limiter.max_bytes as u64 / (1024 * 1024),
@@ -439,7 +458,7 @@ impl Backend {
             }
         })?;
         let memory_mb = store.data().limiter.max_bytes as u64 / (1024 * 1024);
-        Ok(Instance::new(store, bindings, self.shared.limits.fuel, memory_mb))
+        Ok(Instance::new(store, handle, bindings, self.shared.limits.fuel, memory_mb))
     }
 
     /// The metrics.
@@ -474,6 +493,18 @@ fn instantiate_pre(
     BackendPre::new(pre).map_err(|e| {
         Error::load(name, format!("the component does not implement the world cella:backend/backend@0.1.0: {e:#}"))
     })
+}
+
+/// The warm image with the snapshot accessors added, or as it is when it cannot take them
+/// (its sessions then cannot be snapshotted; the reason is logged).
+fn instrumented(name: &str, image: Vec<u8>) -> Vec<u8> {
+    match crate::engine::access::instrument(&image) {
+        Ok(wasm) => wasm,
+        Err(e) => {
+            tracing::warn!(backend = %name, error = %e, "the warm image cannot carry snapshot accessors; its sessions cannot be snapshotted");
+            image
+        }
+    }
 }
 
 fn warmup_error(e: CallError) -> String {

@@ -128,6 +128,13 @@ impl HostState {
     }
 }
 
+impl HostState {
+    /// True when the guest holds no host resources (no WASI stream, file or socket handle).
+    pub fn holds_no_resources(&self) -> bool {
+        self.table.is_empty()
+    }
+}
+
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }

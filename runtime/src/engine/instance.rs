@@ -54,6 +54,8 @@ impl From<Fault> for CallError {
 /// A live instance.
 pub struct Instance {
     store: Store<HostState>,
+    /// The component instance (its exports beyond the world's: snapshot accessors).
+    handle: wasmtime::component::Instance,
     bindings: Bindings,
     /// Set after a fault: the instance may not be entered again.
     dead: Option<Fault>,
@@ -66,8 +68,19 @@ pub struct Instance {
 
 impl Instance {
     /// Wraps a freshly instantiated store.
-    pub fn new(store: Store<HostState>, bindings: Bindings, fuel: Option<u64>, memory_mb: u64) -> Instance {
-        Instance { store, bindings, dead: None, fuel, memory_mb, entered: false }
+    pub fn new(
+        store: Store<HostState>,
+        handle: wasmtime::component::Instance,
+        bindings: Bindings,
+        fuel: Option<u64>,
+        memory_mb: u64,
+    ) -> Instance {
+        Instance { store, handle, bindings, dead: None, fuel, memory_mb, entered: false }
+    }
+
+    /// The store, for capturing and writing its state between calls.
+    pub(crate) fn parts(&mut self) -> (&mut Store<HostState>, &wasmtime::component::Instance) {
+        (&mut self.store, &self.handle)
     }
 
     /// The fault that killed this instance, if any.

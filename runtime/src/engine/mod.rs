@@ -3,12 +3,14 @@
 //! one ticker), the component cache, warm images, backends and their instances. Nothing here
 //! knows of sessions' owners, tenants' keys or HTTP.
 
+pub mod access;
 pub mod backend;
 pub mod bindings;
 pub mod cache;
 pub mod fault;
 pub mod host;
 pub mod instance;
+pub mod snapshot;
 pub mod tools;
 pub mod warm;
 

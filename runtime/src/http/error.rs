@@ -22,6 +22,8 @@ pub fn status_of(code: i32) -> StatusCode {
         codes::UNAUTHENTICATED => StatusCode::UNAUTHORIZED,
         codes::FORBIDDEN => StatusCode::FORBIDDEN,
         codes::QUOTA_EXCEEDED => StatusCode::TOO_MANY_REQUESTS,
+        codes::SNAPSHOT_NOT_FOUND => StatusCode::NOT_FOUND,
+        codes::SNAPSHOT_INVALID | codes::SNAPSHOT_REFUSED => StatusCode::CONFLICT,
         // Busy, or going away: try again later.
         codes::CAPACITY_EXHAUSTED | codes::SHUTTING_DOWN => StatusCode::SERVICE_UNAVAILABLE,
         // Some of a batch failed.

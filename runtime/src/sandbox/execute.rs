@@ -141,6 +141,10 @@ impl Sandbox {
         let _busy = session.begin_call();
         {
             let mut slot = session.instance.lock().await;
+            // A paused session resumes on its next call (E2B's auto-resume).
+            if let Err(r) = self.resume_locked(session, &mut slot).await {
+                return Envelope::error(r.code, r.message, r.data, Meta::default()).into();
+            }
             let status = session.status();
             match (slot.as_mut(), status) {
                 (Some(instance), Status::Active) => {

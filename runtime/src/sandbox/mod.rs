@@ -6,6 +6,8 @@ mod execute;
 mod reaper;
 pub(crate) mod scratch;
 pub(crate) mod session;
+mod snapshots;
+pub(crate) mod snapstore;
 pub mod tenancy;
 mod verbs;
 mod warmup;
@@ -54,6 +56,8 @@ impl Refusal {
 
 pub use crate::engine::host::Mount;
 pub use session::{Caller, Extras, SessionInfo};
+pub use snapshots::Reason as SnapshotReason;
+pub use cella_protocol::SnapshotInfo;
 pub(crate) use workdir::dir_size;
 
 /// A tool's parameters: a JSON object, so every door checks the shape once, where it reads
@@ -194,6 +198,8 @@ struct Inner {
     closing: AtomicBool,
     /// Tenants, keys and quotas.
     tenancy: Tenancy,
+    /// Where session snapshots are kept.
+    snapshots: snapstore::SnapshotStore,
 }
 
 impl Sandbox {
@@ -226,6 +232,10 @@ impl Sandbox {
         }
         let sessions = Sessions::new(crate::config::seconds(config.server.session_ttl));
         let tenancy = Tenancy::new(&config);
+        let snapshots = snapstore::SnapshotStore::new(match &config.server.snapshots.dir {
+            Some(dir) => config.resolve(dir),
+            None => shared.cache.dir().join("snapshots"),
+        });
         let inner = Arc::new(Inner {
             _engine: engine,
             shared,
@@ -235,9 +245,13 @@ impl Sandbox {
             config,
             closing: AtomicBool::new(false),
             tenancy,
+            snapshots,
         });
         reaper::spawn_reaper(Arc::downgrade(&inner));
         let sandbox = Sandbox { inner };
+        if sandbox.inner.config.server.snapshots.enabled {
+            sandbox.bring_back_sessions();
+        }
         if sandbox.inner.config.warmup.enabled {
             let names = sandbox.inner.config.warmup.resources.clone();
             let outcome = sandbox.warmup(if names.is_empty() { None } else { Some(&names) }).await;
@@ -348,7 +362,15 @@ impl Sandbox {
         if self.inner.closing.swap(true, Ordering::AcqRel) {
             return 0;
         }
-        let ended = self.destroy_all_sessions().await;
+        let snapshots = &self.inner.config.server.snapshots;
+        let ended = if snapshots.enabled && snapshots.keep_on_shutdown {
+            let this = self.clone();
+            let kept = detached(async move { this.keep_sessions().await }, |_| 0).await;
+            tracing::info!(sessions = kept, "sessions kept for the next start");
+            kept
+        } else {
+            self.destroy_all_sessions().await
+        };
         for backend in self.inner.backends.values() {
             backend.shutdown().await;
         }

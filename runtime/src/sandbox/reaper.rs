@@ -19,14 +19,25 @@ pub(super) fn spawn_reaper(inner: Weak<Inner>) {
             if inner.closing.load(Ordering::Acquire) {
                 break;
             }
-            let expired = inner.sessions.take_expired();
-            if expired.is_empty() {
+            let (expired, to_pause) = inner.sessions.take_expired(inner.config.server.snapshots.enabled);
+            if expired.is_empty() && to_pause.is_empty() {
                 continue;
             }
             let sandbox = Sandbox { inner };
-            for session in expired {
-                tracing::info!(tenant = %session.caller.tenant, worker_id = %session.caller.worker_id, session_id = %session.id, "session expired");
+            for session in to_pause {
                 let sandbox = sandbox.clone();
+                tracing::info!(tenant = %session.caller.tenant, worker_id = %session.caller.worker_id, session_id = %session.id, "session expired: pausing it (on_timeout: pause)");
+                tokio::spawn(async move {
+                    if let Err(r) = sandbox.pause(&session).await {
+                        tracing::warn!(session_id = %session.id, reason = %r.message, "cannot pause an expired session; ending it");
+                        sandbox.inner.sessions.remove_exact(&session);
+                        sandbox.end_session(&session).await;
+                    }
+                });
+            }
+            for session in expired {
+                let sandbox = sandbox.clone();
+                tracing::info!(tenant = %session.caller.tenant, worker_id = %session.caller.worker_id, session_id = %session.id, "session expired");
                 tokio::spawn(async move { sandbox.end_session(&session).await });
             }
         }

@@ -45,6 +45,8 @@ pub enum Status {
     Initializing,
     /// Ready for calls.
     Active,
+    /// Snapshotted and its instance freed; the next call (or a resume) restores it.
+    Paused,
     /// `initialize` failed, or a fault ended the instance; calls get 4007.
     Error(String),
 }
@@ -55,6 +57,7 @@ impl Status {
         match self {
             Status::Initializing => "initializing",
             Status::Active => "active",
+            Status::Paused => "paused",
             Status::Error(_) => "error",
         }
     }
@@ -99,6 +102,10 @@ pub struct Session {
     /// The scratch directory, removed when the session ends (or when the last handle to it is
     /// dropped, whatever the path).
     scratch: Mutex<Option<ScratchDir>>,
+    /// While paused: the snapshot that holds its state.
+    parked: Mutex<Option<String>>,
+    /// Pause instead of ending when the TTL runs out (`on_timeout: "pause"`).
+    pub pause_on_timeout: bool,
 }
 
 /// A call in progress in a session (see [`Session::begin_call`]); dropping it ends the call
@@ -166,6 +173,32 @@ impl Session {
         *self.scratch.lock().unwrap_or_else(|p| p.into_inner()) = dir;
     }
 
+    /// Marks the session paused, its state in snapshot `id`, kept until `retention` passes.
+    pub fn park(&self, id: String, retention: Duration) {
+        *self.parked.lock().unwrap_or_else(|p| p.into_inner()) = Some(id);
+        let mut b = self.book();
+        b.status = Status::Paused;
+        b.expires = Instant::now() + retention;
+        b.expires_at = Utc::now() + chrono::Duration::from_std(retention).unwrap_or_default();
+    }
+
+    /// The snapshot holding a paused session's state.
+    pub fn parked(&self) -> Option<String> {
+        self.parked.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Marks a paused session live again.
+    pub fn unpark(&self) {
+        *self.parked.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.book().status = Status::Active;
+        self.touch();
+    }
+
+    /// The TTL left before the reaper ends (or pauses) the session.
+    pub fn ttl_left(&self) -> Duration {
+        self.book().expires.saturating_duration_since(Instant::now())
+    }
+
     /// Removes the session's scratch directory now (it ended, or went over its quota).
     pub fn drop_scratch(&self) {
         let dir = self.scratch.lock().unwrap_or_else(|p| p.into_inner()).take();
@@ -207,6 +240,11 @@ pub struct Extras {
     pub ttl: Option<Duration>,
     /// A read-write directory the instance mounts.
     pub mount: Option<Mount>,
+    /// Pause instead of ending when the TTL runs out (`on_timeout: "pause"`).
+    pub pause_on_timeout: bool,
+    /// The name and id to register the session under (a session brought back after a
+    /// restart keeps its own) instead of new ones.
+    pub identity: Option<(String, String)>,
 }
 
 /// A session just put in the registry, with its instance lock held: whoever holds this
@@ -332,6 +370,8 @@ impl Sessions {
             }),
             instance: Arc::new(tokio::sync::Mutex::new(None)),
             scratch: Mutex::new(None),
+            parked: Mutex::new(None),
+            pause_on_timeout: extras.pause_on_timeout,
         })
     }
 
@@ -358,7 +398,10 @@ impl Sessions {
             return Lookup::QuotaExceeded(max);
         }
         *table.per_tenant.entry(caller.tenant.clone()).or_insert(0) += 1;
-        let (name, id) = Self::next_name(&mut table, caller, rt, custom);
+        let (name, id) = match &extras.identity {
+            Some(identity) => identity.clone(),
+            None => Self::next_name(&mut table, caller, rt, custom),
+        };
         let session = self.new_session(caller, rt, name, id, config, extras);
         let slot = match session.instance.clone().try_lock_owned() {
             Ok(slot) => slot,
@@ -426,15 +469,24 @@ impl Sessions {
         self.table().workers.contains_key(caller)
     }
 
-    /// Removes and returns every expired session that has no call in progress.
-    pub fn take_expired(&self) -> Vec<Arc<Session>> {
+    /// Removes and returns every expired session that has no call in progress; with
+    /// `pausing`, live sessions that asked to be paused at their TTL are returned in the second
+    /// list and stay registered.
+    pub fn take_expired(&self, pausing: bool) -> (Vec<Arc<Session>>, Vec<Arc<Session>>) {
         let now = Instant::now();
         let mut table = self.table();
         let mut expired = Vec::new();
+        let mut to_pause = Vec::new();
         let table = &mut *table;
         for map in table.workers.values_mut() {
             map.retain(|_, s| {
                 if s.expired(now) {
+                    if pausing && s.pause_on_timeout && s.parked().is_none() {
+                        // Not again until the pause has parked it (or failed).
+                        s.book().expires = now + Duration::from_secs(3600);
+                        to_pause.push(s.clone());
+                        return true;
+                    }
                     expired.push(s.clone());
                     false
                 } else {
@@ -443,7 +495,7 @@ impl Sessions {
             });
         }
         expired.iter().for_each(|s| table.forget(s));
-        expired
+        (expired, to_pause)
     }
 
     /// Drops the session counters of a worker that has no sessions left.

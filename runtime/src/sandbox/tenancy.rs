@@ -162,6 +162,11 @@ impl Tenancy {
         self.tenant(tenant).and_then(|t| t.quotas.call_timeout_s)
     }
 
+    /// The tenant's snapshot storage quota in MiB.
+    pub fn snapshot_mb(&self, tenant: &str) -> Option<u64> {
+        self.tenant(tenant).and_then(|t| t.quotas.snapshot_mb)
+    }
+
     /// The tenant's body limit.
     pub fn max_body_bytes(&self, tenant: &str) -> Option<usize> {
         self.tenant(tenant).and_then(|t| t.quotas.max_body_bytes)

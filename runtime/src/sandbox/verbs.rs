@@ -160,6 +160,10 @@ impl Sandbox {
                 cleanup_instance(&mut instance, timeout).await;
             }
             session.drop_scratch();
+            if let Some(id) = session.parked() {
+                // A paused session's snapshot is its own: it ends with it.
+                let _ = self.store().delete(&session.caller.tenant, &id);
+            }
             tracing::info!("session ended");
         }
         .instrument(span)
@@ -269,11 +273,11 @@ impl Sandbox {
 }
 
 /// The refusal for a facade verb that panicked (the panic is logged by [`detached`]).
-pub(super) fn internal<T>(message: String) -> std::result::Result<T, Refusal> {
+pub(crate) fn internal<T>(message: String) -> std::result::Result<T, Refusal> {
     Err(Refusal::new(codes::UNEXPECTED_ERROR, format!("internal error: {message}"), Value::Null))
 }
 
-pub(super) fn denied(d: Denied) -> Refusal {
+pub(crate) fn denied(d: Denied) -> Refusal {
     Refusal::new(d.code, d.message, Value::Null)
 }
 

@@ -179,6 +179,7 @@ impl Sandboxes {
         let extras = Extras {
             ttl: Some(Duration::from_secs(self.inner.config.max_timeout_s + 60)),
             mount: Some(Mount { host: sbx.files.host.clone(), guest: sbx.files.home.clone() }),
+            ..Extras::default()
         };
         let created = self
             .sandbox

@@ -11,5 +11,6 @@ mod concurrency;
 mod faults;
 mod scaffold;
 mod sessions;
+mod snapshots;
 mod tools;
 mod warm;

@@ -73,6 +73,14 @@ pub const UNAUTHENTICATED: i32 = 7007;
 pub const FORBIDDEN: i32 = 7008;
 /// Cella: a tenant quota is reached (HTTP 429): live sessions, calls per minute.
 pub const QUOTA_EXCEEDED: i32 = 7009;
+/// Cella: no snapshot of that id belongs to the caller's tenant (HTTP 404).
+pub const SNAPSHOT_NOT_FOUND: i32 = 7010;
+/// Cella: the snapshot cannot be restored: its content fails its checksum, or it was taken
+/// from another version of the component, its configuration or the engine (HTTP 409).
+pub const SNAPSHOT_INVALID: i32 = 7011;
+/// Cella: the session cannot be snapshotted now: it holds open files or streams between calls,
+/// its backend has no warm image, or it is not live (HTTP 409).
+pub const SNAPSHOT_REFUSED: i32 = 7012;
 
 /// Every code of this list with its name, as the table in docs/codes.md and AgentFlow's
 /// `error_codes.py` spell it, in ascending order.
@@ -108,6 +116,9 @@ pub const ALL: &[(i32, &str)] = &[
     (UNAUTHENTICATED, "UNAUTHENTICATED"),
     (FORBIDDEN, "FORBIDDEN"),
     (QUOTA_EXCEEDED, "QUOTA_EXCEEDED"),
+    (SNAPSHOT_NOT_FOUND, "SNAPSHOT_NOT_FOUND"),
+    (SNAPSHOT_INVALID, "SNAPSHOT_INVALID"),
+    (SNAPSHOT_REFUSED, "SNAPSHOT_REFUSED"),
 ];
 
 /// The name of a code, or `None` for a code not in the list (tools may return any code).

@@ -8,8 +8,10 @@
 mod envelope;
 pub mod run;
 mod session;
+mod snapshot;
 
 /// The result codes (the `cella-codes` crate, shared with the guest SDK).
 pub use cella_codes as codes;
 pub use envelope::{Envelope, Meta};
 pub use session::SessionInfo;
+pub use snapshot::SnapshotInfo;

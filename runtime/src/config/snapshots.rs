@@ -1,0 +1,39 @@
+//! Session snapshots (`server.snapshots`).
+
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// Where snapshots are kept and what happens to sessions at shutdown (`server.snapshots`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SnapshotsConfig {
+    /// Snapshot, fork, pause and resume sessions (default true).
+    pub enabled: bool,
+    /// The snapshot store: a directory, e.g. a volume several servers share (default: the
+    /// state directory's `snapshots/`). Relative to the configuration file.
+    pub dir: Option<PathBuf>,
+    /// How long a paused session (and its snapshot) is kept before it is ended, in seconds
+    /// (default one day).
+    pub retention_s: f64,
+    /// Snapshot every live session on graceful shutdown and restore each on its first use
+    /// after the restart, with its id (default true).
+    pub keep_on_shutdown: bool,
+    /// Snapshot sessions that changed every this many seconds, so that a crash loses at most
+    /// that window (default: never; only shutdown snapshots).
+    pub checkpoint_interval_s: Option<f64>,
+    /// The most copies one fork may make (default 16).
+    pub max_fork: u32,
+}
+
+impl Default for SnapshotsConfig {
+    fn default() -> Self {
+        SnapshotsConfig {
+            enabled: true,
+            dir: None,
+            retention_s: 86_400.0,
+            keep_on_shutdown: true,
+            checkpoint_interval_s: None,
+            max_fork: 16,
+        }
+    }
+}

@@ -1,0 +1,441 @@
+//! Session snapshots: snapshot, fork, pause and resume, restore from a stored snapshot, and
+//! sessions that outlive a restart. A snapshot is taken under the session's instance lock,
+//! so never mid-call: a call in progress finishes first.
+
+use super::snapstore::{Record, SnapshotStore, StoreError, read_files, write_files};
+use super::verbs::{denied, internal};
+use super::*;
+use crate::engine::snapshot::{CaptureError, Captured};
+use cella_protocol::SnapshotInfo;
+
+/// Why a snapshot was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// Asked for; kept until deleted.
+    Snapshot,
+    /// The session was paused; deleted when it resumes or ends.
+    Pause,
+    /// The server stopped; deleted when the session resumes or ends.
+    Shutdown,
+}
+
+impl Reason {
+    fn as_str(self) -> &'static str {
+        match self {
+            Reason::Snapshot => "snapshot",
+            Reason::Pause => "pause",
+            Reason::Shutdown => "shutdown",
+        }
+    }
+}
+
+fn refused(e: CaptureError) -> Refusal {
+    let code = match e {
+        CaptureError::Mismatch(_) => codes::SNAPSHOT_INVALID,
+        _ => codes::SNAPSHOT_REFUSED,
+    };
+    Refusal::new(code, e.to_string(), Value::Null)
+}
+
+fn stored(e: StoreError) -> Refusal {
+    match e {
+        StoreError::NotFound(id) => {
+            Refusal::new(codes::SNAPSHOT_NOT_FOUND, format!("no snapshot '{id}'"), json!({"snapshot_id": id}))
+        }
+        StoreError::Corrupted(id, why) => Refusal::new(
+            codes::SNAPSHOT_INVALID,
+            format!("snapshot '{id}' is corrupted: {why}"),
+            json!({"snapshot_id": id}),
+        ),
+        StoreError::Io(why) => Refusal::new(codes::UNEXPECTED_ERROR, why, Value::Null),
+    }
+}
+
+fn no_session(rt: &str) -> Refusal {
+    Refusal::new(codes::RESOURCE_NOT_INITIALIZED, format!("No session found for {rt}"), json!({"resource_type": rt}))
+}
+
+impl Sandbox {
+    /// The snapshot store.
+    pub(super) fn store(&self) -> &SnapshotStore {
+        &self.inner.snapshots
+    }
+
+    fn snapshots_on(&self) -> std::result::Result<(), Refusal> {
+        if !self.inner.config.server.snapshots.enabled {
+            return Err(Refusal::new(
+                codes::SNAPSHOT_REFUSED,
+                "snapshots are off on this server (server.snapshots.enabled)",
+                Value::Null,
+            ));
+        }
+        self.refuse_if_closing()
+    }
+
+    fn session_of(&self, caller: &Caller, rt: &str) -> std::result::Result<Arc<Session>, Refusal> {
+        self.inner.sessions.get(caller, rt).ok_or_else(|| no_session(rt))
+    }
+
+    /// Captures a live session whose instance lock is held: its instance state and its
+    /// scratch files.
+    async fn capture_locked(
+        &self,
+        session: &Session,
+        slot: &mut Option<Instance>,
+    ) -> std::result::Result<(Captured, Vec<(String, Vec<u8>)>), Refusal> {
+        let backend = self.backend_for(&session.resource_type)?.clone();
+        let Some(instance) = slot.as_mut() else {
+            return Err(Refusal::new(
+                codes::SNAPSHOT_REFUSED,
+                format!("the session is {}, not live", session.status().as_str()),
+                json!({"session_id": session.id}),
+            ));
+        };
+        let captured = backend.capture(instance).await.map_err(refused)?;
+        let files = self.session_scratch(session).map(|d| read_files(&d)).unwrap_or_default();
+        Ok((captured, files))
+    }
+
+    /// Stores a captured session; returns its record.
+    fn put(
+        &self,
+        session: &Session,
+        captured: &Captured,
+        files: Vec<(String, Vec<u8>)>,
+        reason: Reason,
+    ) -> std::result::Result<Record, Refusal> {
+        let file_count = files.len() as u64;
+        let (packed, content) = SnapshotStore::encode(captured, files).map_err(stored)?;
+        let tenant = &session.caller.tenant;
+        if let Some(quota) = self.inner.tenancy.snapshot_mb(tenant) {
+            let used = self.store().bytes_of(tenant);
+            if used + packed.len() as u64 > quota << 20 {
+                return Err(Refusal::new(
+                    codes::QUOTA_EXCEEDED,
+                    format!(
+                        "tenant '{tenant}' stores {:.1} MiB of snapshots; this one ({:.1} MiB) would pass its quota of {quota} MiB",
+                        used as f64 / 1048576.0,
+                        packed.len() as f64 / 1048576.0
+                    ),
+                    json!({"snapshot_mb": quota}),
+                ));
+            }
+        }
+        let info = session.info();
+        let record = Record {
+            info: SnapshotInfo {
+                snapshot_id: format!("snap_{}", &uuid::Uuid::new_v4().simple().to_string()[..16]),
+                reason: reason.as_str().into(),
+                worker_id: session.caller.worker_id.clone(),
+                resource_type: session.resource_type.clone(),
+                session_id: session.id.clone(),
+                session_name: session.name.clone(),
+                created_at: timestamp(chrono::Utc::now()),
+                stored_bytes: packed.len() as u64,
+                changed_bytes: captured.image.changed_bytes() as u64,
+                memory_bytes: captured.image.memories.iter().map(|m| m.bytes).sum(),
+                files: file_count,
+                ttl_remaining_s: session.ttl_left().as_secs_f64(),
+                config: info.config,
+                data: info.data,
+            },
+            tenant: tenant.to_string(),
+            image_key: captured.key.clone(),
+            content,
+        };
+        self.store().put(&record, &packed).map_err(stored)?;
+        Ok(record)
+    }
+
+    /// Snapshots the caller's live session of `rt` into the store; the session goes on.
+    pub async fn snapshot_session(&self, caller: &Caller, rt: &str) -> std::result::Result<SnapshotInfo, Refusal> {
+        self.snapshots_on()?;
+        let session = self.session_of(caller, rt)?;
+        let this = self.clone();
+        let work = async move {
+            let _busy = session.begin_call();
+            let mut slot = session.instance.lock().await;
+            this.resume_locked(&session, &mut slot).await?;
+            let (captured, files) = this.capture_locked(&session, &mut slot).await?;
+            let record = this.put(&session, &captured, files, Reason::Snapshot)?;
+            tracing::info!(snapshot_id = %record.info.snapshot_id, stored_bytes = record.info.stored_bytes, "session snapshotted");
+            Ok(record.info)
+        };
+        detached(work, internal).await
+    }
+
+    /// Makes `count` new sessions from the live state of the caller's session of `rt`, one
+    /// per worker in `workers` (new worker ids `<worker>-fork-<8 hex>` where it has none).
+    /// The source goes on unaffected.
+    pub async fn fork_session(
+        &self,
+        caller: &Caller,
+        rt: &str,
+        count: usize,
+        workers: Vec<String>,
+    ) -> std::result::Result<Vec<SessionInfo>, Refusal> {
+        self.snapshots_on()?;
+        let max = self.inner.config.server.snapshots.max_fork as usize;
+        let count = count.max(workers.len());
+        if count == 0 || count > max {
+            return Err(Refusal::new(
+                codes::INVALID_INPUT,
+                format!("a fork makes 1 to {max} copies (server.snapshots.max_fork); {count} asked"),
+                json!({"max_fork": max}),
+            ));
+        }
+        let session = self.session_of(caller, rt)?;
+        let this = self.clone();
+        let caller = caller.clone();
+        let work = async move {
+            let (captured, files) = {
+                let _busy = session.begin_call();
+                let mut slot = session.instance.lock().await;
+                this.resume_locked(&session, &mut slot).await?;
+                this.capture_locked(&session, &mut slot).await?
+            };
+            let info = session.info();
+            let mut made = Vec::with_capacity(count);
+            for k in 0..count {
+                let worker = workers.get(k).cloned().unwrap_or_else(|| {
+                    format!("{}-fork-{}", caller.worker_id, &uuid::Uuid::new_v4().simple().to_string()[..8])
+                });
+                let target = Caller { tenant: caller.tenant.clone(), worker_id: worker };
+                let extras = Extras { pause_on_timeout: session.pause_on_timeout, ..Extras::default() };
+                let copy = this
+                    .restore_into_new(&target, &session.resource_type, &info.config, &info.data, &captured, &files, extras)
+                    .await?;
+                made.push(copy.info());
+            }
+            tracing::info!(copies = made.len(), "session forked");
+            Ok(made)
+        };
+        detached(work, internal).await
+    }
+
+    /// Registers a new session for `caller` and writes `captured` and `files` into it.
+    #[allow(clippy::too_many_arguments)]
+    async fn restore_into_new(
+        &self,
+        caller: &Caller,
+        rt: &str,
+        config: &Value,
+        data: &Value,
+        captured: &Captured,
+        files: &[(String, Vec<u8>)],
+        extras: Extras,
+    ) -> std::result::Result<Arc<Session>, Refusal> {
+        let backend = self.backend_for(rt)?.clone();
+        self.inner.tenancy.check_resource(&caller.tenant, rt).map_err(denied)?;
+        let max = self.inner.tenancy.max_sessions(&caller.tenant);
+        match self.inner.sessions.get_or_create(caller, rt, config.clone(), None, max, &extras) {
+            Lookup::QuotaExceeded(max) => Err(Refusal::new(
+                codes::QUOTA_EXCEEDED,
+                format!("tenant '{}' holds its quota of {max} live sessions", caller.tenant),
+                json!({"max_sessions": max}),
+            )),
+            Lookup::Existing(existing) => Err(Refusal::new(
+                codes::INVALID_INPUT,
+                format!("worker '{}' already has a session of {rt} ({})", caller.worker_id, existing.id),
+                json!({"worker_id": caller.worker_id, "session_id": existing.id}),
+            )),
+            Lookup::Created(mut fresh) => {
+                let session = fresh.session.clone();
+                let busy = session.begin_call();
+                let restored = self.restore_instance(&backend, &session, captured, files).await;
+                drop(busy);
+                match restored {
+                    Ok(instance) => {
+                        *fresh.slot = Some(instance);
+                        session.activate(data.clone());
+                        Ok(session)
+                    }
+                    Err(refusal) => {
+                        self.inner.sessions.remove_exact(&session);
+                        session.drop_scratch();
+                        Err(refusal)
+                    }
+                }
+            }
+        }
+    }
+
+    /// A restored instance for `session`, its scratch files written back.
+    async fn restore_instance(
+        &self,
+        backend: &Backend,
+        session: &Session,
+        captured: &Captured,
+        files: &[(String, Vec<u8>)],
+    ) -> std::result::Result<Instance, Refusal> {
+        backend.warm_up(false).await.map_err(|e| Refusal::new(codes::BACKEND_NOT_INITIALIZED, e, Value::Null))?;
+        let mut tags = self.tags(backend, &session.caller, Some(&session.id));
+        tags.mount = session.mount.clone();
+        if let Some(dir) = &tags.scratch {
+            if session.parked().is_none() {
+                session.own_scratch(Some(ScratchDir::new(dir.clone())));
+            }
+            write_files(dir, files)
+                .map_err(|e| Refusal::new(codes::UNEXPECTED_ERROR, format!("cannot restore files: {e}"), Value::Null))?;
+        }
+        backend.restore(captured, tags).await.map_err(refused)
+    }
+
+    /// Pauses the caller's session of `rt`: snapshots it, frees its instance, and keeps it
+    /// listed as `paused` for `server.snapshots.retention_s`. Its next call resumes it.
+    pub async fn pause_session(&self, caller: &Caller, rt: &str) -> std::result::Result<SnapshotInfo, Refusal> {
+        self.snapshots_on()?;
+        let session = self.session_of(caller, rt)?;
+        let this = self.clone();
+        detached(async move { this.pause(&session).await }, internal).await
+    }
+
+    /// Pauses a session (see [`Sandbox::pause_session`]).
+    pub(super) async fn pause(&self, session: &Arc<Session>) -> std::result::Result<SnapshotInfo, Refusal> {
+        let mut slot = session.instance.lock().await;
+        if let Some(id) = session.parked() {
+            return self.store().record(&session.caller.tenant, &id).map(|r| r.info).map_err(stored);
+        }
+        let (captured, files) = self.capture_locked(session, &mut slot).await?;
+        let record = self.put(session, &captured, files, Reason::Pause)?;
+        // The instance is dropped without `cleanup`: the session goes on after a resume.
+        *slot = None;
+        session.park(record.info.snapshot_id.clone(), self.retention());
+        tracing::info!(snapshot_id = %record.info.snapshot_id, "session paused");
+        Ok(record.info)
+    }
+
+    fn retention(&self) -> Duration {
+        crate::config::seconds(self.inner.config.server.snapshots.retention_s)
+    }
+
+    /// Resumes the caller's paused session of `rt` now (a call would resume it too).
+    pub async fn resume_session(&self, caller: &Caller, rt: &str) -> std::result::Result<SessionInfo, Refusal> {
+        self.snapshots_on()?;
+        let session = self.session_of(caller, rt)?;
+        let this = self.clone();
+        let work = async move {
+            let mut slot = session.instance.lock().await;
+            this.resume_locked(&session, &mut slot).await?;
+            Ok(session.info())
+        };
+        detached(work, internal).await
+    }
+
+    /// Restores a paused session whose instance lock is held; nothing to do when it is live.
+    pub(super) async fn resume_locked(
+        &self,
+        session: &Session,
+        slot: &mut Option<Instance>,
+    ) -> std::result::Result<(), Refusal> {
+        let Some(id) = session.parked() else { return Ok(()) };
+        if slot.is_some() {
+            return Ok(());
+        }
+        let tenant = &session.caller.tenant;
+        let record = self.store().record(tenant, &id).map_err(stored)?;
+        let body = self.store().body(&record).map_err(stored)?;
+        let backend = self.backend_for(&session.resource_type)?.clone();
+        let captured = Captured { image: body.image, key: record.image_key.clone() };
+        let instance = self.restore_instance(&backend, session, &captured, &body.files).await?;
+        *slot = Some(instance);
+        session.unpark();
+        // Pause and shutdown snapshots belong to the session: gone once it is live again.
+        let _ = self.store().delete(tenant, &id);
+        tracing::info!(snapshot_id = %id, "session resumed");
+        Ok(())
+    }
+
+    /// A new session for `caller` from the stored snapshot `id` of its tenant.
+    pub async fn restore_snapshot(&self, caller: &Caller, id: &str) -> std::result::Result<SessionInfo, Refusal> {
+        self.snapshots_on()?;
+        let record = self.store().record(&caller.tenant, id).map_err(stored)?;
+        let body = self.store().body(&record).map_err(stored)?;
+        let this = self.clone();
+        let caller = caller.clone();
+        let work = async move {
+            let captured = Captured { image: body.image, key: record.image_key.clone() };
+            let rt = record.info.resource_type.clone();
+            let session = this
+                .restore_into_new(&caller, &rt, &record.info.config, &record.info.data, &captured, &body.files, Extras::default())
+                .await?;
+            Ok(session.info())
+        };
+        detached(work, internal).await
+    }
+
+    /// The stored snapshots of `tenant`, oldest first.
+    pub fn list_snapshots(&self, tenant: &str) -> Vec<SnapshotInfo> {
+        self.store().list(tenant).into_iter().map(|r| r.info).collect()
+    }
+
+    /// Deletes a stored snapshot of `tenant`.
+    pub fn delete_snapshot(&self, tenant: &str, id: &str) -> std::result::Result<SnapshotInfo, Refusal> {
+        self.store().delete(tenant, id).map(|r| r.info).map_err(stored)
+    }
+
+    /// On graceful shutdown: snapshots every live session (no `cleanup`), so that each comes
+    /// back on its first use after the restart. Returns how many were kept.
+    pub(super) async fn keep_sessions(&self) -> usize {
+        let mut kept = 0;
+        for session in self.inner.sessions.drain() {
+            let mut slot = session.instance.lock().await;
+            if session.parked().is_some() {
+                kept += 1;
+                continue;
+            }
+            if slot.is_none() {
+                continue;
+            }
+            let result = async {
+                let (captured, files) = self.capture_locked(&session, &mut slot).await?;
+                self.put(&session, &captured, files, Reason::Shutdown)
+            }
+            .await;
+            match result {
+                Ok(_) => kept += 1,
+                Err(r) => {
+                    tracing::warn!(session_id = %session.id, reason = %r.message, "session not kept over the restart")
+                }
+            }
+            *slot = None;
+            session.drop_scratch();
+        }
+        kept
+    }
+
+    /// At start: registers, paused, every session a previous run kept (paused, or live at its
+    /// shutdown), under its own id. Each is restored on its first use.
+    pub(super) fn bring_back_sessions(&self) -> usize {
+        let mut count = 0;
+        for tenant in self.store().tenants() {
+            for record in self.store().list(&tenant) {
+                let reason = record.info.reason.as_str();
+                if reason != "pause" && reason != "shutdown" {
+                    continue;
+                }
+                let caller = Caller { tenant: Arc::from(record.tenant.as_str()), worker_id: record.info.worker_id.clone() };
+                let extras = Extras {
+                    identity: Some((record.info.session_name.clone(), record.info.session_id.clone())),
+                    ..Extras::default()
+                };
+                let rt = &record.info.resource_type;
+                if !self.inner.backends.contains_key(rt) {
+                    continue;
+                }
+                if let Lookup::Created(fresh) =
+                    self.inner.sessions.get_or_create(&caller, rt, record.info.config.clone(), None, None, &extras)
+                {
+                    let keep = if reason == "pause" { self.retention() } else { Duration::from_secs_f64(record.info.ttl_remaining_s.max(1.0)) };
+                    fresh.session.activate(record.info.data.clone());
+                    fresh.session.park(record.info.snapshot_id.clone(), keep);
+                    count += 1;
+                }
+            }
+        }
+        if count > 0 {
+            tracing::info!(sessions = count, "sessions kept by the previous run are back (restored on first use)");
+        }
+        count
+    }
+}

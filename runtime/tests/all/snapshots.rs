@@ -1,0 +1,149 @@
+//! Session snapshots through the facade: fork, pause and resume, restore, refusals. Real
+//! components (kv, the Python and JavaScript interpreters), the real engine.
+
+use crate::common::*;
+use cella_runtime::codes;
+use cella_runtime::{Caller, Sandbox};
+use serde_json::{Value, json};
+
+/// kv, Python (with a scratch directory at /work, as served) and JavaScript.
+async fn interpreters() -> Sandbox {
+    sandbox_with(json!({
+        "server": {"limits": {"memory_mb": 256}},
+        "resources": {
+            "python": {"component": "builtin:python", "config": {"workdir": "/work"},
+                       "grants": {"scratch": {"guest": "/work", "quota_mb": 16}}},
+            "javascript": {"component": "builtin:javascript"}
+        }
+    }))
+    .await
+}
+
+async fn py(sb: &Sandbox, w: &Caller, code: &str) -> Value {
+    let data = ok(exec(sb, w, "python:run", json!({"code": code})).await);
+    assert!(data["error"].is_null(), "{code}: {data}");
+    data
+}
+
+async fn js(sb: &Sandbox, w: &Caller, code: &str) -> Value {
+    let data = ok(exec(sb, w, "javascript:run", json!({"code": code})).await);
+    assert!(data["error"].is_null(), "{code}: {data}");
+    data
+}
+
+/// A kv session forked three times: every copy has the keys, and each then goes its own way.
+#[tokio::test]
+async fn a_forked_kv_session_copies_its_keys_and_diverges() {
+    let sb = sandbox().await;
+    let w = worker("fork-kv");
+    sb.create_session(&w, "kv", json!({}), None).await.unwrap();
+    ok(exec(&sb, &w, "kv:set", json!({"key": "a", "value": 1})).await);
+    let copies = sb.fork_session(&w, "kv", 3, vec![]).await.unwrap();
+    assert_eq!(copies.len(), 3);
+    for (k, copy) in copies.iter().enumerate() {
+        let target = Caller::new(worker_of(&sb, &w, &copy.session_id));
+        assert_eq!(ok(exec(&sb, &target, "kv:get", json!({"key": "a"})).await)["value"], 1);
+        ok(exec(&sb, &target, "kv:set", json!({"key": "copy", "value": k})).await);
+    }
+    assert_eq!(ok(exec(&sb, &w, "kv:keys", json!({})).await)["keys"], json!(["a"]), "the source is unaffected");
+    for (k, copy) in copies.iter().enumerate() {
+        let target = Caller::new(worker_of(&sb, &w, &copy.session_id));
+        assert_eq!(ok(exec(&sb, &target, "kv:get", json!({"key": "copy"})).await)["value"], k);
+    }
+}
+
+/// The worker that owns a session id (forks get new workers).
+fn worker_of(sb: &Sandbox, w: &Caller, session_id: &str) -> String {
+    let prefix = format!("{}-fork-", w.worker_id);
+    sb.workers_of_tenant("default", &prefix)
+        .into_iter()
+        .find(|(_, sessions)| sessions.iter().any(|s| s.session_id == session_id))
+        .map(|(worker, _)| worker)
+        .expect("the fork's worker is listed")
+}
+
+/// Python: variables, an imported module, a function and a written file survive a fork; the
+/// copies and the source diverge.
+#[tokio::test]
+async fn a_forked_python_session_keeps_variables_imports_functions_and_files() {
+    let sb = interpreters().await;
+    let w = worker("fork-py");
+    sb.create_session(&w, "python", json!({}), None).await.unwrap();
+    py(&sb, &w, "import fractions\nx = [1, 2, 3]\ndef f(n): return n * 10\nopen('note.txt', 'w').write('hello')").await;
+    let copies = sb.fork_session(&w, "python", 3, vec![]).await.unwrap();
+    for (k, copy) in copies.iter().enumerate() {
+        let target = Caller::new(worker_of(&sb, &w, &copy.session_id));
+        let out = py(&sb, &target, "(sum(x), f(4), str(fractions.Fraction(1, 3)), open('note.txt').read())").await;
+        assert_eq!(out["result"], "(6, 40, '1/3', 'hello')", "copy {k}");
+        py(&sb, &target, &format!("x.append({k})")).await;
+    }
+    assert_eq!(py(&sb, &w, "x").await["result"], "[1, 2, 3]", "the source is unaffected");
+    for (k, copy) in copies.iter().enumerate() {
+        let target = Caller::new(worker_of(&sb, &w, &copy.session_id));
+        assert_eq!(py(&sb, &target, "x[-1]").await["result"], k.to_string());
+    }
+}
+
+/// JavaScript globals survive a fork.
+#[tokio::test]
+async fn a_forked_javascript_session_keeps_its_globals() {
+    let sb = interpreters().await;
+    let w = worker("fork-js");
+    sb.create_session(&w, "javascript", json!({}), None).await.unwrap();
+    js(&sb, &w, "globalThis.total = 41; function add(a) { return total + a; }").await;
+    let copies = sb.fork_session(&w, "javascript", 2, vec![]).await.unwrap();
+    for copy in &copies {
+        let target = Caller::new(worker_of(&sb, &w, &copy.session_id));
+        assert_eq!(js(&sb, &target, "add(1)").await["result"], "42");
+    }
+}
+
+/// Pause frees the instance; the next call resumes with the state; an explicit resume too.
+#[tokio::test]
+async fn pause_frees_the_instance_and_the_next_call_resumes() {
+    let sb = interpreters().await;
+    let w = worker("pause");
+    sb.create_session(&w, "python", json!({}), None).await.unwrap();
+    py(&sb, &w, "y = 'kept'").await;
+    let snap = sb.pause_session(&w, "python").await.unwrap();
+    assert_eq!(snap.reason, "pause");
+    let listed = sb.list_sessions(&w);
+    assert_eq!(listed[0].status, "paused");
+    assert_eq!(py(&sb, &w, "y").await["result"], "'kept'");
+    assert_eq!(sb.list_sessions(&w)[0].status, "active");
+    assert!(sb.list_snapshots("default").iter().all(|s| s.snapshot_id != snap.snapshot_id), "a pause snapshot goes with the resume");
+}
+
+/// A stored snapshot restores into a new session; a corrupted one and another tenant's are
+/// refused with their codes.
+#[tokio::test]
+async fn snapshots_restore_and_refuse_what_they_must() {
+    let store = tempfile::tempdir().unwrap();
+    let sb = sandbox_with(json!({"server": {"snapshots": {"dir": store.path()}}})).await;
+    let w = worker("snap");
+    sb.create_session(&w, "kv", json!({}), None).await.unwrap();
+    ok(exec(&sb, &w, "kv:set", json!({"key": "k", "value": "v"})).await);
+    let snap = sb.snapshot_session(&w, "kv").await.unwrap();
+    assert!(snap.changed_bytes > 0 && snap.stored_bytes > 0, "{snap:?}");
+    let other = worker("snap-restored");
+    let restored = sb.restore_snapshot(&other, &snap.snapshot_id).await.unwrap();
+    assert_eq!(restored.status, "active");
+    assert_eq!(ok(exec(&sb, &other, "kv:get", json!({"key": "k"})).await)["value"], "v");
+    let stranger = Caller::of_tenant("someone-else", "w");
+    assert_eq!(sb.restore_snapshot(&stranger, &snap.snapshot_id).await.unwrap_err().code, codes::SNAPSHOT_NOT_FOUND);
+    assert_eq!(sb.delete_snapshot("someone-else", &snap.snapshot_id).unwrap_err().code, codes::SNAPSHOT_NOT_FOUND);
+    // Corrupt the stored content: refused, nothing restored.
+    let blobs = store.path().join("blobs");
+    for entry in std::fs::read_dir(&blobs).unwrap() {
+        let path = entry.unwrap().path();
+        let mut bytes = std::fs::read(&path).unwrap();
+        let n = bytes.len() / 2;
+        bytes[n] ^= 0xff;
+        std::fs::write(&path, bytes).unwrap();
+    }
+    let third = worker("snap-corrupt");
+    let err = sb.restore_snapshot(&third, &snap.snapshot_id).await.unwrap_err();
+    assert_eq!(err.code, codes::SNAPSHOT_INVALID, "{err:?}");
+    assert!(sb.list_sessions(&third).is_empty());
+    sb.delete_snapshot("default", &snap.snapshot_id).unwrap();
+}
