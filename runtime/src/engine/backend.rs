@@ -311,7 +311,7 @@ impl Backend {
                 &warm::grants_fingerprint(&self.resource.grants, &self.base_dir),
                 &self.shared.fingerprint,
                 // Images carry the snapshot accessors (engine::access) since this version.
-                "access-1",
+                "access-2",
             ],
         );
         // One build per image even when several sandboxes of one process start at once.
@@ -339,13 +339,15 @@ impl Backend {
         self.shared.metrics.cache("warm_image", false);
         self.warmup_runs.fetch_add(1, Ordering::Relaxed);
         match warm::snapshot(store, &self.shared.linker, &self.wasm, &config, self.warmup_timeout()).await {
-            Ok(image) => match self.shared.cache.compile_and_store(&self.shared.engine, &key, &instrumented(&self.name, image)) {
-                Ok(component) => match instantiate_pre(&self.name, &self.shared, &component) {
-                    Ok(pre) => WarmState::Snapshot { pre, key, origin: Origin::Compiled },
-                    Err(e) => self.per_instance_probe(&config, format!("the warm image does not link: {e}")).await,
-                },
-                Err(e) => self.per_instance_probe(&config, format!("the warm image does not compile: {e:#}")).await,
-            },
+            Ok(image) => {
+                match self.shared.cache.compile_and_store(&self.shared.engine, &key, &instrumented(&self.name, image)) {
+                    Ok(component) => match instantiate_pre(&self.name, &self.shared, &component) {
+                        Ok(pre) => WarmState::Snapshot { pre, key, origin: Origin::Compiled },
+                        Err(e) => self.per_instance_probe(&config, format!("the warm image does not link: {e}")).await,
+                    },
+                    Err(e) => self.per_instance_probe(&config, format!("the warm image does not compile: {e:#}")).await,
+                }
+            }
             Err(warm::SnapshotError::Guest(message)) => WarmState::Failed { error: message, at: Instant::now() },
             Err(warm::SnapshotError::Unsupported(reason)) => {
                 self.warmup_runs.fetch_sub(1, Ordering::Relaxed);

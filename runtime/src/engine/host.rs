@@ -97,12 +97,17 @@ pub struct HostState {
     pub output: Option<OutputSink>,
     /// Bytes streamed by the call in progress.
     pub streamed: usize,
+    /// How many directories the guest is granted (`wasi:filesystem/preopens`).
+    pub preopens: usize,
 }
 
 impl HostState {
     /// A store state granting exactly `grants` (directories resolved against `base`).
     pub fn new(grants: &Grants, base: &Path, memory_bytes: usize, tags: Tags) -> wasmtime::Result<HostState> {
         let mut builder = WasiCtx::builder();
+        let preopens = grants.dirs.len()
+            + usize::from(grants.scratch.is_some() && tags.scratch.is_some())
+            + usize::from(tags.mount.is_some());
         for dir in &grants.dirs {
             let host = dir.host_path(base);
             builder.preopened_dir(&host, &dir.guest, FsPerms::ReadOnly)?;
@@ -124,6 +129,7 @@ impl HostState {
             tags,
             output: None,
             streamed: 0,
+            preopens,
         })
     }
 }
@@ -132,6 +138,31 @@ impl HostState {
     /// True when the guest holds no host resources (no WASI stream, file or socket handle).
     pub fn holds_no_resources(&self) -> bool {
         self.table.is_empty()
+    }
+
+    /// The host resources the guest holds, by table index, each named by its kind
+    /// (`directory`, `file` or `other`).
+    pub fn held_resources(&mut self) -> Vec<(u32, &'static str)> {
+        let mut out = Vec::new();
+        let mut misses = 0;
+        let mut index = 0u32;
+        // The table hands out the lowest free index first; stop after a long run of free ones.
+        while misses < 256 {
+            match self.table.get_any_mut(index) {
+                Ok(entry) => {
+                    misses = 0;
+                    let kind = match entry.downcast_ref::<wasmtime_wasi::filesystem::Descriptor>() {
+                        Some(wasmtime_wasi::filesystem::Descriptor::Dir(_)) => "directory",
+                        Some(wasmtime_wasi::filesystem::Descriptor::File(_)) => "file",
+                        None => "other",
+                    };
+                    out.push((index, kind));
+                }
+                Err(_) => misses += 1,
+            }
+            index += 1;
+        }
+        out
     }
 }
 

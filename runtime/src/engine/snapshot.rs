@@ -14,8 +14,8 @@ use crate::engine::backend::{Backend, WarmState};
 use crate::engine::bindings::BackendPre;
 use crate::engine::host::{HostState, Tags};
 use crate::engine::instance::Instance;
-use std::sync::Arc;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::Store;
 use wasmtime::component::{Instance as Component, TypedFunc};
@@ -35,6 +35,9 @@ const DEADLINE: Duration = Duration::from_secs(30);
 /// A captured instance state: what differs from the warm image it started from.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct StateImage {
+    /// The guest held its preopened directories (this many, first of all its handles);
+    /// a restore hands them to the new instance before its memory is written.
+    pub preopens: u32,
     /// Every memory, in the accessor's order.
     pub memories: Vec<MemoryImage>,
     /// Every mutable global's value, in the accessor's order.
@@ -74,8 +77,8 @@ impl StateImage {
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum CaptureError {
     /// The guest holds host resources between calls.
-    #[error("the session holds open host resources (files, streams or sockets) between calls; close them and retry")]
-    HoldsHandles,
+    #[error("the session holds open host resources between calls ({0}); close them and retry")]
+    HoldsHandles(String),
     /// The instance has no accessor functions (its component was not instrumented).
     #[error("this backend's instances cannot be snapshotted: {0}")]
     NotInstrumented(String),
@@ -114,6 +117,8 @@ enum GlobalFns {
 pub struct Access {
     memories: Vec<MemoryFns>,
     globals: Vec<GlobalFns>,
+    /// Calls `get-directories` for the guest, when it imports it.
+    replay: Option<TypedFunc<(), ()>>,
 }
 
 impl Access {
@@ -157,15 +162,31 @@ impl Access {
         for (ty, get, set) in global_names {
             let mut typed = |g, s| -> Result<GlobalFns, wasmtime::Error> {
                 Ok(match ty {
-                    "i32" => GlobalFns::I32(instance.get_typed_func(&mut *store, g)?, instance.get_typed_func(&mut *store, s)?),
-                    "i64" => GlobalFns::I64(instance.get_typed_func(&mut *store, g)?, instance.get_typed_func(&mut *store, s)?),
-                    "f32" => GlobalFns::F32(instance.get_typed_func(&mut *store, g)?, instance.get_typed_func(&mut *store, s)?),
-                    _ => GlobalFns::F64(instance.get_typed_func(&mut *store, g)?, instance.get_typed_func(&mut *store, s)?),
+                    "i32" => GlobalFns::I32(
+                        instance.get_typed_func(&mut *store, g)?,
+                        instance.get_typed_func(&mut *store, s)?,
+                    ),
+                    "i64" => GlobalFns::I64(
+                        instance.get_typed_func(&mut *store, g)?,
+                        instance.get_typed_func(&mut *store, s)?,
+                    ),
+                    "f32" => GlobalFns::F32(
+                        instance.get_typed_func(&mut *store, g)?,
+                        instance.get_typed_func(&mut *store, s)?,
+                    ),
+                    _ => GlobalFns::F64(
+                        instance.get_typed_func(&mut *store, g)?,
+                        instance.get_typed_func(&mut *store, s)?,
+                    ),
                 })
             };
             globals.push(typed(&get, &set).map_err(bad)?);
         }
-        Ok(Access { memories, globals })
+        let replay = match instance.get_export_index(&mut *store, Some(&root), "replay-preopens") {
+            Some(index) => Some(instance.get_typed_func(&mut *store, &index).map_err(bad)?),
+            None => None,
+        };
+        Ok(Access { memories, globals, replay })
     }
 }
 
@@ -225,15 +246,13 @@ pub async fn baseline(store: &mut Store<HostState>, fns: &Access) -> Result<Base
 
 /// Captures the state of `store`'s instance as what differs from `base`.
 pub async fn capture(store: &mut Store<HostState>, fns: &Access, base: &Baseline) -> Result<StateImage, CaptureError> {
-    if !store.data().holds_no_resources() {
-        return Err(CaptureError::HoldsHandles);
-    }
+    let preopens = held_preopens(store)?;
     if fns.memories.len() != base.memories.len() {
         return Err(CaptureError::Mismatch("the warm image has another number of memories".into()));
     }
     arm(store);
     let zero = xxhash_rust::xxh3::xxh3_128(&[0u8; CHUNK]);
-    let mut image = StateImage::default();
+    let mut image = StateImage { preopens, ..StateImage::default() };
     for (memory, hashes) in fns.memories.iter().zip(&base.memories) {
         let mut runs: Vec<(u32, Vec<u8>)> = Vec::new();
         let bytes = read_all(store, memory, |offset, data| {
@@ -280,6 +299,9 @@ pub async fn restore(store: &mut Store<HostState>, fns: &Access, image: &StateIm
         )));
     }
     arm(store);
+    if image.preopens > 0 {
+        replay_preopens(store, fns, image.preopens).await?;
+    }
     for (memory, state) in fns.memories.iter().zip(&image.memories) {
         let (pages,) = memory.size.call_async(&mut *store, ()).await.map_err(access)?;
         let wanted = state.bytes.div_ceil(PAGE);
@@ -289,7 +311,8 @@ pub async fn restore(store: &mut Store<HostState>, fns: &Access, image: &StateIm
             )));
         }
         if wanted > u64::from(pages) {
-            let (old,) = memory.grow.call_async(&mut *store, ((wanted - u64::from(pages)) as u32,)).await.map_err(access)?;
+            let (old,) =
+                memory.grow.call_async(&mut *store, ((wanted - u64::from(pages)) as u32,)).await.map_err(access)?;
             if old < 0 {
                 return Err(CaptureError::Access(format!(
                     "the memory cannot grow to {} MiB (the session's memory limit)",
@@ -315,8 +338,54 @@ pub async fn restore(store: &mut Store<HostState>, fns: &Access, image: &StateIm
     Ok(())
 }
 
+/// How many preopened directories the guest holds, when they are all it holds and it took
+/// them first (host table indices 0..n); refuses anything else it holds.
+fn held_preopens(store: &mut Store<HostState>) -> Result<u32, CaptureError> {
+    if store.data().holds_no_resources() {
+        return Ok(0);
+    }
+    let held = store.data_mut().held_resources();
+    let granted = store.data().preopens;
+    let only_preopens = held.len() == granted
+        && held.iter().enumerate().all(|(i, (index, kind))| *index as usize == i && *kind == "directory");
+    if only_preopens {
+        return Ok(granted as u32);
+    }
+    let names: Vec<String> = held.iter().map(|(i, kind)| format!("{kind} #{i}")).collect();
+    Err(CaptureError::HoldsHandles(names.join(", ")))
+}
+
+/// Hands a fresh instance its preopened directories as the snapshot's guest held them: the
+/// first handles it takes. `get-directories` writes its answer at address 0 of the first
+/// memory, whose first page is put back afterwards.
+async fn replay_preopens(store: &mut Store<HostState>, fns: &Access, wanted: u32) -> Result<(), CaptureError> {
+    let (Some(replay), Some(memory)) = (&fns.replay, fns.memories.first()) else {
+        return Err(CaptureError::Mismatch(
+            "the session held directories; this component cannot be handed them".into(),
+        ));
+    };
+    if !store.data().holds_no_resources() {
+        return Err(CaptureError::Mismatch("the new instance already holds resources".into()));
+    }
+    let (mut page,) = memory.read.call_async(&mut *store, (0, PAGE as u32)).await.map_err(access)?;
+    let (first,) = memory.peek.call_async(&mut *store, ()).await.map_err(access)?;
+    page[..8].copy_from_slice(&first.to_le_bytes());
+    replay.call_async(&mut *store, ()).await.map_err(access)?;
+    memory.dest.call_async(&mut *store, (0,)).await.map_err(access)?;
+    write(store, &memory.write, &page).await?;
+    let now = held_preopens(store)?;
+    if now != wanted {
+        return Err(CaptureError::Mismatch(format!("the session held {wanted} directories; this server grants {now}")));
+    }
+    Ok(())
+}
+
 /// Calls a `write` accessor with borrowed bytes.
-async fn write(store: &mut Store<HostState>, func: &wasmtime::component::Func, bytes: &[u8]) -> Result<(), CaptureError> {
+async fn write(
+    store: &mut Store<HostState>,
+    func: &wasmtime::component::Func,
+    bytes: &[u8],
+) -> Result<(), CaptureError> {
     let typed = func.typed::<(&[u8],), ()>(&*store).map_err(access)?;
     typed.call_async(&mut *store, (bytes,)).await.map_err(access)
 }
@@ -382,8 +451,7 @@ impl Backend {
                 "it was taken from another version of the component, its configuration or the engine's settings".into(),
             ));
         }
-        let mut instance =
-            self.new_instance(&pre, tags).await.map_err(|f| CaptureError::Access(f.to_string()))?;
+        let mut instance = self.new_instance(&pre, tags).await.map_err(|f| CaptureError::Access(f.to_string()))?;
         let (store, handle) = instance.parts();
         let fns = Access::of(store, handle)?;
         restore(store, &fns, &captured.image).await?;

@@ -55,9 +55,9 @@ impl Refusal {
 }
 
 pub use crate::engine::host::Mount;
+pub use cella_protocol::SnapshotInfo;
 pub use session::{Caller, Extras, SessionInfo};
 pub use snapshots::Reason as SnapshotReason;
-pub use cella_protocol::SnapshotInfo;
 pub(crate) use workdir::dir_size;
 
 /// A tool's parameters: a JSON object, so every door checks the shape once, where it reads

@@ -203,7 +203,15 @@ impl Sandbox {
                 let target = Caller { tenant: caller.tenant.clone(), worker_id: worker };
                 let extras = Extras { pause_on_timeout: session.pause_on_timeout, ..Extras::default() };
                 let copy = this
-                    .restore_into_new(&target, &session.resource_type, &info.config, &info.data, &captured, &files, extras)
+                    .restore_into_new(
+                        &target,
+                        &session.resource_type,
+                        &info.config,
+                        &info.data,
+                        &captured,
+                        &files,
+                        extras,
+                    )
                     .await?;
                 made.push(copy.info());
             }
@@ -275,8 +283,9 @@ impl Sandbox {
             if session.parked().is_none() {
                 session.own_scratch(Some(ScratchDir::new(dir.clone())));
             }
-            write_files(dir, files)
-                .map_err(|e| Refusal::new(codes::UNEXPECTED_ERROR, format!("cannot restore files: {e}"), Value::Null))?;
+            write_files(dir, files).map_err(|e| {
+                Refusal::new(codes::UNEXPECTED_ERROR, format!("cannot restore files: {e}"), Value::Null)
+            })?;
         }
         backend.restore(captured, tags).await.map_err(refused)
     }
@@ -357,7 +366,15 @@ impl Sandbox {
             let captured = Captured { image: body.image, key: record.image_key.clone() };
             let rt = record.info.resource_type.clone();
             let session = this
-                .restore_into_new(&caller, &rt, &record.info.config, &record.info.data, &captured, &body.files, Extras::default())
+                .restore_into_new(
+                    &caller,
+                    &rt,
+                    &record.info.config,
+                    &record.info.data,
+                    &captured,
+                    &body.files,
+                    Extras::default(),
+                )
                 .await?;
             Ok(session.info())
         };
@@ -414,7 +431,8 @@ impl Sandbox {
                 if reason != "pause" && reason != "shutdown" {
                     continue;
                 }
-                let caller = Caller { tenant: Arc::from(record.tenant.as_str()), worker_id: record.info.worker_id.clone() };
+                let caller =
+                    Caller { tenant: Arc::from(record.tenant.as_str()), worker_id: record.info.worker_id.clone() };
                 let extras = Extras {
                     identity: Some((record.info.session_name.clone(), record.info.session_id.clone())),
                     ..Extras::default()
@@ -426,7 +444,11 @@ impl Sandbox {
                 if let Lookup::Created(fresh) =
                     self.inner.sessions.get_or_create(&caller, rt, record.info.config.clone(), None, None, &extras)
                 {
-                    let keep = if reason == "pause" { self.retention() } else { Duration::from_secs_f64(record.info.ttl_remaining_s.max(1.0)) };
+                    let keep = if reason == "pause" {
+                        self.retention()
+                    } else {
+                        Duration::from_secs_f64(record.info.ttl_remaining_s.max(1.0))
+                    };
                     fresh.session.activate(record.info.data.clone());
                     fresh.session.park(record.info.snapshot_id.clone(), keep);
                     count += 1;

@@ -154,11 +154,7 @@ impl SnapshotStore {
     /// Bytes `tenant`'s snapshots hold (each blob counted once).
     pub fn bytes_of(&self, tenant: &str) -> u64 {
         let mut seen = std::collections::HashSet::new();
-        self.list(tenant)
-            .into_iter()
-            .filter(|r| seen.insert(r.content.clone()))
-            .map(|r| r.info.stored_bytes)
-            .sum()
+        self.list(tenant).into_iter().filter(|r| seen.insert(r.content.clone())).map(|r| r.info.stored_bytes).sum()
     }
 }
 

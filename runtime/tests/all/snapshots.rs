@@ -111,7 +111,10 @@ async fn pause_frees_the_instance_and_the_next_call_resumes() {
     assert_eq!(listed[0].status, "paused");
     assert_eq!(py(&sb, &w, "y").await["result"], "'kept'");
     assert_eq!(sb.list_sessions(&w)[0].status, "active");
-    assert!(sb.list_snapshots("default").iter().all(|s| s.snapshot_id != snap.snapshot_id), "a pause snapshot goes with the resume");
+    assert!(
+        sb.list_snapshots("default").iter().all(|s| s.snapshot_id != snap.snapshot_id),
+        "a pause snapshot goes with the resume"
+    );
 }
 
 /// A stored snapshot restores into a new session; a corrupted one and another tenant's are

@@ -42,6 +42,8 @@ struct Spaces {
     modules: u32,
     /// Module index -> the core instance it was instantiated as.
     instantiations: HashMap<u32, u32>,
+    /// The imported `wasi:filesystem/preopens` instance, if any.
+    preopens: Option<u32>,
 }
 
 impl Spaces {
@@ -155,7 +157,13 @@ fn count(spaces: &mut Spaces, payload: Payload<'_>) -> Result<()> {
         }
         Payload::ComponentImportSection(reader) => {
             for import in reader {
-                spaces.count(import?.ty.kind())?;
+                let import = import?;
+                let kind = import.ty.kind();
+                if kind == ComponentExternalKind::Instance && import.name.name.starts_with("wasi:filesystem/preopens@")
+                {
+                    spaces.preopens = Some(spaces.instances);
+                }
+                spaces.count(kind)?;
             }
         }
         Payload::ComponentExportSection(reader) => {
@@ -203,6 +211,8 @@ struct Builder {
     module_index: u32,
     /// The component instance the lifted functions form.
     instance_index: u32,
+    /// Functions the accessor imports (they come first in its function index space).
+    imported_funcs: u32,
 }
 
 /// One memory or global the accessor imports.
@@ -240,6 +250,7 @@ impl Builder {
             list_type: None,
             module_index: spaces.modules,
             instance_index: spaces.instances,
+            imported_funcs: 0,
         }
     }
 
@@ -264,7 +275,24 @@ impl Builder {
                 pieces.push(Piece::Memory { instance, name: name.clone(), ty: *ty });
             }
         }
-        // Imports first: they own the low global and memory indices.
+        let first_memory = pieces.iter().find_map(|p| match p {
+            Piece::Memory { instance, name, .. } => Some((*instance, name.clone())),
+            Piece::Global { .. } => None,
+        });
+        let replay = match (spaces.preopens, &first_memory) {
+            (Some(preopens), Some((instance, name))) => {
+                self.preopens_prelude(out, preopens, *instance, name);
+                args.push(("preopens".into(), self.accessor_instance - 1));
+                true
+            }
+            _ => false,
+        };
+        // Imports first: they own the low function, global and memory indices.
+        if replay {
+            let ty = self.signature(&[ValType::I32], &[]);
+            self.imports.import("preopens", "get-directories", wasm_encoder::EntityType::Function(ty));
+            self.imported_funcs = 1;
+        }
         for piece in &pieces {
             match piece {
                 Piece::Global { instance, name, ty } => {
@@ -290,19 +318,86 @@ impl Builder {
                 }
             }
         }
+        if replay {
+            // `get-directories`' results land at address 0 of the first memory (the host puts
+            // the page back): only its side effect counts, the handles it hands the guest.
+            let f = self.function(&[], &[], &[I::I32Const(0), I::Call(0)]);
+            let ty = self.ctype(&[], None);
+            self.lift("replay-preopens".into(), &f, ty, vec![]);
+        }
         self.finish(out, &args);
         Ok(())
     }
 
-    /// A core function with `body`, exported under its index; returns the export name.
-    fn function(&mut self, params: &[ValType], results: &[ValType], body: &[I<'_>]) -> String {
+    /// Before the accessor: a module whose `realloc` always answers 0, and
+    /// `wasi:filesystem/preopens.get-directories` lowered into the first memory with it, in a
+    /// core instance the accessor imports as `preopens`.
+    fn preopens_prelude(&mut self, out: &mut wasm_encoder::Component, preopens: u32, instance: u32, memory: &str) {
+        let mut module = wasm_encoder::Module::new();
+        let mut types = wasm_encoder::TypeSection::new();
+        types.ty().function([ValType::I32; 4], [ValType::I32]);
+        let mut functions = wasm_encoder::FunctionSection::new();
+        functions.function(0);
+        let mut exports = wasm_encoder::ExportSection::new();
+        exports.export("realloc", ExportKind::Func, 0);
+        let mut code = wasm_encoder::CodeSection::new();
+        let mut f = wasm_encoder::Function::new([]);
+        f.instruction(&I::I32Const(0));
+        f.instruction(&I::End);
+        code.function(&f);
+        module.section(&types).section(&functions).section(&exports).section(&code);
+        out.section(&wasm_encoder::ModuleSection(&module));
+        let zero_module = self.module_index;
+        self.module_index += 1;
+
+        let mut instances = wasm_encoder::InstanceSection::new();
+        instances.instantiate(zero_module, std::iter::empty::<(&str, wasm_encoder::ModuleArg)>());
+        out.section(&instances);
+        let zero_instance = self.accessor_instance;
+
+        let mut aliases = wasm_encoder::ComponentAliasSection::new();
+        aliases.alias(Alias::CoreInstanceExport { instance: zero_instance, kind: ExportKind::Func, name: "realloc" });
+        aliases.alias(Alias::CoreInstanceExport { instance, kind: ExportKind::Memory, name: memory });
+        aliases.alias(Alias::InstanceExport {
+            instance: preopens,
+            kind: ComponentExportKind::Func,
+            name: "get-directories",
+        });
+        out.section(&aliases);
+        let realloc = self.base_core_funcs;
+        let mem = self.base_core_memories;
+        let func = self.base_funcs;
+        let mut canonicals = wasm_encoder::CanonicalFunctionSection::new();
+        canonicals
+            .lower(func, [CanonicalOption::UTF8, CanonicalOption::Memory(mem), CanonicalOption::Realloc(realloc)]);
+        out.section(&canonicals);
+        let lowered = self.base_core_funcs + 1;
+
+        let mut instances = wasm_encoder::InstanceSection::new();
+        instances.export_items([("get-directories", ExportKind::Func, lowered)]);
+        out.section(&instances);
+
+        // What the prelude added to each index space.
+        self.base_core_funcs += 2;
+        self.base_core_memories += 1;
+        self.base_funcs += 1;
+        self.accessor_instance += 2;
+    }
+
+    /// The core type index of a signature, defined once.
+    fn signature(&mut self, params: &[ValType], results: &[ValType]) -> u32 {
         let key = (params.to_vec(), results.to_vec());
         let next = self.signatures.len() as u32;
-        let ty = *self.signatures.entry(key).or_insert_with(|| {
+        *self.signatures.entry(key).or_insert_with(|| {
             self.types.ty().function(params.iter().copied(), results.iter().copied());
             next
-        });
-        let index = self.functions.len();
+        })
+    }
+
+    /// A core function with `body`, exported under its index; returns the export name.
+    fn function(&mut self, params: &[ValType], results: &[ValType], body: &[I<'_>]) -> String {
+        let ty = self.signature(params, results);
+        let index = self.imported_funcs + self.functions.len();
         self.functions.function(ty);
         let mut f = wasm_encoder::Function::new([]);
         for instruction in body {
