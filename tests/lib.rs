@@ -15,6 +15,8 @@ pub fn base_config() -> Value {
     json!({
         "server": {
             "cache_dir": repo_root().join("target").join("test-cache"),
+            // Test servers are thrown away: their sessions are not kept for a next start.
+            "snapshots": {"keep_on_shutdown": false},
             "limits": {"max_instances": 400, "memory_mb": 64, "call_timeout_s": 10}
         },
         "resources": {

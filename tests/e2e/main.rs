@@ -12,5 +12,6 @@ mod run;
 mod scalebox;
 mod sdk;
 mod seeds;
+mod snapshots;
 mod tenancy;
 mod web;

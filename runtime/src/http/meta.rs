@@ -110,7 +110,7 @@ pub async fn shutdown(
 ) -> Result<Json<Value>, ApiError> {
     who.require_admin(&app, "server:shutdown")?;
     let cleanup = flag(request.cleanup_sessions, true);
-    let cleaned = if cleanup { app.sandbox.destroy_all_sessions().await } else { 0 };
+    let cleaned = if cleanup { app.sandbox.close_sessions().await } else { 0 };
     tracing::info!(sessions_cleaned = cleaned, "shutdown requested over HTTP");
     app.shutdown.notify_one();
     Ok(Json(json!({"status": "success", "message": "Server shutdown initiated", "sessions_cleaned": cleaned})))

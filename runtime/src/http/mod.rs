@@ -18,6 +18,7 @@ mod requests;
 mod run;
 mod scalebox;
 mod session;
+mod snapshots;
 pub mod tls;
 
 use crate::config::{ConnectionClose, ServerConfig};
@@ -113,7 +114,8 @@ impl App {
          (name = "lifecycle", description = "Workers"), (name = "init", description = "Resource initialisation"),
          (name = "tools", description = "Tool discovery"), (name = "warmup", description = "Backend warmup"),
          (name = "server", description = "Health and shutdown"),
-         (name = "run", description = "Run code in a session (seed 003)"))
+         (name = "run", description = "Run code in a session (seed 003)"),
+         (name = "snapshots", description = "Snapshot, fork, pause and resume sessions"))
 )]
 struct ApiDoc;
 
@@ -193,6 +195,13 @@ fn api_router() -> OpenApiRouter<App> {
         .routes(routes!(meta::warmup_status))
         .routes(routes!(meta::shutdown))
         .routes(routes!(meta::metrics))
+        .routes(routes!(snapshots::snapshot))
+        .routes(routes!(snapshots::fork))
+        .routes(routes!(snapshots::pause))
+        .routes(routes!(snapshots::resume))
+        .routes(routes!(snapshots::list))
+        .routes(routes!(snapshots::restore))
+        .routes(routes!(snapshots::delete))
         .routes(routes!(run::run))
         .routes(routes!(run::list))
         .routes(routes!(run::get, run::close))

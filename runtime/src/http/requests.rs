@@ -86,6 +86,10 @@ pub struct SessionCreateRequest {
     /// A suffix of the session name.
     #[schema(value_type = Option<String>)]
     pub custom_name: Option<Text>,
+    /// What happens when the TTL runs out: `end` (the default) or `pause` (snapshotted and
+    /// kept for `server.snapshots.retention_s`; the next call resumes it). Cella's addition.
+    #[schema(value_type = Option<String>)]
+    pub on_timeout: Option<Text>,
 }
 
 impl Route for SessionCreateRequest {

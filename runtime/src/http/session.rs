@@ -33,7 +33,20 @@ pub async fn create(State(app): State<App>, who: Who, Body(request): Body<Sessio
     let caller = who.caller(TOOL, worker)?;
     let custom = request.custom_name.map(|t| t.0);
     let config = Value::Object(request.session_config.0);
-    let created = app.sandbox.create_session(&caller, &rt, config, custom.as_deref()).await.map_err(|r| {
+    let pause_on_timeout = match non_empty(&request.on_timeout).as_deref() {
+        None | Some("end") => false,
+        Some("pause") => true,
+        Some(other) => {
+            return Err(ApiError::new(
+                TOOL,
+                codes::INVALID_PARAMETER_TYPE,
+                format!("on_timeout must be \"end\" or \"pause\", not {other:?}"),
+                json!({"on_timeout": other}),
+            ));
+        }
+    };
+    let extras = crate::sandbox::Extras { pause_on_timeout, ..Default::default() };
+    let created = app.sandbox.create_session_with(&caller, &rt, config, custom.as_deref(), extras).await.map_err(|r| {
         ApiError::refused(TOOL, r).when(codes::RESOURCE_NOT_INITIALIZED, StatusCode::INTERNAL_SERVER_ERROR)
     })?;
     let s = created.session;

@@ -362,20 +362,25 @@ impl Sandbox {
         if self.inner.closing.swap(true, Ordering::AcqRel) {
             return 0;
         }
-        let snapshots = &self.inner.config.server.snapshots;
-        let ended = if snapshots.enabled && snapshots.keep_on_shutdown {
-            let this = self.clone();
-            let kept = detached(async move { this.keep_sessions().await }, |_| 0).await;
-            tracing::info!(sessions = kept, "sessions kept for the next start");
-            kept
-        } else {
-            self.destroy_all_sessions().await
-        };
+        let ended = self.close_sessions().await;
         for backend in self.inner.backends.values() {
             backend.shutdown().await;
         }
         tracing::info!(sessions = ended, "sandbox shut down");
         ended
+    }
+
+    /// Ends every session, or, with `server.snapshots.keep_on_shutdown`, snapshots every
+    /// live one for the next start (no `cleanup` runs then). Returns how many.
+    pub async fn close_sessions(&self) -> usize {
+        let snapshots = &self.inner.config.server.snapshots;
+        if !(snapshots.enabled && snapshots.keep_on_shutdown) {
+            return self.destroy_all_sessions().await;
+        }
+        let this = self.clone();
+        let kept = detached(async move { this.keep_sessions().await }, |_| 0).await;
+        tracing::info!(sessions = kept, "sessions kept for the next start");
+        kept
     }
 
     /// Whether shutdown has begun.

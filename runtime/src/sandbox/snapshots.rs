@@ -165,15 +165,15 @@ impl Sandbox {
     }
 
     /// Makes `count` new sessions from the live state of the caller's session of `rt`, one
-    /// per worker in `workers` (new worker ids `<worker>-fork-<8 hex>` where it has none).
-    /// The source goes on unaffected.
+    /// per worker in `workers` (new worker ids `<worker>-fork-<8 hex>` where it has none);
+    /// returns each copy's worker and session. The source goes on unaffected.
     pub async fn fork_session(
         &self,
         caller: &Caller,
         rt: &str,
         count: usize,
         workers: Vec<String>,
-    ) -> std::result::Result<Vec<SessionInfo>, Refusal> {
+    ) -> std::result::Result<Vec<(String, SessionInfo)>, Refusal> {
         self.snapshots_on()?;
         let max = self.inner.config.server.snapshots.max_fork as usize;
         let count = count.max(workers.len());
@@ -213,7 +213,7 @@ impl Sandbox {
                         extras,
                     )
                     .await?;
-                made.push(copy.info());
+                made.push((target.worker_id, copy.info()));
             }
             tracing::info!(copies = made.len(), "session forked");
             Ok(made)

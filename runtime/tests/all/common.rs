@@ -24,6 +24,8 @@ pub fn base_config() -> Value {
         "server": {
             "session_ttl": 300,
             "cache_dir": shared_cache(),
+            // Test servers are thrown away: their sessions are not kept for a next start.
+            "snapshots": {"keep_on_shutdown": false},
             "limits": {"max_instances": 64, "memory_mb": 64, "call_timeout_s": 10}
         },
         "resources": {

@@ -40,26 +40,16 @@ async fn a_forked_kv_session_copies_its_keys_and_diverges() {
     ok(exec(&sb, &w, "kv:set", json!({"key": "a", "value": 1})).await);
     let copies = sb.fork_session(&w, "kv", 3, vec![]).await.unwrap();
     assert_eq!(copies.len(), 3);
-    for (k, copy) in copies.iter().enumerate() {
-        let target = Caller::new(worker_of(&sb, &w, &copy.session_id));
+    for (k, (fork, _)) in copies.iter().enumerate() {
+        let target = Caller::new(fork.clone());
         assert_eq!(ok(exec(&sb, &target, "kv:get", json!({"key": "a"})).await)["value"], 1);
         ok(exec(&sb, &target, "kv:set", json!({"key": "copy", "value": k})).await);
     }
     assert_eq!(ok(exec(&sb, &w, "kv:keys", json!({})).await)["keys"], json!(["a"]), "the source is unaffected");
-    for (k, copy) in copies.iter().enumerate() {
-        let target = Caller::new(worker_of(&sb, &w, &copy.session_id));
+    for (k, (fork, _)) in copies.iter().enumerate() {
+        let target = Caller::new(fork.clone());
         assert_eq!(ok(exec(&sb, &target, "kv:get", json!({"key": "copy"})).await)["value"], k);
     }
-}
-
-/// The worker that owns a session id (forks get new workers).
-fn worker_of(sb: &Sandbox, w: &Caller, session_id: &str) -> String {
-    let prefix = format!("{}-fork-", w.worker_id);
-    sb.workers_of_tenant("default", &prefix)
-        .into_iter()
-        .find(|(_, sessions)| sessions.iter().any(|s| s.session_id == session_id))
-        .map(|(worker, _)| worker)
-        .expect("the fork's worker is listed")
 }
 
 /// Python: variables, an imported module, a function and a written file survive a fork; the
@@ -71,15 +61,15 @@ async fn a_forked_python_session_keeps_variables_imports_functions_and_files() {
     sb.create_session(&w, "python", json!({}), None).await.unwrap();
     py(&sb, &w, "import fractions\nx = [1, 2, 3]\ndef f(n): return n * 10\nopen('note.txt', 'w').write('hello')").await;
     let copies = sb.fork_session(&w, "python", 3, vec![]).await.unwrap();
-    for (k, copy) in copies.iter().enumerate() {
-        let target = Caller::new(worker_of(&sb, &w, &copy.session_id));
+    for (k, (fork, _)) in copies.iter().enumerate() {
+        let target = Caller::new(fork.clone());
         let out = py(&sb, &target, "(sum(x), f(4), str(fractions.Fraction(1, 3)), open('note.txt').read())").await;
         assert_eq!(out["result"], "(6, 40, '1/3', 'hello')", "copy {k}");
         py(&sb, &target, &format!("x.append({k})")).await;
     }
     assert_eq!(py(&sb, &w, "x").await["result"], "[1, 2, 3]", "the source is unaffected");
-    for (k, copy) in copies.iter().enumerate() {
-        let target = Caller::new(worker_of(&sb, &w, &copy.session_id));
+    for (k, (fork, _)) in copies.iter().enumerate() {
+        let target = Caller::new(fork.clone());
         assert_eq!(py(&sb, &target, "x[-1]").await["result"], k.to_string());
     }
 }
@@ -92,8 +82,8 @@ async fn a_forked_javascript_session_keeps_its_globals() {
     sb.create_session(&w, "javascript", json!({}), None).await.unwrap();
     js(&sb, &w, "globalThis.total = 41; function add(a) { return total + a; }").await;
     let copies = sb.fork_session(&w, "javascript", 2, vec![]).await.unwrap();
-    for copy in &copies {
-        let target = Caller::new(worker_of(&sb, &w, &copy.session_id));
+    for (fork, _) in &copies {
+        let target = Caller::new(fork.clone());
         assert_eq!(js(&sb, &target, "add(1)").await["result"], "42");
     }
 }
