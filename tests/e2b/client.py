@@ -10,6 +10,7 @@ import sys
 import time
 
 from e2b import SandboxQuery
+from e2b.api.client.models.sandbox_state import SandboxState
 from e2b_code_interpreter import Sandbox
 
 
@@ -222,6 +223,21 @@ def lifecycle():
     return out
 
 
+def paused():
+    """Pause keeps the interpreter's state; connect resumes it."""
+    out = {}
+    sbx = Sandbox.create()
+    sbx.run_code("kept = 6 * 7")
+    out["paused"] = sbx.pause()
+    out["state"] = str(sbx.get_info().state)
+    out["listed_paused"] = [s.sandbox_id for s in Sandbox.list(query=SandboxQuery(state=[SandboxState.PAUSED])).next_items()] == [sbx.sandbox_id]
+    resumed = Sandbox.connect(sbx.sandbox_id)
+    out["state_after_connect"] = str(resumed.get_info().state)
+    out["kept"] = execution(resumed.run_code("kept"))
+    sbx.kill()
+    return out
+
+
 def reaped():
     sbx = Sandbox.create(timeout=2)
     before = sbx.get_info().state
@@ -240,7 +256,7 @@ def create_only():
     return {"id": sbx.sandbox_id, "token": sbx._envd_access_token}
 
 
-SCENARIOS = {f.__name__: f for f in [basics, streaming, files, commands, contexts, isolation, lifecycle, reaped, create_only]}
+SCENARIOS = {f.__name__: f for f in [basics, streaming, files, commands, contexts, isolation, lifecycle, paused, reaped, create_only]}
 
 if __name__ == "__main__":
     print(json.dumps(SCENARIOS[sys.argv[1]](), default=str))

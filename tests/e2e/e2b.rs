@@ -133,6 +133,19 @@ async fn two_sandboxes_share_neither_state_nor_files() {
     assert_eq!(out["two_reads_code"]["text"], "[]");
 }
 
+/// E2B's `pause()` snapshots the sandbox's interpreter and frees it; `connect` resumes it
+/// with its variables.
+#[tokio::test]
+async fn pause_and_connect_keep_the_interpreter_state() {
+    let s = code_server(json!({})).await;
+    let out = e2b_client(&s, "any-key", "paused").await;
+    assert_eq!(out["paused"], true, "{out}");
+    assert!(out["state"].as_str().unwrap().contains("PAUSED") || out["state"] == "paused", "{out}");
+    assert_eq!(out["listed_paused"], true, "{out}");
+    assert!(out["state_after_connect"].as_str().unwrap().to_lowercase().contains("running"), "{out}");
+    assert_eq!(out["kept"]["text"], "42", "{out}");
+}
+
 #[tokio::test]
 async fn info_timeout_list_connect_and_kill() {
     let s = code_server(json!({})).await;
@@ -234,7 +247,8 @@ async fn bad_input_gets_e2b_errors_never_a_hang() {
         ("/v2/sandboxes", r#"{"timeout": "long"}"#, 422),
         ("/v2/sandboxes", r#"{"timeout": -5}"#, 400),
         ("/sandboxes/nope/timeout", r#"{"timeout": 10}"#, 404),
-        ("/sandboxes/nope/pause", "{}", 501),
+        ("/sandboxes/nope/pause", "{}", 404),
+        ("/sandboxes/nope/fork", "{}", 501),
     ] {
         let r = post(path, body).await.unwrap();
         assert_eq!(r.status().as_u16(), status, "{path} {body}");

@@ -55,6 +55,17 @@ async fn session_run_in_javascript() {
     assert_eq!(out["npm"]["success"], true);
 }
 
+/// A paused sandbox is resumed by the SDK's session reuse (it connects when it sees
+/// `paused`), with the interpreter's variables.
+#[tokio::test]
+async fn a_paused_sandbox_resumes_with_its_state() {
+    let (s, ca, _dir) = tls_server(json!({})).await;
+    let out = scalebox_client(&s, "any-key", &ca, "paused").await;
+    assert_eq!(out["pause_status"], 200, "{out}");
+    assert_eq!(out["status"], "paused", "{out}");
+    assert_eq!(out["second"]["text"], "42", "{out}");
+}
+
 #[tokio::test]
 async fn a_sandbox_that_is_not_kept_alive_is_reaped() {
     let (s, ca, _dir) =

@@ -55,7 +55,8 @@ async fn fork_pause_resume_over_http() {
     // An explicit resume of a live session changes nothing; a bad request is refused.
     let (status, _) = s.post("/api/v1/session/resume", json!({"worker_id": w, "resource_type": "kv"})).await;
     assert_eq!(status, 200);
-    let (status, body) = s.post("/api/v1/session/fork", json!({"worker_id": w, "resource_type": "kv", "count": 99})).await;
+    let (status, body) =
+        s.post("/api/v1/session/fork", json!({"worker_id": w, "resource_type": "kv", "count": 99})).await;
     assert_eq!((status, body["code"].as_i64()), (400, Some(4000)), "{body}");
     let (status, body) = s.post("/api/v1/session/pause", json!({"worker_id": "nobody", "resource_type": "kv"})).await;
     assert_eq!((status, body["code"].as_i64()), (400, Some(4007)), "{body}");
@@ -76,7 +77,8 @@ async fn stored_snapshots_belong_to_their_tenant() {
     .await;
     s.post_as(A, "/api/v1/session/create", json!({"worker_id": "w", "resource_type": "kv"})).await;
     s.execute_as(A, "w", "kv:set", json!({"key": "k", "value": "v"})).await;
-    let (status, body) = s.post_as(A, "/api/v1/session/snapshot", json!({"worker_id": "w", "resource_type": "kv"})).await;
+    let (status, body) =
+        s.post_as(A, "/api/v1/session/snapshot", json!({"worker_id": "w", "resource_type": "kv"})).await;
     assert_eq!(status, 200, "{body}");
     let id = body["data"]["snapshot_id"].as_str().unwrap().to_string();
     let listed = |key: &'static str| {
@@ -98,7 +100,8 @@ async fn stored_snapshots_belong_to_their_tenant() {
     let noise: String = (0..65_536).map(|_| uuid::Uuid::new_v4().simple().to_string()).collect();
     let (status, _) = s.execute_as(A, "w", "kv:set", json!({"key": "big", "value": noise})).await;
     assert_eq!(status, 200);
-    let (status, body) = s.post_as(A, "/api/v1/session/snapshot", json!({"worker_id": "w", "resource_type": "kv"})).await;
+    let (status, body) =
+        s.post_as(A, "/api/v1/session/snapshot", json!({"worker_id": "w", "resource_type": "kv"})).await;
     assert_eq!((status, body["code"].as_i64()), (429, Some(7009)), "{body}");
     assert!(body["message"].as_str().unwrap().contains("quota of 1 MiB"), "{body}");
     // Corrupt every stored blob: restoring is refused with 7011 and leaves no session.
@@ -124,9 +127,8 @@ async fn on_timeout_pause_keeps_the_session() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(json!({"server": {"session_ttl": 1, "snapshots": {"dir": dir.path()}}})).await;
     let w = worker("ttl-pause");
-    let (status, body) = s
-        .post("/api/v1/session/create", json!({"worker_id": w, "resource_type": "kv", "on_timeout": "pause"}))
-        .await;
+    let (status, body) =
+        s.post("/api/v1/session/create", json!({"worker_id": w, "resource_type": "kv", "on_timeout": "pause"})).await;
     assert_eq!(status, 200, "{body}");
     s.execute(&w, "kv:set", json!({"key": "n", "value": 1})).await;
     let paused = eventually(Duration::from_secs(10), || {
@@ -159,7 +161,8 @@ async fn sessions_of_every_kind_survive_a_graceful_restart() {
         ids.push(body["data"]["session_id"].as_str().unwrap().to_string());
     }
     s.execute(&w, "kv:set", json!({"key": "k", "value": "kept"})).await;
-    s.execute(&w, "python:run", json!({"code": "import json\nkept = {'n': 41}\nopen('f.txt', 'w').write('on disk')"})).await;
+    s.execute(&w, "python:run", json!({"code": "import json\nkept = {'n': 41}\nopen('f.txt', 'w').write('on disk')"}))
+        .await;
     s.execute(&w, "javascript:run", json!({"code": "globalThis.kept = 40 + 2"})).await;
     let (status, body) = s.post("/api/v1/server/shutdown", json!({})).await;
     assert_eq!(status, 200, "{body}");
@@ -175,7 +178,8 @@ async fn sessions_of_every_kind_survive_a_graceful_restart() {
     }
     let (_, got) = s.execute(&w, "kv:get", json!({"key": "k"})).await;
     assert_eq!(got["data"]["value"], "kept", "{got}");
-    let (_, got) = s.execute(&w, "python:run", json!({"code": "(kept['n'] + 1, open('f.txt').read(), json.dumps(1))"})).await;
+    let (_, got) =
+        s.execute(&w, "python:run", json!({"code": "(kept['n'] + 1, open('f.txt').read(), json.dumps(1))"})).await;
     assert_eq!(got["data"]["result"], "(42, 'on disk', '1')", "{got}");
     let (_, got) = s.execute(&w, "javascript:run", json!({"code": "kept"})).await;
     assert_eq!(got["data"]["result"], "42", "{got}");

@@ -83,6 +83,21 @@ const scenarios = {
     return { run: brief(r) };
   },
 
+  async paused() {
+    // Pause over the control plane (the SDK's Session has no pause); the SDK's session reuse
+    // sees status "paused", connects (which resumes), and runs.
+    const first = await Session.run({ code: 'x = 41', language: 'python', keepAlive: true });
+    const id = first.sandbox.sandboxId;
+    const r = await fetch(`${process.env.SCALEBOX_API_URL}/v1/sandboxes/${id}/pause`, {
+      method: 'POST',
+      headers: { 'x-api-key': process.env.SCALEBOX_API_KEY },
+    });
+    const paused = await r.json();
+    const second = brief(await Session.run({ code: 'x + 1', sessionId: first.sessionId, keepAlive: true }));
+    await Session.close(first.sessionId);
+    return { pause_status: r.status, status: paused.data?.status ?? paused.status, second };
+  },
+
   async create_only() {
     const r = await Session.run({
       code: "secret = 'tenant a'",

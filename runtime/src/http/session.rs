@@ -46,9 +46,10 @@ pub async fn create(State(app): State<App>, who: Who, Body(request): Body<Sessio
         }
     };
     let extras = crate::sandbox::Extras { pause_on_timeout, ..Default::default() };
-    let created = app.sandbox.create_session_with(&caller, &rt, config, custom.as_deref(), extras).await.map_err(|r| {
-        ApiError::refused(TOOL, r).when(codes::RESOURCE_NOT_INITIALIZED, StatusCode::INTERNAL_SERVER_ERROR)
-    })?;
+    let created =
+        app.sandbox.create_session_with(&caller, &rt, config, custom.as_deref(), extras).await.map_err(|r| {
+            ApiError::refused(TOOL, r).when(codes::RESOURCE_NOT_INITIALIZED, StatusCode::INTERNAL_SERVER_ERROR)
+        })?;
     let s = created.session;
     match created.status {
         CreateStatus::Exists => ok(

@@ -91,8 +91,11 @@ pub async fn fork(State(app): State<App>, who: Who, Body(request): Body<ForkRequ
     let (worker, rt) = worker_and_type(TOOL, &request.worker_id, &request.resource_type)?;
     let caller = who.caller(TOOL, worker)?;
     let count = request.count.unwrap_or(request.worker_ids.len().max(1) as u32) as usize;
-    let sessions =
-        app.sandbox.fork_session(&caller, &rt, count, request.worker_ids).await.map_err(|r| ApiError::refused(TOOL, r))?;
+    let sessions = app
+        .sandbox
+        .fork_session(&caller, &rt, count, request.worker_ids)
+        .await
+        .map_err(|r| ApiError::refused(TOOL, r))?;
     let copies: Vec<Value> = sessions.iter().map(|(w, s)| json!({"worker_id": w, "session": s})).collect();
     ok(TOOL, json!({"resource_type": rt, "sessions": copies}), None)
 }

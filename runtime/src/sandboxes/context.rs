@@ -301,6 +301,10 @@ impl Sandboxes {
         if sbx.ended() {
             return Err(SbxError::NotFound(format!("sandbox '{}' ended", sbx.id)));
         }
+        if sbx.paused() {
+            // Code sent to a paused sandbox resumes it (E2B's auto-resume).
+            self.resume(sbx, None).await?;
+        }
         self.start(sbx, ctx).await?;
         let count = ctx.executions.fetch_add(1, Ordering::AcqRel) + 1;
         let mut cell = CellResult { execution_count: count, ..CellResult::default() };

@@ -13,6 +13,7 @@ mod commands;
 mod context;
 mod files;
 
+use crate::codes;
 use crate::config::SandboxesConfig;
 use crate::sandbox::Sandbox;
 use chrono::{DateTime, Utc};
@@ -102,12 +103,19 @@ pub struct Sbx {
     /// Packages `pip install` (the command) put in every Python context.
     packages: Mutex<Vec<String>>,
     ended: AtomicBool,
+    /// Paused: its sessions are snapshotted and their instances freed.
+    paused: AtomicBool,
 }
 
 impl Sbx {
     /// When it ends unless renewed.
     pub fn end_at(&self) -> DateTime<Utc> {
         *self.end_at.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether it is paused.
+    pub fn paused(&self) -> bool {
+        self.paused.load(Ordering::Acquire)
     }
 
     /// Whether it was killed or reaped.
@@ -215,6 +223,7 @@ impl Sandboxes {
             contexts: Mutex::new(Vec::new()),
             packages: Mutex::new(Vec::new()),
             ended: AtomicBool::new(false),
+            paused: AtomicBool::new(false),
         });
         self.boxes().insert(id.clone(), sbx.clone());
         self.by_token().insert(token_key(&sbx.token), id.clone());
@@ -296,6 +305,42 @@ impl Sandboxes {
         }
     }
 
+    /// Pauses a sandbox: every context's session is snapshotted and its instance freed; the
+    /// sandbox does not time out while paused. Its files stay where they are.
+    pub async fn pause(&self, sbx: &Sbx) -> Result<(), SbxError> {
+        let contexts: Vec<Arc<Context>> = sbx.contexts().clone();
+        for ctx in contexts {
+            match self.sandbox.pause_session(&ctx.caller, ctx.language.name()).await {
+                // A context whose interpreter never started has nothing to pause.
+                Ok(_) => {}
+                Err(r) if r.code == codes::RESOURCE_NOT_INITIALIZED => {}
+                Err(r) => return Err(SbxError::Refused { code: r.code, message: r.message }),
+            }
+        }
+        sbx.paused.store(true, Ordering::Release);
+        tracing::info!(tenant = %sbx.tenant, sandbox_id = %sbx.id, "sandbox paused");
+        Ok(())
+    }
+
+    /// Resumes a paused sandbox (its sessions are restored) and renews its timeout; a running
+    /// one is left as it is.
+    pub async fn resume(&self, sbx: &Sbx, timeout_s: Option<u64>) -> Result<(), SbxError> {
+        if sbx.paused() {
+            let contexts: Vec<Arc<Context>> = sbx.contexts().clone();
+            for ctx in contexts {
+                match self.sandbox.resume_session(&ctx.caller, ctx.language.name()).await {
+                    Ok(_) => {}
+                    Err(r) if r.code == codes::RESOURCE_NOT_INITIALIZED => {}
+                    Err(r) => return Err(SbxError::Refused { code: r.code, message: r.message }),
+                }
+            }
+            sbx.paused.store(false, Ordering::Release);
+            tracing::info!(tenant = %sbx.tenant, sandbox_id = %sbx.id, "sandbox resumed");
+        }
+        self.renew_at_least(sbx, timeout_s.unwrap_or(self.inner.config.default_timeout_s));
+        Ok(())
+    }
+
     /// Ends a sandbox: its contexts' sessions end (cleanup runs), its files are removed.
     async fn end(&self, sbx: &Arc<Sbx>) {
         if sbx.ended.swap(true, Ordering::AcqRel) {
@@ -332,7 +377,7 @@ async fn reap(inner: Weak<Inner>, sandbox: Sandbox) {
         let now = Utc::now();
         let due: Vec<Arc<Sbx>> = {
             let boxes = strong.boxes.lock().unwrap_or_else(|p| p.into_inner());
-            boxes.values().filter(|b| b.end_at() <= now).cloned().collect()
+            boxes.values().filter(|b| b.end_at() <= now && !b.paused()).cloned().collect()
         };
         if due.is_empty() {
             continue;

@@ -28,8 +28,8 @@ pub(super) fn routes() -> Router<App> {
         .route("/sandboxes/{id}/refreshes", post(refresh))
         .route("/v2/sandboxes/{id}/connect", post(connect))
         .route("/sandboxes/{id}/connect", post(connect))
-        .route("/sandboxes/{id}/pause", post(not_yet))
-        .route("/sandboxes/{id}/resume", post(not_yet))
+        .route("/sandboxes/{id}/pause", post(pause))
+        .route("/sandboxes/{id}/resume", post(resume))
         .route("/sandboxes/{id}/fork", post(not_yet))
         .route("/sandboxes/{id}/snapshots", post(not_yet))
         .route("/snapshots", get(not_yet))
@@ -74,7 +74,7 @@ fn detail(app: &App, sbx: &Sbx) -> Value {
         "memoryMB": server.limits.memory_mb,
         "diskSizeMB": server.sandboxes.files_quota_mb,
         "metadata": sbx.metadata,
-        "state": "running",
+        "state": if sbx.paused() { "paused" } else { "running" },
     })
 }
 
@@ -125,11 +125,12 @@ async fn list(
     let tenant = who.sandbox_owner()?;
     let Query(q) = query?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    // Every Cella sandbox runs; asking only for paused ones finds none.
-    let wants_running = q.state.as_deref().is_none_or(|s| s.split(',').any(|s| s.trim() == "running"));
+    let wants = |state: &str| q.state.as_deref().is_none_or(|s| s.split(',').any(|s| s.trim() == state));
     let filter = metadata_filter(q.metadata.as_deref());
     let mut all: Vec<Arc<Sbx>> = app.sandboxes.list(&tenant);
-    all.retain(|b| wants_running && filter.iter().all(|(k, v)| b.metadata.get(k) == Some(v)));
+    all.retain(|b| {
+        wants(if b.paused() { "paused" } else { "running" }) && filter.iter().all(|(k, v)| b.metadata.get(k) == Some(v))
+    });
     if let Some(after) = &q.next_token {
         let at = all.iter().position(|b| &b.id == after).map_or(0, |i| i + 1);
         all.drain(..at);
@@ -186,10 +187,34 @@ async fn connect(
     body: Option<axum::Json<Timeout>>,
 ) -> Result<axum::Json<Value>, E2bError> {
     let sbx = app.sandboxes.get(&who.sandbox_owner()?, &id)?;
-    if let Some(t) = body.and_then(|b| b.0.timeout).map(timeout_s).transpose()? {
-        app.sandboxes.renew_at_least(&sbx, t);
-    }
+    let t = body.and_then(|b| b.0.timeout).map(timeout_s).transpose()?;
+    // Connecting to a paused sandbox resumes it, as E2B does.
+    app.sandboxes.resume(&sbx, t).await?;
     Ok(axum::Json(created(&sbx)))
+}
+
+/// Pauses a sandbox: its interpreters are snapshotted and freed (204); a paused one answers
+/// 409, which the SDK reads as "already paused".
+async fn pause(State(app): State<App>, who: Who, Path(id): Path<String>) -> Result<StatusCode, E2bError> {
+    let sbx = app.sandboxes.get(&who.sandbox_owner()?, &id)?;
+    if sbx.paused() {
+        return Err(E2bError::new(StatusCode::CONFLICT, format!("sandbox '{id}' is already paused")));
+    }
+    app.sandboxes.pause(&sbx).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Resumes a paused sandbox (the legacy route; `connect` does the same): 201 with the sandbox.
+async fn resume(
+    State(app): State<App>,
+    who: Who,
+    Path(id): Path<String>,
+    body: Option<axum::Json<Timeout>>,
+) -> Result<Response, E2bError> {
+    let sbx = app.sandboxes.get(&who.sandbox_owner()?, &id)?;
+    let t = body.and_then(|b| b.0.timeout).map(timeout_s).transpose()?;
+    app.sandboxes.resume(&sbx, t).await?;
+    Ok((StatusCode::CREATED, axum::Json(created(&sbx))).into_response())
 }
 
 async fn kill(State(app): State<App>, who: Who, Path(id): Path<String>) -> Result<StatusCode, E2bError> {
@@ -203,7 +228,7 @@ async fn kill(State(app): State<App>, who: Who, Path(id): Path<String>) -> Resul
 async fn not_yet() -> E2bError {
     E2bError::new(
         StatusCode::NOT_IMPLEMENTED,
-        "pause, resume, fork and snapshots are not offered yet by this Cella server (session snapshots come later)",
+        "fork and template snapshots of a whole sandbox are not offered yet by this Cella server (sessions fork through /api/v1/session/fork)",
     )
 }
 

@@ -1,6 +1,6 @@
 //! Scalebox's control plane: `/v1/sandboxes` create, get, list, timeout, connect and an
 //! idempotent delete, in the `{success, data}` envelope with snake_case fields (the SDK
-//! turns them into camelCase). Pause and resume answer 501 until session snapshots exist.
+//! turns them into camelCase). Pause snapshots the sandbox's interpreters and frees them; connect and resume restore them.
 
 use super::{ScaleboxError, ok};
 use crate::http::App;
@@ -24,8 +24,8 @@ pub(super) fn routes() -> Router<App> {
         .route("/v1/sandboxes/{id}", get(info).delete(kill))
         .route("/v1/sandboxes/{id}/timeout", post(timeout))
         .route("/v1/sandboxes/{id}/connect", post(connect))
-        .route("/v1/sandboxes/{id}/pause", post(not_yet))
-        .route("/v1/sandboxes/{id}/resume", post(not_yet))
+        .route("/v1/sandboxes/{id}/pause", post(pause))
+        .route("/v1/sandboxes/{id}/resume", post(resume))
 }
 
 /// The domain to hand back: the configured one, else the `Host` the client used.
@@ -46,7 +46,7 @@ fn described(app: &App, sbx: &Sbx, domain: &str) -> Value {
         "template_name": sbx.template,
         "name": sbx.id,
         "metadata": sbx.metadata,
-        "status": "running",
+        "status": if sbx.paused() { "paused" } else { "running" },
         "started_at": sbx.started_at.to_rfc3339(),
         "created_at": sbx.started_at.to_rfc3339(),
         "timeout_at": sbx.end_at().to_rfc3339(),
@@ -143,9 +143,9 @@ async fn connect(
     body: Option<axum::Json<Timeout>>,
 ) -> Result<axum::Json<Value>, ScaleboxError> {
     let sbx = app.sandboxes.get(&who.sandbox_owner()?, &id)?;
-    if let Some(t) = body.and_then(|b| b.0.timeout).map(timeout_s).transpose()? {
-        app.sandboxes.renew_at_least(&sbx, t);
-    }
+    let t = body.and_then(|b| b.0.timeout).map(timeout_s).transpose()?;
+    // Connecting to a paused sandbox resumes it.
+    app.sandboxes.resume(&sbx, t).await?;
     Ok(ok(described(&app, &sbx, &domain(&app, &headers))))
 }
 
@@ -156,9 +156,27 @@ async fn kill(State(app): State<App>, who: Who, Path(id): Path<String>) -> Resul
     Ok(ok(json!({"sandbox_id": id, "deleted": killed})))
 }
 
-async fn not_yet() -> ScaleboxError {
-    ScaleboxError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "pause and resume are not offered yet by this Cella server (session snapshots come later)",
-    )
+/// Pauses a sandbox: its interpreters are snapshotted and freed; `connect`, `resume` or the
+/// next code resumes it.
+async fn pause(
+    State(app): State<App>,
+    who: Who,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Value>, ScaleboxError> {
+    let sbx = app.sandboxes.get(&who.sandbox_owner()?, &id)?;
+    app.sandboxes.pause(&sbx).await?;
+    Ok(ok(described(&app, &sbx, &domain(&app, &headers))))
+}
+
+/// Resumes a paused sandbox.
+async fn resume(
+    State(app): State<App>,
+    who: Who,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Value>, ScaleboxError> {
+    let sbx = app.sandboxes.get(&who.sandbox_owner()?, &id)?;
+    app.sandboxes.resume(&sbx, None).await?;
+    Ok(ok(described(&app, &sbx, &domain(&app, &headers))))
 }
