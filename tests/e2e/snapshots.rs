@@ -105,7 +105,7 @@ async fn stored_snapshots_belong_to_their_tenant() {
     assert_eq!((status, body["code"].as_i64()), (429, Some(7009)), "{body}");
     assert!(body["message"].as_str().unwrap().contains("quota of 1 MiB"), "{body}");
     // Corrupt every stored blob: restoring is refused with 7011 and leaves no session.
-    for entry in std::fs::read_dir(dir.path().join("blobs")).unwrap() {
+    for entry in std::fs::read_dir(dir.path().join("tenants").join("a").join("blobs")).unwrap() {
         let path = entry.unwrap().path();
         let mut bytes = std::fs::read(&path).unwrap();
         let n = bytes.len() - 1;

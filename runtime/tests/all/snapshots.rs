@@ -126,7 +126,7 @@ async fn snapshots_restore_and_refuse_what_they_must() {
     assert_eq!(sb.restore_snapshot(&stranger, &snap.snapshot_id).await.unwrap_err().code, codes::SNAPSHOT_NOT_FOUND);
     assert_eq!(sb.delete_snapshot("someone-else", &snap.snapshot_id).unwrap_err().code, codes::SNAPSHOT_NOT_FOUND);
     // Corrupt the stored content: refused, nothing restored.
-    let blobs = store.path().join("blobs");
+    let blobs = store.path().join("tenants").join("default").join("blobs");
     for entry in std::fs::read_dir(&blobs).unwrap() {
         let path = entry.unwrap().path();
         let mut bytes = std::fs::read(&path).unwrap();
