@@ -185,3 +185,29 @@ async fn sessions_of_every_kind_survive_a_graceful_restart() {
     assert_eq!(got["data"]["result"], "42", "{got}");
     assert!(status_of(&s, &w).await.iter().all(|x| x.1 == "active"));
 }
+
+/// The Rust SDK: snapshot, fork, pause (the next call resumes), restore, list, delete.
+#[tokio::test]
+async fn the_rust_sdk_snapshots_forks_and_pauses() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(json!({"server": {"snapshots": {"dir": dir.path()}}})).await;
+    let sdk = cella_sdk::Sandbox::builder(&s.base).worker_id(worker("sdk")).start().await.unwrap();
+    let _kv = sdk.create_session("kv", json!({})).await.unwrap();
+    sdk.execute("kv:set", json!({"key": "a", "value": 1})).await.unwrap();
+    let snap = sdk.snapshot("kv").await.unwrap();
+    assert_eq!(snap.reason, "snapshot");
+    let copies = sdk.fork("kv", 2).await.unwrap();
+    assert_eq!(copies.len(), 2);
+    let copy = cella_sdk::Sandbox::builder(&s.base).worker_id(&copies[0].worker_id).start().await.unwrap();
+    assert_eq!(copy.execute("kv:get", json!({"key": "a"})).await.unwrap().data["value"], 1);
+    sdk.pause("kv").await.unwrap();
+    assert_eq!(sdk.list_sessions().await.unwrap()[0].status, "paused");
+    assert_eq!(sdk.execute("kv:get", json!({"key": "a"})).await.unwrap().data["value"], 1);
+    let other = cella_sdk::Sandbox::builder(&s.base).worker_id(worker("sdk-restored")).start().await.unwrap();
+    let restored = other.restore_snapshot(&snap.snapshot_id).await.unwrap();
+    assert_eq!(restored.status, "active");
+    assert!(sdk.list_snapshots().await.unwrap().iter().any(|x| x.snapshot_id == snap.snapshot_id));
+    sdk.delete_snapshot(&snap.snapshot_id).await.unwrap();
+    let err = other.restore_snapshot(&snap.snapshot_id).await.unwrap_err();
+    assert!(matches!(err, cella_sdk::Error::Api { status: 404, .. }), "{err:?}");
+}

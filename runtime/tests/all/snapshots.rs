@@ -140,3 +140,23 @@ async fn snapshots_restore_and_refuse_what_they_must() {
     assert!(sb.list_sessions(&third).is_empty());
     sb.delete_snapshot("default", &snap.snapshot_id).unwrap();
 }
+
+/// A fork asked for while a call runs waits for the call: the copies see its result, never a
+/// torn state.
+#[tokio::test]
+async fn a_fork_during_a_call_waits_for_it() {
+    let sb = interpreters().await;
+    let w = worker("fork-busy");
+    sb.create_session(&w, "python", json!({}), None).await.unwrap();
+    let long = {
+        let (sb, w) = (sb.clone(), w.clone());
+        tokio::spawn(async move {
+            py(&sb, &w, "import time\nstart = time.monotonic()\nn = 0\nwhile time.monotonic() - start < 0.5:\n    n += 1\ndone = True").await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let copies = sb.fork_session(&w, "python", 1, vec![]).await.unwrap();
+    long.await.unwrap();
+    let target = Caller::new(copies[0].0.clone());
+    assert_eq!(py(&sb, &target, "done and n > 0").await["result"], "True");
+}

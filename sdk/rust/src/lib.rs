@@ -31,6 +31,7 @@ mod client;
 mod error;
 pub mod run;
 mod session;
+mod snapshots;
 mod transport;
 mod types;
 
@@ -39,4 +40,5 @@ pub use cella_codes as codes;
 pub use client::{Sandbox, SandboxBuilder};
 pub use error::Error;
 pub use session::Session;
+pub use snapshots::{Forked, SnapshotInfo};
 pub use types::{Created, Envelope, Meta, Reinitialized, SessionInfo, Tool};
