@@ -150,12 +150,12 @@ impl Access {
         for (size, [grow, read, peek, dest, write]) in memory_names {
             let missing = || CaptureError::NotInstrumented("an accessor function is missing".into());
             memories.push(MemoryFns {
-                size: instance.get_typed_func(&mut *store, &size).map_err(bad)?,
-                grow: instance.get_typed_func(&mut *store, &grow.ok_or_else(missing)?).map_err(bad)?,
-                read: instance.get_typed_func(&mut *store, &read.ok_or_else(missing)?).map_err(bad)?,
-                peek: instance.get_typed_func(&mut *store, &peek.ok_or_else(missing)?).map_err(bad)?,
-                dest: instance.get_typed_func(&mut *store, &dest.ok_or_else(missing)?).map_err(bad)?,
-                write: instance.get_func(&mut *store, &write.ok_or_else(missing)?).ok_or_else(missing)?,
+                size: instance.get_typed_func(&mut *store, size).map_err(bad)?,
+                grow: instance.get_typed_func(&mut *store, grow.ok_or_else(missing)?).map_err(bad)?,
+                read: instance.get_typed_func(&mut *store, read.ok_or_else(missing)?).map_err(bad)?,
+                peek: instance.get_typed_func(&mut *store, peek.ok_or_else(missing)?).map_err(bad)?,
+                dest: instance.get_typed_func(&mut *store, dest.ok_or_else(missing)?).map_err(bad)?,
+                write: instance.get_func(&mut *store, write.ok_or_else(missing)?).ok_or_else(missing)?,
             });
         }
         let mut globals = Vec::new();
@@ -183,7 +183,7 @@ impl Access {
             globals.push(typed(&get, &set).map_err(bad)?);
         }
         let replay = match instance.get_export_index(&mut *store, Some(&root), "replay-preopens") {
-            Some(index) => Some(instance.get_typed_func(&mut *store, &index).map_err(bad)?),
+            Some(index) => Some(instance.get_typed_func(&mut *store, index).map_err(bad)?),
             None => None,
         };
         Ok(Access { memories, globals, replay })

@@ -92,7 +92,7 @@ pub fn instrument(wasm: &[u8]) -> Result<(Vec<u8>, ModuleState)> {
         let Some((id, range)) = payload.as_section() else { continue };
         // The export section comes after the global section and before start, element,
         // data count, code and data; a module without one gets it there.
-        let after_exports = matches!(id, 8 | 9 | 10 | 11 | 12);
+        let after_exports = matches!(id, 8..=12);
         if id == 7 {
             let Payload::ExportSection(reader) = payload else { bail!("malformed export section") };
             let mut exports = wasm_encoder::ExportSection::new();
