@@ -36,6 +36,13 @@ async fn openapi_lists_every_route_and_every_route_is_served() {
         "/api/v1/run/sessions/{session_id}",
         "/api/v1/run/sessions/{session_id}/keep-alive",
         "/api/v1/run/sessions/{session_id}/files",
+        "/api/v1/session/snapshot",
+        "/api/v1/session/fork",
+        "/api/v1/session/pause",
+        "/api/v1/session/resume",
+        "/api/v1/snapshots",
+        "/api/v1/snapshots/{snapshot_id}/restore",
+        "/api/v1/snapshots/{snapshot_id}",
     ];
     let mut documented: Vec<&str> = paths.keys().map(String::as_str).collect();
     documented.sort();
@@ -49,7 +56,13 @@ async fn openapi_lists_every_route_and_every_route_is_served() {
             if path == "/api/v1/server/shutdown" {
                 continue;
             }
-            let url = format!("{}{}", s.base, path.replace("{tool_name}", "kv:get").replace("{session_id}", "run-x"));
+            let url = format!(
+                "{}{}",
+                s.base,
+                path.replace("{tool_name}", "kv:get")
+                    .replace("{session_id}", "run-x")
+                    .replace("{snapshot_id}", "snap_x"),
+            );
             let response = match method.as_str() {
                 "get" => s.client.get(&url).send().await.unwrap(),
                 "post" => {
@@ -59,11 +72,13 @@ async fn openapi_lists_every_route_and_every_route_is_served() {
                 other => panic!("unexpected method {other}"),
             };
             let code = response.status().as_u16();
-            // A run session route answers 404 for an unknown session, with an envelope.
-            let envelope_404 = path.contains("{session_id}") && code == 404;
+            // A run session route answers 404 for an unknown session, a snapshot route for an
+            // unknown snapshot, with an envelope.
+            let envelope_404 = (path.contains("{session_id}") || path.contains("{snapshot_id}")) && code == 404;
             if envelope_404 {
                 let body: serde_json::Value = response.json().await.unwrap();
-                assert_eq!(body["code"], 4007, "{method} {path}");
+                let wanted = if path.contains("{snapshot_id}") { 7010 } else { 4007 };
+                assert_eq!(body["code"], wanted, "{method} {path}");
                 continue;
             }
             assert!(code != 404 && code != 405, "{method} {path} documented but not routed ({code})");

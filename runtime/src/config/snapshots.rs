@@ -18,22 +18,12 @@ pub struct SnapshotsConfig {
     /// Snapshot every live session on graceful shutdown and restore each on its first use
     /// after the restart, with its id (default true).
     pub keep_on_shutdown: bool,
-    /// Snapshot sessions that changed every this many seconds, so that a crash loses at most
-    /// that window (default: never; only shutdown snapshots).
-    pub checkpoint_interval_s: Option<f64>,
     /// The most copies one fork may make (default 16).
     pub max_fork: u32,
 }
 
 impl Default for SnapshotsConfig {
     fn default() -> Self {
-        SnapshotsConfig {
-            enabled: true,
-            dir: None,
-            retention_s: 86_400.0,
-            keep_on_shutdown: true,
-            checkpoint_interval_s: None,
-            max_fork: 16,
-        }
+        SnapshotsConfig { enabled: true, dir: None, retention_s: 86_400.0, keep_on_shutdown: true, max_fork: 16 }
     }
 }
