@@ -199,6 +199,16 @@ impl Session {
         self.book().expires.saturating_duration_since(Instant::now())
     }
 
+    /// Hands the session its scratch directory unless it has one already (a session brought
+    /// back after a restart gets it on its first resume).
+    pub fn own_scratch_once(&self, path: &std::path::Path) {
+        let mut slot = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            // Made only here: a `ScratchDir` removes its directory when dropped.
+            *slot = Some(ScratchDir::new(path.to_path_buf()));
+        }
+    }
+
     /// Removes the session's scratch directory now (it ended, or went over its quota).
     pub fn drop_scratch(&self) {
         let dir = self.scratch.lock().unwrap_or_else(|p| p.into_inner()).take();

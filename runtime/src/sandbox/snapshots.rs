@@ -280,9 +280,7 @@ impl Sandbox {
         let mut tags = self.tags(backend, &session.caller, Some(&session.id));
         tags.mount = session.mount.clone();
         if let Some(dir) = &tags.scratch {
-            if session.parked().is_none() {
-                session.own_scratch(Some(ScratchDir::new(dir.clone())));
-            }
+            session.own_scratch_once(dir);
             write_files(dir, files).map_err(|e| {
                 Refusal::new(codes::UNEXPECTED_ERROR, format!("cannot restore files: {e}"), Value::Null)
             })?;

@@ -160,3 +160,48 @@ async fn a_fork_during_a_call_waits_for_it() {
     let target = Caller::new(copies[0].0.clone());
     assert_eq!(py(&sb, &target, "done and n > 0").await["result"], "True");
 }
+
+/// A snapshot taken from another version of the component (another warm image) is refused
+/// with 7011, and nothing is restored.
+#[tokio::test]
+async fn a_snapshot_of_another_component_version_is_refused() {
+    let store = tempfile::tempdir().unwrap();
+    let sb = sandbox_with(json!({"server": {"snapshots": {"dir": store.path()}}})).await;
+    let w = worker("version");
+    sb.create_session(&w, "kv", json!({}), None).await.unwrap();
+    let snap = sb.snapshot_session(&w, "kv").await.unwrap();
+    let record = store.path().join("tenants").join("default").join(format!("{}.json", snap.snapshot_id));
+    let mut value: Value = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    value["image_key"] = json!("warm-of-an-older-kv");
+    std::fs::write(&record, serde_json::to_vec(&value).unwrap()).unwrap();
+    let other = worker("version-restored");
+    let err = sb.restore_snapshot(&other, &snap.snapshot_id).await.unwrap_err();
+    assert_eq!(err.code, codes::SNAPSHOT_INVALID, "{err:?}");
+    assert!(err.message.contains("another version"), "{}", err.message);
+    assert!(sb.list_sessions(&other).is_empty());
+}
+
+/// Pausing frees the session's pool slot: with the pool full, a new session is refused until
+/// one is paused.
+#[tokio::test]
+async fn pause_frees_a_pool_slot() {
+    let store = tempfile::tempdir().unwrap();
+    let sb = sandbox_with(json!({"server": {"limits": {"max_instances": 2}, "snapshots": {"dir": store.path()}}})).await;
+    // Warm the backend and its snapshot baseline first, so neither needs a slot later.
+    let first = worker("slots");
+    sb.create_session(&first, "kv", json!({}), None).await.unwrap();
+    sb.snapshot_session(&first, "kv").await.unwrap();
+    let mut held = vec![first];
+    let refused = loop {
+        let w = worker("slots");
+        match sb.create_session(&w, "kv", json!({}), None).await {
+            Ok(_) => held.push(w),
+            Err(r) => break r,
+        }
+        assert!(held.len() < 100, "the pool never filled");
+    };
+    assert_eq!(refused.code, codes::CAPACITY_EXHAUSTED, "{refused:?}");
+    sb.pause_session(&held[0], "kv").await.unwrap();
+    let next = worker("slots");
+    sb.create_session(&next, "kv", json!({}), None).await.expect("the paused session's slot is free");
+}
