@@ -119,8 +119,8 @@ fn compile_fills_the_cache_for_every_backend() {
     );
 }
 
-#[test]
-fn serve_answers_http_and_stops_gracefully_on_ctrl_c() {
+/// Starts `cella serve` on a free port; returns the child and its base URL.
+fn serve() -> (std::process::Child, String) {
     let mut child = cella()
         .args(["serve", "--port", "0"])
         .current_dir(repo_root())
@@ -132,32 +132,69 @@ fn serve_answers_http_and_stops_gracefully_on_ctrl_c() {
     let mut line = String::new();
     BufReader::new(stdout).read_line(&mut line).unwrap();
     let base = line.trim().strip_prefix("cella listening on ").expect("the listening line").to_string();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let client = reqwest::Client::new();
-        let health: Value = client.get(format!("{base}/health")).send().await.unwrap().json().await.unwrap();
-        assert_eq!(health["status"], "healthy");
-        let body = serde_json::json!({"worker_id": "cli", "resource_type": "notebook"});
-        let created: Value = client
-            .post(format!("{base}/api/v1/session/create"))
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert_eq!(created["data"]["session_status"], "active");
-    });
-    // Ctrl-C.
+    (child, base)
+}
+
+/// Ctrl-C; returns the server's log.
+fn interrupt(child: std::process::Child) -> String {
     let pid = child.id().to_string();
     assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "exit {:?}", out.status);
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert!(log.contains("notebook closed with 0 notes"), "the session's cleanup ran: {log}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+async fn post(base: &str, path: &str, body: Value) -> Value {
+    reqwest::Client::new().post(format!("{base}{path}")).json(&body).send().await.unwrap().json().await.unwrap()
+}
+
+/// `cella serve` answers HTTP; Ctrl-C keeps the live session for the next start (no cleanup)
+/// and runs the backends' shutdown hooks; the next `cella serve` lists it paused under its
+/// id and resumes it with its notes on first use.
+#[test]
+fn serve_answers_http_and_keeps_sessions_over_ctrl_c() {
+    let worker = format!("cli-{}", uuid::Uuid::new_v4().simple());
+    let (child, base) = serve();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let session_id = rt.block_on(async {
+        let health: Value = reqwest::get(format!("{base}/health")).await.unwrap().json().await.unwrap();
+        assert_eq!(health["status"], "healthy");
+        let body = serde_json::json!({"worker_id": worker, "resource_type": "notebook"});
+        let created = post(&base, "/api/v1/session/create", body).await;
+        assert_eq!(created["data"]["session_status"], "active");
+        let note = serde_json::json!({"worker_id": worker, "action": "notebook:write",
+                                      "params": {"title": "t", "text": "an Epoch"}});
+        assert_eq!(post(&base, "/api/v1/execute", note).await["code"], 0);
+        created["data"]["session_id"].as_str().unwrap().to_string()
+    });
+    let log = interrupt(child);
+    assert!(log.contains("sessions kept for the next start"), "the live session was kept: {log}");
+    assert!(!log.contains("notebook closed with"), "a kept session's cleanup does not run: {log}");
     assert!(log.contains("notebook shutting down with 10 glossary terms"), "the backend's shutdown hook ran: {log}");
     assert!(log.contains("server stopped"), "{log}");
+
+    let (child, base) = serve();
+    rt.block_on(async {
+        let listed = post(&base, "/api/v1/session/list", serde_json::json!({"worker_id": worker})).await;
+        let session = &listed["data"]["sessions"][0];
+        assert_eq!(
+            (session["session_id"].as_str(), session["status"].as_str()),
+            (Some(session_id.as_str()), Some("paused")),
+            "{listed}"
+        );
+        let read = serde_json::json!({"worker_id": worker, "action": "notebook:read", "params": {"title": "t"}});
+        let note = post(&base, "/api/v1/execute", read).await;
+        assert_eq!(note["code"], 0, "{note}");
+        let destroyed = post(
+            &base,
+            "/api/v1/session/destroy",
+            serde_json::json!({"worker_id": worker, "resource_type": "notebook"}),
+        )
+        .await;
+        assert_eq!(destroyed["code"], 0, "{destroyed}");
+    });
+    let log = interrupt(child);
+    assert!(log.contains("notebook closed with 1 notes"), "destroy ran the resumed session's cleanup: {log}");
 }
 
 /// `cella mcp-stdio`, launched and driven by the official MCP Python SDK (`tests/mcp/client.py`)

@@ -186,7 +186,8 @@ async fn a_snapshot_of_another_component_version_is_refused() {
 #[tokio::test]
 async fn pause_frees_a_pool_slot() {
     let store = tempfile::tempdir().unwrap();
-    let sb = sandbox_with(json!({"server": {"limits": {"max_instances": 2}, "snapshots": {"dir": store.path()}}})).await;
+    let sb =
+        sandbox_with(json!({"server": {"limits": {"max_instances": 2}, "snapshots": {"dir": store.path()}}})).await;
     // Warm the backend and its snapshot baseline first, so neither needs a slot later.
     let first = worker("slots");
     sb.create_session(&first, "kv", json!({}), None).await.unwrap();
