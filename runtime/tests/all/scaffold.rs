@@ -68,6 +68,10 @@ fn scaffold_builds_and_serves(lang: &str) {
         assert_eq!(empty["code"], 4004, "{empty}");
         let missing = greet(json!({})).await;
         assert_eq!(missing["code"], 4003, "{missing}");
+        // Ended here: a session left live would be kept over Ctrl-C for the next serve of
+        // the shared test cache (server.snapshots.keep_on_shutdown).
+        let destroyed = post("/api/v1/session/destroy", json!({"worker_id": "author", "resource_type": name})).await;
+        assert_eq!(destroyed["code"], 0, "{destroyed}");
     });
     assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
     assert!(child.wait().unwrap().success());
