@@ -135,8 +135,9 @@ impl ComponentCache {
             return Err("checksum mismatch (corrupt file)".into());
         }
         // SAFETY: the file was written by this cache (its checksum matches what we wrote
-        // after `serialize`), and wasmtime checks its version and settings header. This is
-        // the crate's one unsafe block: wasmtime offers no safe way to load compiled code.
+        // after `serialize`), and wasmtime checks its version and settings header. One of the
+        // crate's two unsafe blocks (the other prefaults snapshot pages): wasmtime offers no
+        // safe way to load compiled code.
         #[allow(unsafe_code)]
         unsafe { Component::deserialize(engine, &bytes) }.map(Some).map_err(|e| format!("stale or incompatible: {e}"))
     }

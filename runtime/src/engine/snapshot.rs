@@ -9,7 +9,7 @@
 //! them: the accessor cannot read them, and none of the guest toolchains here changes a
 //! table after warmup.
 
-use crate::engine::access::ACCESS_INSTANCE;
+use crate::engine::access::functions::{Access, GlobalFns, MemoryFns};
 use crate::engine::backend::{Backend, WarmState};
 use crate::engine::bindings::BackendPre;
 use crate::engine::host::{HostState, Tags};
@@ -18,13 +18,17 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::Store;
-use wasmtime::component::{Instance as Component, TypedFunc};
+use wasmtime::component::WasmList;
 
 /// The unit in which memories are compared and stored.
 pub const CHUNK: usize = 4096;
 
-/// Bytes read per accessor call.
-const READ_BYTES: u32 = 1 << 20;
+/// Bytes borrowed per accessor call (a list's length is a u32).
+const READ_BYTES: u32 = 1 << 30;
+
+/// Runs at least this long are prefaulted before they are written (one `madvise` instead of
+/// a page fault per page).
+const PREFAULT_BYTES: usize = 64 << 10;
 
 /// The wasm page.
 const PAGE: u64 = 65536;
@@ -49,8 +53,11 @@ pub struct StateImage {
 pub struct MemoryImage {
     /// The memory's size in bytes.
     pub bytes: u64,
-    /// `(first chunk, bytes)`: consecutive changed chunks, their bytes back to back.
-    pub runs: Vec<(u32, Vec<u8>)>,
+    /// `(first chunk, chunks)`: runs of consecutive changed chunks, in order.
+    pub runs: Vec<(u32, u32)>,
+    /// The changed chunks' bytes, back to back in the order of `runs`.
+    #[serde(with = "serde_bytes")]
+    pub data: Vec<u8>,
 }
 
 /// A mutable global's value.
@@ -69,7 +76,7 @@ pub enum GlobalValue {
 impl StateImage {
     /// Bytes of memory the image carries.
     pub fn changed_bytes(&self) -> usize {
-        self.memories.iter().flat_map(|m| &m.runs).map(|(_, b)| b.len()).sum()
+        self.memories.iter().map(|m| m.data.len()).sum()
     }
 }
 
@@ -94,102 +101,6 @@ fn access(e: impl std::fmt::Display) -> CaptureError {
     CaptureError::Access(e.to_string())
 }
 
-/// A memory's accessor functions.
-struct MemoryFns {
-    size: TypedFunc<(), (u32,)>,
-    grow: TypedFunc<(u32,), (i32,)>,
-    read: TypedFunc<(u32, u32), (Vec<u8>,)>,
-    peek: TypedFunc<(), (i64,)>,
-    dest: TypedFunc<(u32,), ()>,
-    /// Untyped: a typed function over a borrowed slice cannot be stored.
-    write: wasmtime::component::Func,
-}
-
-/// A global's accessor functions, by type.
-enum GlobalFns {
-    I32(TypedFunc<(), (i32,)>, TypedFunc<(i32,), ()>),
-    I64(TypedFunc<(), (i64,)>, TypedFunc<(i64,), ()>),
-    F32(TypedFunc<(), (f32,)>, TypedFunc<(f32,), ()>),
-    F64(TypedFunc<(), (f64,)>, TypedFunc<(f64,), ()>),
-}
-
-/// The accessor functions of one instance.
-pub struct Access {
-    memories: Vec<MemoryFns>,
-    globals: Vec<GlobalFns>,
-    /// Calls `get-directories` for the guest, when it imports it.
-    replay: Option<TypedFunc<(), ()>>,
-}
-
-impl Access {
-    /// Finds the accessor functions of `instance`.
-    pub fn of(store: &mut Store<HostState>, instance: &Component) -> Result<Access, CaptureError> {
-        let Some(root) = instance.get_export_index(&mut *store, None, ACCESS_INSTANCE) else {
-            return Err(CaptureError::NotInstrumented(format!("it exports no `{ACCESS_INSTANCE}`")));
-        };
-        let mut find = |name: &str| instance.get_export_index(&mut *store, Some(&root), name);
-        let mut memory_names = Vec::new();
-        while let Some(size) = find(&format!("m{}-size", memory_names.len())) {
-            let m = memory_names.len();
-            let names = ["grow", "read", "peek", "dest", "write"].map(|f| find(&format!("m{m}-{f}")));
-            memory_names.push((size, names));
-        }
-        let mut global_names = Vec::new();
-        'globals: loop {
-            let g = global_names.len();
-            for ty in ["i32", "i64", "f32", "f64"] {
-                if let (Some(get), Some(set)) = (find(&format!("g{g}-{ty}-get")), find(&format!("g{g}-{ty}-set"))) {
-                    global_names.push((ty, get, set));
-                    continue 'globals;
-                }
-            }
-            break;
-        }
-        let bad = |e: wasmtime::Error| CaptureError::NotInstrumented(format!("{e}"));
-        let mut memories = Vec::new();
-        for (size, [grow, read, peek, dest, write]) in memory_names {
-            let missing = || CaptureError::NotInstrumented("an accessor function is missing".into());
-            memories.push(MemoryFns {
-                size: instance.get_typed_func(&mut *store, size).map_err(bad)?,
-                grow: instance.get_typed_func(&mut *store, grow.ok_or_else(missing)?).map_err(bad)?,
-                read: instance.get_typed_func(&mut *store, read.ok_or_else(missing)?).map_err(bad)?,
-                peek: instance.get_typed_func(&mut *store, peek.ok_or_else(missing)?).map_err(bad)?,
-                dest: instance.get_typed_func(&mut *store, dest.ok_or_else(missing)?).map_err(bad)?,
-                write: instance.get_func(&mut *store, write.ok_or_else(missing)?).ok_or_else(missing)?,
-            });
-        }
-        let mut globals = Vec::new();
-        for (ty, get, set) in global_names {
-            let mut typed = |g, s| -> Result<GlobalFns, wasmtime::Error> {
-                Ok(match ty {
-                    "i32" => GlobalFns::I32(
-                        instance.get_typed_func(&mut *store, g)?,
-                        instance.get_typed_func(&mut *store, s)?,
-                    ),
-                    "i64" => GlobalFns::I64(
-                        instance.get_typed_func(&mut *store, g)?,
-                        instance.get_typed_func(&mut *store, s)?,
-                    ),
-                    "f32" => GlobalFns::F32(
-                        instance.get_typed_func(&mut *store, g)?,
-                        instance.get_typed_func(&mut *store, s)?,
-                    ),
-                    _ => GlobalFns::F64(
-                        instance.get_typed_func(&mut *store, g)?,
-                        instance.get_typed_func(&mut *store, s)?,
-                    ),
-                })
-            };
-            globals.push(typed(&get, &set).map_err(bad)?);
-        }
-        let replay = match instance.get_export_index(&mut *store, Some(&root), "replay-preopens") {
-            Some(index) => Some(instance.get_typed_func(&mut *store, index).map_err(bad)?),
-            None => None,
-        };
-        Ok(Access { memories, globals, replay })
-    }
-}
-
 /// Hashes of a warm image's memories, per chunk: what a capture compares against.
 #[derive(Debug, Clone, Default)]
 pub struct Baseline {
@@ -205,26 +116,38 @@ fn arm(store: &mut Store<HostState>) {
     }
 }
 
-/// Reads all of memory `fns`, handing `visit` each piece with its offset.
+/// The size of memory `fns` in bytes.
+async fn size_of(store: &mut Store<HostState>, fns: &MemoryFns) -> Result<u64, CaptureError> {
+    let (pages,) = fns.size.call_async(&mut *store, ()).await.map_err(access)?;
+    Ok(u64::from(pages) * PAGE)
+}
+
+/// `len` bytes of memory `fns` from `offset`, borrowed in place until the store is next used.
+async fn borrow(
+    store: &mut Store<HostState>,
+    fns: &MemoryFns,
+    offset: u64,
+    len: u64,
+) -> Result<WasmList<u8>, CaptureError> {
+    // `read` lends the first 8 bytes of memory for its return area; its post-return, which
+    // the call runs before it answers, puts them back, so the list reads true bytes.
+    let (list,) = fns.read.call_async(&mut *store, (offset as u32, len as u32)).await.map_err(access)?;
+    Ok(list)
+}
+
+/// Reads all of memory `fns` in place, handing `visit` each piece with its offset.
 async fn read_all(
     store: &mut Store<HostState>,
     fns: &MemoryFns,
     mut visit: impl FnMut(u64, &[u8]),
 ) -> Result<u64, CaptureError> {
-    let (pages,) = fns.size.call_async(&mut *store, ()).await.map_err(access)?;
-    let bytes = u64::from(pages) * PAGE;
+    let bytes = size_of(store, fns).await?;
     let mut offset = 0u64;
     while offset < bytes {
-        let len = (bytes - offset).min(u64::from(READ_BYTES)) as u32;
-        let (mut data,) = fns.read.call_async(&mut *store, (offset as u32, len)).await.map_err(access)?;
-        if offset == 0 {
-            // `read` borrowed the first 8 bytes for its return area.
-            let (first,) = fns.peek.call_async(&mut *store, ()).await.map_err(access)?;
-            let n = data.len().min(8);
-            data[..n].copy_from_slice(&first.to_le_bytes()[..n]);
-        }
-        visit(offset, &data);
-        offset += u64::from(len);
+        let len = (bytes - offset).min(u64::from(READ_BYTES));
+        let list = borrow(store, fns, offset, len).await?;
+        visit(offset, list.as_le_slice(&*store));
+        offset += len;
     }
     Ok(bytes)
 }
@@ -244,6 +167,25 @@ pub async fn baseline(store: &mut Store<HostState>, fns: &Access) -> Result<Base
     Ok(out)
 }
 
+/// The chunks of `data` (which starts at chunk `first`) that differ from `hashes`, as runs
+/// `(first chunk, chunks)` appended to `runs`; returns how many chunks.
+fn changed_runs(first: u32, data: &[u8], hashes: &[u128], runs: &mut Vec<(u32, u32)>) -> usize {
+    let zero = xxhash_rust::xxh3::xxh3_128(&[0u8; CHUNK]);
+    let mut count = 0;
+    for (i, chunk) in data.chunks(CHUNK).enumerate() {
+        let index = first + i as u32;
+        if xxhash_rust::xxh3::xxh3_128(chunk) == hashes.get(index as usize).copied().unwrap_or(zero) {
+            continue;
+        }
+        count += 1;
+        match runs.last_mut() {
+            Some((start, n)) if *start + *n == index => *n += 1,
+            _ => runs.push((index, 1)),
+        }
+    }
+    count
+}
+
 /// Captures the state of `store`'s instance as what differs from `base`.
 pub async fn capture(store: &mut Store<HostState>, fns: &Access, base: &Baseline) -> Result<StateImage, CaptureError> {
     let preopens = held_preopens(store)?;
@@ -251,28 +193,23 @@ pub async fn capture(store: &mut Store<HostState>, fns: &Access, base: &Baseline
         return Err(CaptureError::Mismatch("the warm image has another number of memories".into()));
     }
     arm(store);
-    let zero = xxhash_rust::xxh3::xxh3_128(&[0u8; CHUNK]);
     let mut image = StateImage { preopens, ..StateImage::default() };
     for (memory, hashes) in fns.memories.iter().zip(&base.memories) {
-        let mut runs: Vec<(u32, Vec<u8>)> = Vec::new();
-        let bytes = read_all(store, memory, |offset, data| {
+        let mut runs = Vec::new();
+        let mut data = Vec::new();
+        let bytes = read_all(store, memory, |offset, piece| {
             let first = (offset / CHUNK as u64) as u32;
-            for (i, chunk) in data.chunks(CHUNK).enumerate() {
-                let index = first + i as u32;
-                let reference = hashes.get(index as usize).copied().unwrap_or(zero);
-                if xxhash_rust::xxh3::xxh3_128(chunk) == reference {
-                    continue;
-                }
-                match runs.last_mut() {
-                    Some((start, run)) if *start as usize + run.len() / CHUNK == index as usize => {
-                        run.extend_from_slice(chunk)
-                    }
-                    _ => runs.push((index, chunk.to_vec())),
-                }
+            let from = runs.len();
+            let count = changed_runs(first, piece, hashes, &mut runs);
+            // One allocation of the exact size, then one copy per run.
+            data.reserve_exact(count * CHUNK);
+            for &(start, n) in &runs[from..] {
+                let at = (start - first) as usize * CHUNK;
+                data.extend_from_slice(&piece[at..at + n as usize * CHUNK]);
             }
         })
         .await?;
-        image.memories.push(MemoryImage { bytes, runs });
+        image.memories.push(MemoryImage { bytes, runs, data });
     }
     for global in &fns.globals {
         let value = match global {
@@ -284,6 +221,29 @@ pub async fn capture(store: &mut Store<HostState>, fns: &Access, base: &Baseline
         image.globals.push(value);
     }
     Ok(image)
+}
+
+/// Asks the kernel to make `len` bytes of memory `fns` from `offset` resident and writable
+/// in one call, where writing them would fault once per page. Contents are unchanged; a
+/// kernel without `MADV_POPULATE_WRITE` (before Linux 5.14) just takes the faults.
+async fn prefault(store: &mut Store<HostState>, fns: &MemoryFns, offset: u64, len: u64) -> Result<(), CaptureError> {
+    #[cfg(target_os = "linux")]
+    {
+        let list = borrow(store, fns, offset, len).await?;
+        let slice = list.as_le_slice(&*store);
+        let page = 4096usize;
+        let start = slice.as_ptr() as usize;
+        let aligned = start & !(page - 1);
+        let span = (start + slice.len()).next_multiple_of(page) - aligned;
+        // SAFETY: the range lies inside the guest's linear memory, mapped and owned by the
+        // store for as long as it lives; MADV_POPULATE_WRITE faults pages in without changing
+        // what they hold, so no byte the guest or this code can observe changes.
+        #[allow(unsafe_code)]
+        let _ = unsafe { libc::madvise(aligned as *mut libc::c_void, span, libc::MADV_POPULATE_WRITE) };
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (store, fns, offset, len);
+    Ok(())
 }
 
 /// Writes `image` into `store`'s instance, a fresh instance of the warm image it was captured
@@ -303,16 +263,15 @@ pub async fn restore(store: &mut Store<HostState>, fns: &Access, image: &StateIm
         replay_preopens(store, fns, image.preopens).await?;
     }
     for (memory, state) in fns.memories.iter().zip(&image.memories) {
-        let (pages,) = memory.size.call_async(&mut *store, ()).await.map_err(access)?;
+        let pages = size_of(store, memory).await? / PAGE;
         let wanted = state.bytes.div_ceil(PAGE);
-        if wanted < u64::from(pages) {
+        if wanted < pages {
             return Err(CaptureError::Mismatch(format!(
                 "a memory of {wanted} pages is smaller than the image's {pages}"
             )));
         }
-        if wanted > u64::from(pages) {
-            let (old,) =
-                memory.grow.call_async(&mut *store, ((wanted - u64::from(pages)) as u32,)).await.map_err(access)?;
+        if wanted > pages {
+            let (old,) = memory.grow.call_async(&mut *store, ((wanted - pages) as u32,)).await.map_err(access)?;
             if old < 0 {
                 return Err(CaptureError::Access(format!(
                     "the memory cannot grow to {} MiB (the session's memory limit)",
@@ -320,9 +279,21 @@ pub async fn restore(store: &mut Store<HostState>, fns: &Access, image: &StateIm
                 )));
             }
         }
-        for (start, bytes) in &state.runs {
-            memory.dest.call_async(&mut *store, (*start * CHUNK as u32,)).await.map_err(access)?;
-            write(store, &memory.write, bytes).await?;
+        let total: usize = state.runs.iter().map(|&(_, n)| n as usize * CHUNK).sum();
+        if total != state.data.len()
+            || state.runs.iter().any(|&(s, n)| (u64::from(s) + u64::from(n)) * CHUNK as u64 > state.bytes)
+        {
+            return Err(CaptureError::Mismatch("a memory's runs do not match its bytes".into()));
+        }
+        let mut at = 0;
+        for &(start, n) in &state.runs {
+            let (offset, len) = (start as usize * CHUNK, n as usize * CHUNK);
+            if len >= PREFAULT_BYTES {
+                prefault(store, memory, offset as u64, len as u64).await?;
+            }
+            memory.dest.call_async(&mut *store, (offset as u32,)).await.map_err(access)?;
+            write(store, &memory.write, &state.data[at..at + len]).await?;
+            at += len;
         }
     }
     for (global, value) in fns.globals.iter().zip(&image.globals) {
@@ -367,9 +338,7 @@ async fn replay_preopens(store: &mut Store<HostState>, fns: &Access, wanted: u32
     if !store.data().holds_no_resources() {
         return Err(CaptureError::Mismatch("the new instance already holds resources".into()));
     }
-    let (mut page,) = memory.read.call_async(&mut *store, (0, PAGE as u32)).await.map_err(access)?;
-    let (first,) = memory.peek.call_async(&mut *store, ()).await.map_err(access)?;
-    page[..8].copy_from_slice(&first.to_le_bytes());
+    let page = borrow(store, memory, 0, PAGE).await?.as_le_slice(&*store).to_vec();
     replay.call_async(&mut *store, ()).await.map_err(access)?;
     memory.dest.call_async(&mut *store, (0,)).await.map_err(access)?;
     write(store, &memory.write, &page).await?;

@@ -341,10 +341,10 @@ impl Sandbox {
         }
         let tenant = &session.caller.tenant;
         let record = self.store().record(tenant, &id).map_err(stored)?;
-        let body = self.store().body(&record).map_err(stored)?;
+        let (image, files) = self.store().body(&record).map_err(stored)?;
         let backend = self.backend_for(&session.resource_type)?.clone();
-        let captured = Captured { image: body.image, key: record.image_key.clone() };
-        let instance = self.restore_instance(&backend, session, &captured, &body.files).await?;
+        let captured = Captured { image, key: record.image_key.clone() };
+        let instance = self.restore_instance(&backend, session, &captured, &files).await?;
         *slot = Some(instance);
         session.unpark();
         // Pause and shutdown snapshots belong to the session: gone once it is live again.
@@ -357,11 +357,11 @@ impl Sandbox {
     pub async fn restore_snapshot(&self, caller: &Caller, id: &str) -> std::result::Result<SessionInfo, Refusal> {
         self.snapshots_on()?;
         let record = self.store().record(&caller.tenant, id).map_err(stored)?;
-        let body = self.store().body(&record).map_err(stored)?;
+        let (image, files) = self.store().body(&record).map_err(stored)?;
         let this = self.clone();
         let caller = caller.clone();
         let work = async move {
-            let captured = Captured { image: body.image, key: record.image_key.clone() };
+            let captured = Captured { image, key: record.image_key.clone() };
             let rt = record.info.resource_type.clone();
             let session = this
                 .restore_into_new(
@@ -370,7 +370,7 @@ impl Sandbox {
                     &record.info.config,
                     &record.info.data,
                     &captured,
-                    &body.files,
+                    &files,
                     Extras::default(),
                 )
                 .await?;

@@ -19,13 +19,37 @@ use cella_protocol::SnapshotInfo;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// What a blob holds.
+/// A session's scratch files: (path relative to its directory, contents).
+pub type Files = Vec<(String, Vec<u8>)>;
+
+/// The blob format this build writes and reads; a blob of another is refused as such.
+const FORMAT: u32 = 2;
+
+/// A session's scratch file in a blob.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct Body {
-    /// The instance state.
-    pub image: StateImage,
-    /// The session's scratch files: (path relative to the directory, bytes).
-    pub files: Vec<(String, Vec<u8>)>,
+pub struct StoredFile {
+    /// The path, relative to the session's directory.
+    pub path: String,
+    /// The contents.
+    #[serde(with = "serde_bytes")]
+    pub bytes: Vec<u8>,
+}
+
+/// What a blob holds.
+#[derive(Debug, Deserialize)]
+struct Body {
+    /// [`FORMAT`], checked before the rest is decoded.
+    _format: u32,
+    image: StateImage,
+    files: Vec<StoredFile>,
+}
+
+/// A blob as written: the state borrowed, not copied.
+#[derive(Serialize)]
+struct BodyRef<'a> {
+    format: u32,
+    image: &'a StateImage,
+    files: Vec<StoredFile>,
 }
 
 /// A stored record.
@@ -84,9 +108,18 @@ impl SnapshotStore {
 
     /// Encodes and compresses `captured` with `files`; returns the bytes and their hash.
     pub fn encode(captured: &Captured, files: Vec<(String, Vec<u8>)>) -> Result<(Vec<u8>, String), StoreError> {
-        let body = Body { image: captured.image.clone(), files };
-        let plain = postcard::to_stdvec(&body).map_err(io)?;
-        let packed = zstd::bulk::compress(&plain, 1).map_err(io)?;
+        let files = files.into_iter().map(|(path, bytes)| StoredFile { path, bytes }).collect();
+        let body = BodyRef { format: FORMAT, image: &captured.image, files };
+        // Encoded straight into the compressor: no plain copy of the state.
+        // The plain size leads the blob (8 bytes, little-endian), so a read allocates once.
+        let mut out = Vec::with_capacity(captured.image.changed_bytes() + (1 << 16));
+        out.extend_from_slice(&[0; 8]);
+        let encoder = zstd::stream::Encoder::new(out, LEVEL).map_err(io)?;
+        let mut counted = Counted { inner: encoder, count: 0 };
+        postcard::to_io(&body, &mut counted).map_err(io)?;
+        let Counted { inner: encoder, count } = counted;
+        let mut packed = encoder.finish().map_err(io)?;
+        packed[..8].copy_from_slice(&(count as u64).to_le_bytes());
         let sum = checksum(&packed);
         Ok((packed, sum))
     }
@@ -111,17 +144,31 @@ impl SnapshotStore {
         serde_json::from_slice(&text).map_err(|e| StoreError::Corrupted(id.to_string(), format!("record: {e}")))
     }
 
-    /// The content of a record, checked against its checksum.
-    pub fn body(&self, record: &Record) -> Result<Body, StoreError> {
+    /// The content of a record, checked against its checksum: the instance state and the
+    /// session's files.
+    pub fn body(&self, record: &Record) -> Result<(StateImage, Files), StoreError> {
         let id = &record.info.snapshot_id;
         let packed = std::fs::read(self.blob(&record.tenant, &record.content))
             .map_err(|e| StoreError::Corrupted(id.clone(), format!("content missing: {e}")))?;
         if checksum(&packed) != record.content {
             return Err(StoreError::Corrupted(id.clone(), "the content does not match its checksum".into()));
         }
-        let plain = zstd::stream::decode_all(&packed[..])
+        let (size, frame) = packed.split_at_checked(8).unwrap_or((&[], &[]));
+        let size = <[u8; 8]>::try_from(size).map(u64::from_le_bytes).unwrap_or(0);
+        if size > MAX_PLAIN {
+            return Err(StoreError::Corrupted(id.clone(), format!("it claims {size} bytes of content")));
+        }
+        let plain = zstd::bulk::decompress(frame, size as usize)
             .map_err(|e| StoreError::Corrupted(id.clone(), format!("cannot decompress: {e}")))?;
-        postcard::from_bytes(&plain).map_err(|e| StoreError::Corrupted(id.clone(), format!("cannot decode: {e}")))
+        let written_by_another =
+            || StoreError::Corrupted(id.clone(), "it was written by another version of Cella (blob format)".into());
+        let format = postcard::take_from_bytes::<u32>(&plain).map_err(|_| written_by_another())?.0;
+        if format != FORMAT {
+            return Err(written_by_another());
+        }
+        let body: Body = postcard::from_bytes(&plain)
+            .map_err(|e| StoreError::Corrupted(id.clone(), format!("cannot decode: {e}")))?;
+        Ok((body.image, body.files.into_iter().map(|f| (f.path, f.bytes)).collect()))
     }
 
     /// Every record of `tenant`, oldest first.
@@ -156,6 +203,30 @@ impl SnapshotStore {
     pub fn bytes_of(&self, tenant: &str) -> u64 {
         let mut seen = std::collections::HashSet::new();
         self.list(tenant).into_iter().filter(|r| seen.insert(r.content.clone())).map(|r| r.info.stored_bytes).sum()
+    }
+}
+
+/// More plain content than any session can hold (memories of 4 GiB at most, and files).
+const MAX_PLAIN: u64 = 64 << 30;
+
+/// The zstd level: 1, the fastest of the standard levels.
+const LEVEL: i32 = 1;
+
+/// A writer that counts what passes through.
+struct Counted<W> {
+    inner: W,
+    count: usize,
+}
+
+impl<W: std::io::Write> std::io::Write for Counted<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.count += n;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }
 
@@ -202,4 +273,66 @@ pub fn write_files(dir: &Path, files: &[(String, Vec<u8>)]) -> std::io::Result<(
         std::fs::write(path, bytes)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::snapshot::{GlobalValue, MemoryImage};
+
+    fn record(content: String) -> Record {
+        let info = SnapshotInfo {
+            snapshot_id: "snap_1".into(),
+            reason: "snapshot".into(),
+            worker_id: "w".into(),
+            resource_type: "kv".into(),
+            session_id: "s".into(),
+            session_name: String::new(),
+            created_at: String::new(),
+            stored_bytes: 0,
+            changed_bytes: 0,
+            memory_bytes: 0,
+            files: 0,
+            ttl_remaining_s: 0.0,
+            config: serde_json::Value::Null,
+            data: serde_json::Value::Null,
+        };
+        Record { info, tenant: "t".into(), image_key: "k".into(), content }
+    }
+
+    #[test]
+    fn a_blob_round_trips_and_a_foreign_or_lying_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SnapshotStore::new(dir.path().to_path_buf());
+        let image = StateImage {
+            preopens: 1,
+            memories: vec![MemoryImage { bytes: 65536, runs: vec![(1, 2)], data: vec![7; 2 * 4096] }],
+            globals: vec![GlobalValue::I32(-3), GlobalValue::F64(0.5)],
+        };
+        let captured = Captured { image: image.clone(), key: "k".into() };
+        let (packed, content) = SnapshotStore::encode(&captured, vec![("a/b.txt".into(), b"hi".to_vec())]).unwrap();
+        let rec = record(content);
+        store.put(&rec, &packed).unwrap();
+        let (back, files) = store.body(&rec).unwrap();
+        assert_eq!(back, image);
+        assert_eq!(files, vec![("a/b.txt".to_string(), b"hi".to_vec())]);
+
+        // Another blob format: refused as written by another version.
+        let mut plain = postcard::to_stdvec(&(FORMAT + 1, 0u8)).unwrap();
+        plain.extend_from_slice(&[0; 16]);
+        let mut foreign = (plain.len() as u64).to_le_bytes().to_vec();
+        foreign.extend(zstd::bulk::compress(&plain, 1).unwrap());
+        let rec = record(checksum(&foreign));
+        store.put(&rec, &foreign).unwrap();
+        let err = store.body(&rec).unwrap_err().to_string();
+        assert!(err.contains("another version of Cella"), "{err}");
+
+        // A size prefix beyond any session is refused before anything is allocated.
+        let mut lying = packed.clone();
+        lying[..8].copy_from_slice(&u64::MAX.to_le_bytes());
+        let rec = record(checksum(&lying));
+        store.put(&rec, &lying).unwrap();
+        let err = store.body(&rec).unwrap_err().to_string();
+        assert!(err.contains("claims"), "{err}");
+    }
 }

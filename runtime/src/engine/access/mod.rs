@@ -9,6 +9,7 @@
 
 mod accessor;
 pub mod component;
+pub mod functions;
 pub mod module;
 
 /// The name under which an instrumented component exports its accessor functions.
