@@ -20,10 +20,21 @@ pub struct SnapshotsConfig {
     pub keep_on_shutdown: bool,
     /// The most copies one fork may make (default 16).
     pub max_fork: u32,
+    /// Every this many seconds, snapshot each live session that changed since its last
+    /// checkpoint, so that a crash loses at most this window (default 0: off; a graceful stop
+    /// loses nothing either way).
+    pub checkpoint_interval_s: f64,
 }
 
 impl Default for SnapshotsConfig {
     fn default() -> Self {
-        SnapshotsConfig { enabled: true, dir: None, retention_s: 86_400.0, keep_on_shutdown: true, max_fork: 16 }
+        SnapshotsConfig {
+            enabled: true,
+            dir: None,
+            retention_s: 86_400.0,
+            keep_on_shutdown: true,
+            max_fork: 16,
+            checkpoint_interval_s: 0.0,
+        }
     }
 }

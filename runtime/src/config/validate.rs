@@ -24,6 +24,17 @@ impl Config {
         }
         check_seconds("server.limits.call_timeout_s", l.call_timeout_s)?;
         check_seconds("server.limits.warmup_timeout_s", l.warmup_timeout_s)?;
+        let snap = &s.snapshots;
+        check_seconds("server.snapshots.retention_s", snap.retention_s)?;
+        if snap.checkpoint_interval_s != 0.0 {
+            check_seconds(
+                "server.snapshots.checkpoint_interval_s (0 turns checkpoints off)",
+                snap.checkpoint_interval_s,
+            )?;
+        }
+        if snap.max_fork == 0 {
+            return Err(Error::Config("server.snapshots.max_fork: must be at least 1".into()));
+        }
         if s.tls_cert.is_some() != s.tls_key.is_some() {
             return Err(Error::Config("server.tls_cert and server.tls_key: give both, or neither".into()));
         }

@@ -1,6 +1,7 @@
 //! The Sandbox facade: the seeds' verbs (S-1 … S-14) over backends and sessions. Every
 //! front door calls this layer and nothing below it; it knows nothing of HTTP.
 
+mod checkpoints;
 pub(crate) mod detach;
 mod execute;
 mod reaper;
@@ -248,6 +249,7 @@ impl Sandbox {
             snapshots,
         });
         reaper::spawn_reaper(Arc::downgrade(&inner));
+        checkpoints::spawn_checkpointer(Arc::downgrade(&inner));
         let sandbox = Sandbox { inner };
         if sandbox.inner.config.server.snapshots.enabled {
             sandbox.bring_back_sessions();

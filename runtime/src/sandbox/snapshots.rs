@@ -17,14 +17,18 @@ pub enum Reason {
     Pause,
     /// The server stopped; deleted when the session resumes or ends.
     Shutdown,
+    /// A periodic checkpoint; replaced by the next, deleted when the session ends.
+    Checkpoint,
 }
 
 impl Reason {
-    fn as_str(self) -> &'static str {
+    /// The name records carry.
+    pub fn as_str(self) -> &'static str {
         match self {
             Reason::Snapshot => "snapshot",
             Reason::Pause => "pause",
             Reason::Shutdown => "shutdown",
+            Reason::Checkpoint => "checkpoint",
         }
     }
 }
@@ -78,7 +82,7 @@ impl Sandbox {
 
     /// Captures a live session whose instance lock is held: its instance state and its
     /// scratch files.
-    async fn capture_locked(
+    pub(super) async fn capture_locked(
         &self,
         session: &Session,
         slot: &mut Option<Instance>,
@@ -97,7 +101,7 @@ impl Sandbox {
     }
 
     /// Stores a captured session; returns its record.
-    fn put(
+    pub(super) fn put(
         &self,
         session: &Session,
         captured: &Captured,
@@ -305,6 +309,7 @@ impl Sandbox {
         }
         let (captured, files) = self.capture_locked(session, &mut slot).await?;
         let record = self.put(session, &captured, files, Reason::Pause)?;
+        self.forget_checkpoint(session);
         // The instance is dropped without `cleanup`: the session goes on after a resume.
         *slot = None;
         session.park(record.info.snapshot_id.clone(), self.retention());
@@ -408,7 +413,10 @@ impl Sandbox {
             }
             .await;
             match result {
-                Ok(_) => kept += 1,
+                Ok(_) => {
+                    self.forget_checkpoint(&session);
+                    kept += 1
+                }
                 Err(r) => {
                     tracing::warn!(session_id = %session.id, reason = %r.message, "session not kept over the restart")
                 }
@@ -424,9 +432,11 @@ impl Sandbox {
     pub(super) fn bring_back_sessions(&self) -> usize {
         let mut count = 0;
         for tenant in self.store().tenants() {
-            for record in self.store().list(&tenant) {
+            // Newest first: a session with two records (a checkpoint and a later shutdown
+            // snapshot, when a stop was cut short) comes back from the newer.
+            for record in self.store().list(&tenant).into_iter().rev() {
                 let reason = record.info.reason.as_str();
-                if reason != "pause" && reason != "shutdown" {
+                if ![Reason::Pause, Reason::Shutdown, Reason::Checkpoint].iter().any(|r| r.as_str() == reason) {
                     continue;
                 }
                 let caller =
@@ -439,9 +449,12 @@ impl Sandbox {
                 if !self.inner.backends.contains_key(rt) {
                     continue;
                 }
-                if let Lookup::Created(fresh) =
-                    self.inner.sessions.get_or_create(&caller, rt, record.info.config.clone(), None, None, &extras)
-                {
+                let lookup =
+                    self.inner.sessions.get_or_create(&caller, rt, record.info.config.clone(), None, None, &extras);
+                if let Lookup::Existing(_) = lookup {
+                    // An older record of a session already back.
+                    let _ = self.store().delete(&record.tenant, &record.info.snapshot_id);
+                } else if let Lookup::Created(fresh) = lookup {
                     let keep = if reason == "pause" {
                         self.retention()
                     } else {

@@ -160,6 +160,7 @@ impl Sandbox {
                 cleanup_instance(&mut instance, timeout).await;
             }
             session.drop_scratch();
+            self.forget_checkpoint(session);
             if let Some(id) = session.parked() {
                 // A paused session's snapshot is its own: it ends with it.
                 let _ = self.store().delete(&session.caller.tenant, &id);

@@ -121,8 +121,14 @@ fn compile_fills_the_cache_for_every_backend() {
 
 /// Starts `cella serve` on a free port; returns the child and its base URL.
 fn serve() -> (std::process::Child, String) {
+    serve_with(&[])
+}
+
+/// `cella serve` with more arguments.
+fn serve_with(args: &[&str]) -> (std::process::Child, String) {
     let mut child = cella()
         .args(["serve", "--port", "0"])
+        .args(args)
         .current_dir(repo_root())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -195,6 +201,84 @@ fn serve_answers_http_and_keeps_sessions_over_ctrl_c() {
     });
     let log = interrupt(child);
     assert!(log.contains("notebook closed with 1 notes"), "destroy ran the resumed session's cleanup: {log}");
+}
+
+/// With `server.snapshots.checkpoint_interval_s`, a server killed outright (SIGKILL: no
+/// graceful stop, nothing kept at shutdown) loses at most the interval: the next start brings
+/// the session back paused under its id with the state of its last checkpoint. A session
+/// keeps one checkpoint, replaced as it changes and deleted when it ends.
+#[test]
+fn a_crash_loses_at_most_the_checkpoint_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = serde_json::json!({
+        "server": {"cache_dir": shared_cache(), "session_ttl": 300,
+                   "snapshots": {"dir": dir.path().join("snapshots"), "checkpoint_interval_s": 0.2,
+                                 "keep_on_shutdown": false}},
+        "resources": {"kv": {"component": "builtin:kv"}}
+    });
+    let path = dir.path().join("cella.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+    let path = path.display().to_string();
+    let worker = format!("crash-{}", uuid::Uuid::new_v4().simple());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let set = |key: &str, value: i64| serde_json::json!({"worker_id": worker, "action": "kv:set", "params": {"key": key, "value": value}});
+    // The session's checkpoints: (id, session id) of every `checkpoint` record.
+    let checkpoints = |base: String| async move {
+        let listed: Value = reqwest::get(format!("{base}/api/v1/snapshots")).await.unwrap().json().await.unwrap();
+        let all = listed["data"]["snapshots"].as_array().cloned().unwrap_or_default();
+        all.iter()
+            .filter(|r| r["reason"] == "checkpoint")
+            .map(|r| (r["snapshot_id"].as_str().unwrap().to_string(), r["session_id"].as_str().unwrap().to_string()))
+            .collect::<Vec<_>>()
+    };
+    let wait_for = |base: String, not: Option<String>| async move {
+        for _ in 0..100 {
+            let now = checkpoints(base.clone()).await;
+            if now.len() == 1 && Some(&now[0].0) != not.as_ref() {
+                return now[0].clone();
+            }
+            assert!(now.len() <= 1, "one checkpoint per session: {now:?}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("no new checkpoint within 5 s");
+    };
+
+    let (child, base) = serve_with(&["--config", &path]);
+    let session_id = rt.block_on(async {
+        let body = serde_json::json!({"worker_id": worker, "resource_type": "kv"});
+        let created = post(&base, "/api/v1/session/create", body).await;
+        let session_id = created["data"]["session_id"].as_str().expect("created").to_string();
+        assert_eq!(post(&base, "/api/v1/execute", set("a", 1)).await["code"], 0);
+        let (first, of) = wait_for(base.clone(), None).await;
+        assert_eq!(of, session_id);
+        assert_eq!(post(&base, "/api/v1/execute", set("b", 2)).await["code"], 0);
+        // The change makes a new checkpoint, which replaces the first.
+        wait_for(base.clone(), Some(first)).await;
+        session_id
+    });
+    let mut child = child;
+    child.kill().unwrap();
+    let _ = child.wait();
+
+    let (child, base) = serve_with(&["--config", &path]);
+    rt.block_on(async {
+        let listed = post(&base, "/api/v1/session/list", serde_json::json!({"worker_id": worker})).await;
+        let session = &listed["data"]["sessions"][0];
+        assert_eq!(
+            (session["session_id"].as_str(), session["status"].as_str()),
+            (Some(session_id.as_str()), Some("paused")),
+            "{listed}"
+        );
+        for (key, value) in [("a", 1), ("b", 2)] {
+            let get = serde_json::json!({"worker_id": worker, "action": "kv:get", "params": {"key": key}});
+            let got = post(&base, "/api/v1/execute", get).await;
+            assert_eq!(got["data"]["value"], value, "{got}");
+        }
+        let destroy = serde_json::json!({"worker_id": worker, "resource_type": "kv"});
+        assert_eq!(post(&base, "/api/v1/session/destroy", destroy).await["code"], 0);
+        assert_eq!(checkpoints(base.clone()).await, vec![], "an ended session leaves no checkpoint");
+    });
+    interrupt(child);
 }
 
 /// `cella mcp-stdio`, launched and driven by the official MCP Python SDK (`tests/mcp/client.py`)

@@ -104,6 +104,10 @@ pub struct Session {
     scratch: Mutex<Option<ScratchDir>>,
     /// While paused: the snapshot that holds its state.
     parked: Mutex<Option<String>>,
+    /// The session's latest checkpoint (`server.snapshots.checkpoint_interval_s`).
+    checkpoint: Mutex<Option<String>>,
+    /// A call ended since the last checkpoint (or none was taken yet).
+    dirty: std::sync::atomic::AtomicBool,
     /// Pause instead of ending when the TTL runs out (`on_timeout: "pause"`).
     pub pause_on_timeout: bool,
 }
@@ -120,6 +124,7 @@ impl Drop for Busy<'_> {
             let mut b = self.session.book();
             b.busy = b.busy.saturating_sub(1);
         }
+        self.session.dirty.store(true, std::sync::atomic::Ordering::Release);
         self.session.touch();
     }
 }
@@ -180,6 +185,17 @@ impl Session {
         b.status = Status::Paused;
         b.expires = Instant::now() + retention;
         b.expires_at = Utc::now() + chrono::Duration::from_std(retention).unwrap_or_default();
+    }
+
+    /// True, once, when a call ended since the last time this was asked: the session has a
+    /// state its checkpoint does not hold.
+    pub fn take_dirty(&self) -> bool {
+        self.dirty.swap(false, std::sync::atomic::Ordering::AcqRel)
+    }
+
+    /// Records `id` as the session's latest checkpoint; returns the one it replaces.
+    pub fn set_checkpoint(&self, id: Option<String>) -> Option<String> {
+        std::mem::replace(&mut *self.checkpoint.lock().unwrap_or_else(|p| p.into_inner()), id)
     }
 
     /// The snapshot holding a paused session's state.

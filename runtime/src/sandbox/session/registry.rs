@@ -142,6 +142,8 @@ impl Sessions {
             instance: Arc::new(tokio::sync::Mutex::new(None)),
             scratch: Mutex::new(None),
             parked: Mutex::new(None),
+            checkpoint: Mutex::new(None),
+            dirty: std::sync::atomic::AtomicBool::new(true),
             pause_on_timeout: extras.pause_on_timeout,
         })
     }
@@ -276,6 +278,11 @@ impl Sessions {
             table.workers.remove(caller);
             table.counters.retain(|(c, _), _| c != caller);
         }
+    }
+
+    /// Every session of every worker.
+    pub fn all(&self) -> Vec<Arc<Session>> {
+        self.table().workers.values().flat_map(|m| m.values().cloned()).collect()
     }
 
     /// Removes and returns every session of every worker, and forgets the workers.
