@@ -207,6 +207,10 @@ fn api_router() -> OpenApiRouter<App> {
         .routes(routes!(run::get, run::close))
         .routes(routes!(run::keep_alive))
         .routes(routes!(run::files))
+        .routes(routes!(run::fork))
+        .routes(routes!(run::pause))
+        .routes(routes!(run::resume))
+        .routes(routes!(run::snapshot))
 }
 
 /// The router of every route, with the body limit, the `Host` check, CORS for the

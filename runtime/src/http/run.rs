@@ -127,3 +127,70 @@ pub async fn files(State(app): State<App>, who: Who, Path(id): Path<String>) -> 
     let files = app.runner.files(&t, &id).await.map_err(refused)?;
     ok("run:files", json!({"session_id": id, "files": files}), None)
 }
+
+/// `POST /api/v1/run/sessions/{id}/fork`; an empty body makes one copy.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+pub struct RunForkRequest {
+    /// How many copies (default 1, at most `server.snapshots.max_fork`).
+    #[serde(default)]
+    pub count: Option<u32>,
+}
+
+impl super::json::Route for RunForkRequest {
+    const TOOL: &'static str = "run:fork";
+}
+
+/// Forks a run session into `count` new run sessions (default 1), each with a copy of every
+/// language's variables, imports and files; the source goes on unaffected.
+#[utoipa::path(post, path = "/api/v1/run/sessions/{session_id}/fork", tag = "run",
+    params(("session_id" = String, Path, description = "The run session")),
+    request_body = RunForkRequest,
+    responses((status = 200, description = "`data.sessions`: the new run sessions", body = Schema),
+              (status = 404, description = "No such run session", body = Schema),
+              (status = 409, description = "The session cannot be snapshotted now (7012)", body = Schema)))]
+pub async fn fork(
+    State(app): State<App>,
+    who: Who,
+    Path(id): Path<String>,
+    Body(body): Body<RunForkRequest>,
+) -> Answer {
+    let t = tenant(&who, "run:fork")?;
+    let count = body.count.unwrap_or(1) as usize;
+    let sessions = app.runner.fork(&t, &id, count).await.map_err(refused)?;
+    ok("run:fork", json!({"source": id, "sessions": sessions}), None)
+}
+
+/// Pauses a run session: every language's state is snapshotted and its instance freed; the
+/// next run resumes it.
+#[utoipa::path(post, path = "/api/v1/run/sessions/{session_id}/pause", tag = "run",
+    params(("session_id" = String, Path, description = "The run session")),
+    responses((status = 200, description = "The session, paused", body = Schema),
+              (status = 404, description = "No such run session", body = Schema),
+              (status = 409, description = "The session cannot be snapshotted now (7012)", body = Schema)))]
+pub async fn pause(State(app): State<App>, who: Who, Path(id): Path<String>) -> Answer {
+    let t = tenant(&who, "run:pause")?;
+    ok("run:pause", app.runner.pause(&t, &id).await.map_err(refused)?, None)
+}
+
+/// Resumes a paused run session now (a run would resume it too).
+#[utoipa::path(post, path = "/api/v1/run/sessions/{session_id}/resume", tag = "run",
+    params(("session_id" = String, Path, description = "The run session")),
+    responses((status = 200, description = "The session, live", body = Schema),
+              (status = 404, description = "No such run session", body = Schema)))]
+pub async fn resume(State(app): State<App>, who: Who, Path(id): Path<String>) -> Answer {
+    let t = tenant(&who, "run:resume")?;
+    ok("run:resume", app.runner.resume(&t, &id).await.map_err(refused)?, None)
+}
+
+/// Snapshots a run session into the store: one snapshot per language, each restorable with
+/// `POST /api/v1/snapshots/{id}/restore`.
+#[utoipa::path(post, path = "/api/v1/run/sessions/{session_id}/snapshot", tag = "run",
+    params(("session_id" = String, Path, description = "The run session")),
+    responses((status = 200, description = "`data.snapshots`", body = Schema),
+              (status = 404, description = "No such run session", body = Schema),
+              (status = 409, description = "The session cannot be snapshotted now (7012)", body = Schema)))]
+pub async fn snapshot(State(app): State<App>, who: Who, Path(id): Path<String>) -> Answer {
+    let t = tenant(&who, "run:snapshot")?;
+    let snapshots = app.runner.snapshot(&t, &id).await.map_err(refused)?;
+    ok("run:snapshot", json!({"session_id": id, "snapshots": snapshots}), None)
+}

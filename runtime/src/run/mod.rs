@@ -24,6 +24,7 @@ use std::time::Instant;
 
 mod files;
 mod report;
+mod snapshots;
 mod types;
 
 use report::{Clock, insights};
@@ -374,6 +375,20 @@ fn report(opened: &Opened, rt: &str, request: &RunRequest, envelope: Envelope, r
     Envelope::success(serde_json::to_value(result).unwrap_or(Value::Null), meta)
 }
 
+/// A run session's status: `error` when a language's session failed, `paused` when any is
+/// paused (the next run resumes it), else `active`.
+fn run_status(sessions: &[SessionInfo]) -> &'static str {
+    if sessions.iter().any(|s| s.status == "error") {
+        "error"
+    } else if sessions.iter().any(|s| s.status == "paused") {
+        "paused"
+    } else if sessions.iter().all(|s| s.status == "active") {
+        "active"
+    } else {
+        "initializing"
+    }
+}
+
 fn describe(id: &str, sessions: &[SessionInfo]) -> Value {
     let expires_at = sessions.iter().map(|s| s.expires_at.clone()).max();
     let now = chrono::Utc::now();
@@ -384,7 +399,7 @@ fn describe(id: &str, sessions: &[SessionInfo]) -> Value {
     json!({
         "session_id": id,
         "languages": sessions.iter().map(|s| s.resource_type.clone()).collect::<Vec<_>>(),
-        "status": if sessions.iter().all(|s| s.status == "active") { "active" } else { "error" },
+        "status": run_status(sessions),
         "created_at": sessions.iter().map(|s| s.created_at.clone()).min(),
         "last_activity": sessions.iter().map(|s| s.last_activity.clone()).max(),
         "expires_at": expires_at,
