@@ -12,6 +12,7 @@ use cli::inspect::inspect;
 use cli::mcp_stdio::mcp_stdio;
 use cli::new::new_project;
 use cli::serve::{ServeArgs, serve};
+use cli::snapshots::{SnapshotsCommand, snapshots};
 use std::path::PathBuf;
 
 /// mimalloc instead of glibc's malloc: a request allocates and frees many small objects
@@ -111,6 +112,15 @@ enum Command {
         #[arg(long, env = "CELLA_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// The session snapshot store of a configuration (`server.snapshots.dir`): list, verify,
+    /// delete. Works with the server stopped or running.
+    Snapshots {
+        /// The configuration file; the embedded default when absent.
+        #[arg(long, env = "CELLA_CONFIG", global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: SnapshotsCommand,
+    },
 }
 
 #[tokio::main]
@@ -124,6 +134,7 @@ async fn main() {
         }
         Command::McpStdio { config, tenant } => mcp_stdio(config, tenant).await.map(|_| 0),
         Command::Compile { config } => compile(config).await.map(|_| 0),
+        Command::Snapshots { config, command } => snapshots(config, command),
         Command::New { name, lang, dir } => new_project(name, lang, dir).map(|_| 0),
         Command::Build { dir, tools_dir, cache_dir } => build_project(dir, tools_dir, cache_dir).await.map(|_| 0),
         Command::HashKey { key } => {

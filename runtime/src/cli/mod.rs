@@ -7,6 +7,7 @@ pub mod inspect;
 pub mod mcp_stdio;
 pub mod new;
 pub mod serve;
+pub mod snapshots;
 
 use anyhow::{Context, bail};
 use cella_runtime::local::Local;

@@ -8,7 +8,7 @@ mod reaper;
 pub(crate) mod scratch;
 pub(crate) mod session;
 mod snapshots;
-pub(crate) mod snapstore;
+pub mod snapstore;
 pub mod tenancy;
 mod verbs;
 mod warmup;
@@ -233,10 +233,7 @@ impl Sandbox {
         }
         let sessions = Sessions::new(crate::config::seconds(config.server.session_ttl));
         let tenancy = Tenancy::new(&config);
-        let snapshots = snapstore::SnapshotStore::new(match &config.server.snapshots.dir {
-            Some(dir) => config.resolve(dir),
-            None => shared.cache.dir().join("snapshots"),
-        });
+        let snapshots = snapstore::SnapshotStore::of(&config);
         let inner = Arc::new(Inner {
             _engine: engine,
             shared,

@@ -96,6 +96,24 @@ impl SnapshotStore {
         SnapshotStore { dir }
     }
 
+    /// The store a configuration names: `server.snapshots.dir`, else the cache directory's
+    /// `snapshots/`.
+    pub fn of(config: &crate::Config) -> SnapshotStore {
+        SnapshotStore::new(match &config.server.snapshots.dir {
+            Some(dir) => config.resolve(dir),
+            None => {
+                crate::engine::cache::ComponentCache::new(config.server.cache_dir.as_ref().map(|d| config.resolve(d)))
+                    .dir()
+                    .join("snapshots")
+            }
+        })
+    }
+
+    /// The store's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     fn tenant_dir(&self, tenant: &str) -> PathBuf {
         // Tenant names are config keys ([A-Za-z0-9_-]); anything else is encoded.
         let safe: String = tenant.chars().map(|c| if crate::config::is_name_char(c) { c } else { '_' }).collect();

@@ -260,6 +260,24 @@ fn a_crash_loses_at_most_the_checkpoint_interval() {
     child.kill().unwrap();
     let _ = child.wait();
 
+    // `cella snapshots` reads the store offline: the checkpoint is listed, reads back, and
+    // is not deleted without --force (it is the session's state).
+    let out = run(&["snapshots", "list", "--json", "--config", &path]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let listed: Vec<Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(
+        (listed[0]["reason"].as_str(), listed[0]["session_id"].as_str()),
+        (Some("checkpoint"), Some(&*session_id))
+    );
+    let out = run(&["snapshots", "verify", "--config", &path]);
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("1 snapshots read back, 0 refused"));
+    let id = listed[0]["snapshot_id"].as_str().unwrap();
+    let out = run(&["snapshots", "delete", id, "--config", &path]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("--force"), "{}", stderr(&out));
+
     let (child, base) = serve_with(&["--config", &path]);
     rt.block_on(async {
         let listed = post(&base, "/api/v1/session/list", serde_json::json!({"worker_id": worker})).await;

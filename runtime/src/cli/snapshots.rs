@@ -1,0 +1,106 @@
+//! `cella snapshots`: the snapshot store of a configuration, offline: list what it holds,
+//! verify every blob (checksum and decoding), delete a snapshot.
+
+use super::*;
+use cella_runtime::sandbox::snapstore::{Record, SnapshotStore};
+
+/// What to do with the store.
+#[derive(clap::Subcommand)]
+pub(crate) enum SnapshotsCommand {
+    /// Lists the snapshots of every tenant (or one), oldest first.
+    List {
+        /// Only this tenant's.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// One JSON record per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Reads back every snapshot: its blob must match its checksum and decode. Exits 1 when
+    /// one does not.
+    Verify {
+        /// Only this tenant's.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Deletes a snapshot (its blob too, when no other snapshot of the tenant shares it).
+    Delete {
+        /// The snapshot id (`snap_…`).
+        id: String,
+        /// Its tenant (`default` when tenancy is off).
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        /// Also when it holds a paused or kept session's state (that session is then lost).
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+fn records(store: &SnapshotStore, tenant: Option<&str>) -> Vec<Record> {
+    let mut tenants = store.tenants();
+    tenants.sort();
+    tenants.into_iter().filter(|t| tenant.is_none_or(|only| only == t)).flat_map(|t| store.list(&t)).collect()
+}
+
+pub(crate) fn snapshots(config: Option<PathBuf>, command: SnapshotsCommand) -> anyhow::Result<i32> {
+    let config = load_config(config.as_ref())?;
+    let store = SnapshotStore::of(&config);
+    match command {
+        SnapshotsCommand::List { tenant, json } => {
+            let all = records(&store, tenant.as_deref());
+            if json {
+                for r in &all {
+                    println!("{}", serde_json::to_string(r)?);
+                }
+                return Ok(0);
+            }
+            println!("store: {} ({} snapshots)", store.dir().display(), all.len());
+            if !all.is_empty() {
+                println!(
+                    "{:<10} {:<22} {:<10} {:<11} {:>9}  {:<20} session",
+                    "tenant", "id", "reason", "type", "stored", "created"
+                );
+            }
+            for r in &all {
+                let i = &r.info;
+                println!(
+                    "{:<10} {:<22} {:<10} {:<11} {:>7.2}Mi  {:<20} {} (worker {})",
+                    r.tenant,
+                    i.snapshot_id,
+                    i.reason,
+                    i.resource_type,
+                    i.stored_bytes as f64 / 1048576.0,
+                    i.created_at.get(..19).unwrap_or(&i.created_at),
+                    i.session_id,
+                    i.worker_id
+                );
+            }
+            Ok(0)
+        }
+        SnapshotsCommand::Verify { tenant } => {
+            let all = records(&store, tenant.as_deref());
+            let mut bad = 0;
+            for r in &all {
+                if let Err(e) = store.body(r) {
+                    bad += 1;
+                    println!("{} {}: {e}", r.tenant, r.info.snapshot_id);
+                }
+            }
+            println!("{} snapshots read back, {bad} refused", all.len());
+            Ok(if bad == 0 { 0 } else { 1 })
+        }
+        SnapshotsCommand::Delete { id, tenant, force } => {
+            let record = store.record(&tenant, &id)?;
+            let reason = record.info.reason.as_str();
+            if reason != "snapshot" && !force {
+                bail!(
+                    "snapshot {id} holds the state of session {} ({reason}): deleting it loses that session; add --force to delete it anyway",
+                    record.info.session_id
+                );
+            }
+            let gone = store.delete(&tenant, &id)?;
+            println!("deleted {} ({:.2} MiB)", gone.info.snapshot_id, gone.info.stored_bytes as f64 / 1048576.0);
+            Ok(0)
+        }
+    }
+}
