@@ -238,6 +238,42 @@ def paused():
     return out
 
 
+def forked():
+    """fork(count=2): each copy has the interpreter's state, the files and the contexts; the
+    copies and the source then diverge; a fork of a missing sandbox is not found."""
+    out = {}
+    sbx = Sandbox.create(metadata={"purpose": "fork"})
+    try:
+        sbx.run_code("x = 20\ndef double(v):\n    return 2 * v")
+        ctx = sbx.create_code_context()
+        sbx.run_code("y = 'in the context'", context=ctx)
+        sbx.files.write("/home/user/notes.txt", "kept")
+        copies = sbx.fork(count=2)
+        out["copies"] = [type(c).__name__ for c in copies]
+        out["ids_differ"] = len({c.sandbox_id for c in copies} | {sbx.sandbox_id}) == 3
+        out["runs"] = []
+        for k, copy in enumerate(copies):
+            out["runs"].append({
+                "double": execution(copy.run_code(f"x += {k}\ndouble(x)")),
+                "file": copy.files.read("/home/user/notes.txt"),
+                "context": execution(copy.run_code("y", context=ctx)),
+                "metadata": copy.get_info().metadata,
+            })
+            copy.files.write("/home/user/notes.txt", f"copy {k}")
+        out["source_x"] = execution(sbx.run_code("x"))
+        out["source_file"] = sbx.files.read("/home/user/notes.txt")
+        for copy in copies:
+            copy.kill()
+        try:
+            Sandbox.fork("nope", count=1)
+            out["missing"] = "forked"
+        except Exception as e:
+            out["missing"] = type(e).__name__
+        return out
+    finally:
+        sbx.kill()
+
+
 def reaped():
     sbx = Sandbox.create(timeout=2)
     before = sbx.get_info().state
@@ -256,7 +292,7 @@ def create_only():
     return {"id": sbx.sandbox_id, "token": sbx._envd_access_token}
 
 
-SCENARIOS = {f.__name__: f for f in [basics, streaming, files, commands, contexts, isolation, lifecycle, paused, reaped, create_only]}
+SCENARIOS = {f.__name__: f for f in [basics, streaming, files, commands, contexts, isolation, lifecycle, paused, forked, reaped, create_only]}
 
 if __name__ == "__main__":
     print(json.dumps(SCENARIOS[sys.argv[1]](), default=str))

@@ -146,6 +146,25 @@ async fn pause_and_connect_keep_the_interpreter_state() {
     assert_eq!(out["kept"]["text"], "42", "{out}");
 }
 
+/// E2B's `fork(count=2)`: two new sandboxes, each with the interpreter's variables and
+/// functions, the files and every code context; copies and source then diverge.
+#[tokio::test]
+async fn fork_copies_the_whole_sandbox() {
+    let s = code_server(json!({})).await;
+    let out = e2b_client(&s, "any-key", "forked").await;
+    assert_eq!(out["copies"], json!(["Sandbox", "Sandbox"]), "{out}");
+    assert_eq!(out["ids_differ"], true, "{out}");
+    for (k, run) in out["runs"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(run["double"]["text"], format!("{}", 2 * (20 + k)), "{out}");
+        assert_eq!(run["file"], "kept", "{out}");
+        assert_eq!(run["context"]["text"], "in the context", "{out}");
+        assert_eq!(run["metadata"], json!({"purpose": "fork"}), "{out}");
+    }
+    assert_eq!(out["source_x"]["text"], "20", "the source is unaffected: {out}");
+    assert_eq!(out["source_file"], "kept", "{out}");
+    assert_eq!(out["missing"], "SandboxNotFoundException", "{out}");
+}
+
 #[tokio::test]
 async fn info_timeout_list_connect_and_kill() {
     let s = code_server(json!({})).await;

@@ -4,6 +4,7 @@
 mod checkpoints;
 pub(crate) mod detach;
 mod execute;
+mod fork;
 mod reaper;
 pub(crate) mod scratch;
 pub(crate) mod session;

@@ -65,7 +65,7 @@ impl Sandbox {
         &self.inner.snapshots
     }
 
-    fn snapshots_on(&self) -> std::result::Result<(), Refusal> {
+    pub(super) fn snapshots_on(&self) -> std::result::Result<(), Refusal> {
         if !self.inner.config.server.snapshots.enabled {
             return Err(Refusal::new(
                 codes::SNAPSHOT_REFUSED,
@@ -76,7 +76,7 @@ impl Sandbox {
         self.refuse_if_closing()
     }
 
-    fn session_of(&self, caller: &Caller, rt: &str) -> std::result::Result<Arc<Session>, Refusal> {
+    pub(super) fn session_of(&self, caller: &Caller, rt: &str) -> std::result::Result<Arc<Session>, Refusal> {
         self.inner.sessions.get(caller, rt).ok_or_else(|| no_session(rt))
     }
 
@@ -168,66 +168,9 @@ impl Sandbox {
         detached(work, internal).await
     }
 
-    /// Makes `count` new sessions from the live state of the caller's session of `rt`, one
-    /// per worker in `workers` (new worker ids `<worker>-fork-<8 hex>` where it has none);
-    /// returns each copy's worker and session. The source goes on unaffected.
-    pub async fn fork_session(
-        &self,
-        caller: &Caller,
-        rt: &str,
-        count: usize,
-        workers: Vec<String>,
-    ) -> std::result::Result<Vec<(String, SessionInfo)>, Refusal> {
-        self.snapshots_on()?;
-        let max = self.inner.config.server.snapshots.max_fork as usize;
-        let count = count.max(workers.len());
-        if count == 0 || count > max {
-            return Err(Refusal::new(
-                codes::INVALID_INPUT,
-                format!("a fork makes 1 to {max} copies (server.snapshots.max_fork); {count} asked"),
-                json!({"max_fork": max}),
-            ));
-        }
-        let session = self.session_of(caller, rt)?;
-        let this = self.clone();
-        let caller = caller.clone();
-        let work = async move {
-            let (captured, files) = {
-                let _busy = session.begin_call();
-                let mut slot = session.instance.lock().await;
-                this.resume_locked(&session, &mut slot).await?;
-                this.capture_locked(&session, &mut slot).await?
-            };
-            let info = session.info();
-            let mut made = Vec::with_capacity(count);
-            for k in 0..count {
-                let worker = workers.get(k).cloned().unwrap_or_else(|| {
-                    format!("{}-fork-{}", caller.worker_id, &uuid::Uuid::new_v4().simple().to_string()[..8])
-                });
-                let target = Caller { tenant: caller.tenant.clone(), worker_id: worker };
-                let extras = Extras { pause_on_timeout: session.pause_on_timeout, ..Extras::default() };
-                let copy = this
-                    .restore_into_new(
-                        &target,
-                        &session.resource_type,
-                        &info.config,
-                        &info.data,
-                        &captured,
-                        &files,
-                        extras,
-                    )
-                    .await?;
-                made.push((target.worker_id, copy.info()));
-            }
-            tracing::info!(copies = made.len(), "session forked");
-            Ok(made)
-        };
-        detached(work, internal).await
-    }
-
     /// Registers a new session for `caller` and writes `captured` and `files` into it.
     #[allow(clippy::too_many_arguments)]
-    async fn restore_into_new(
+    pub(super) async fn restore_into_new(
         &self,
         caller: &Caller,
         rt: &str,

@@ -168,7 +168,37 @@ fn package_refusal(language: Language, tool: &str) -> CellError {
     error("PackageInstallError", value)
 }
 
+impl Context {
+    /// The same context (id, language, working directory) in another sandbox, whose
+    /// session belongs to `caller`.
+    pub(super) fn copy_for(&self, caller: Caller) -> Context {
+        Context {
+            id: self.id.clone(),
+            language: self.language,
+            cwd: self.cwd.clone(),
+            default: self.default,
+            caller,
+            executions: AtomicU32::new(self.executions.load(Ordering::Acquire)),
+        }
+    }
+
+    /// The worker of this context's session in sandbox `sbx_id`.
+    pub(super) fn worker_in(&self, sbx_id: &str) -> String {
+        format!("sbx-{sbx_id}-{}", &self.id[..8])
+    }
+}
+
 impl Sandboxes {
+    /// What a context's session is made with in `sbx`: a TTL past any sandbox timeout (the
+    /// sandbox ends it) and the sandbox's files mounted at its home.
+    pub(super) fn context_extras(&self, sbx: &Sbx) -> Extras {
+        Extras {
+            ttl: Some(Duration::from_secs(self.inner.config.max_timeout_s + 60)),
+            mount: Some(Mount { host: sbx.files.host.clone(), guest: sbx.files.home.clone() }),
+            ..Extras::default()
+        }
+    }
+
     /// Starts a context's interpreter session (a no-op when it runs).
     async fn start(&self, sbx: &Sbx, ctx: &Context) -> Result<(), SbxError> {
         let backend = ctx.language.name();
@@ -176,11 +206,7 @@ impl Sandboxes {
             Language::Python => json!({"workdir": ctx.cwd}),
             Language::JavaScript => json!({}),
         };
-        let extras = Extras {
-            ttl: Some(Duration::from_secs(self.inner.config.max_timeout_s + 60)),
-            mount: Some(Mount { host: sbx.files.host.clone(), guest: sbx.files.home.clone() }),
-            ..Extras::default()
-        };
+        let extras = self.context_extras(sbx);
         let created = self
             .sandbox
             .create_session_with(&ctx.caller, backend, config, None, extras)
@@ -233,7 +259,8 @@ impl Sandboxes {
     ) -> Result<Arc<Context>, SbxError> {
         let cwd = cwd.filter(|c| !c.is_empty()).unwrap_or(&sbx.files.home).to_string();
         let id = uuid::Uuid::new_v4().to_string();
-        let caller = Caller { tenant: sbx.tenant.clone(), worker_id: format!("sbx-{}-{}", sbx.id, &id[..8]) };
+        let worker_id = format!("sbx-{}-{}", sbx.id, &id[..8]);
+        let caller = Caller { tenant: sbx.tenant.clone(), worker_id };
         let ctx = Arc::new(Context { id, language, cwd, default, caller, executions: AtomicU32::new(0) });
         self.start(sbx, &ctx).await?;
         if sbx.ended() {

@@ -12,6 +12,7 @@
 mod commands;
 mod context;
 mod files;
+mod fork;
 
 use crate::codes;
 use crate::config::SandboxesConfig;

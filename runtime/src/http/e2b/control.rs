@@ -1,5 +1,5 @@
-//! E2B's control plane: create, get, list, renew, connect and kill sandboxes. Pause,
-//! resume, fork and snapshots answer 501 in E2B's error shape until session snapshots exist.
+//! E2B's control plane: create, get, list, renew, connect, pause, resume, fork and kill
+//! sandboxes. Template snapshots answer 501 in E2B's error shape.
 
 use super::{E2bError, ENVD_VERSION};
 use crate::http::App;
@@ -30,7 +30,7 @@ pub(super) fn routes() -> Router<App> {
         .route("/sandboxes/{id}/connect", post(connect))
         .route("/sandboxes/{id}/pause", post(pause))
         .route("/sandboxes/{id}/resume", post(resume))
-        .route("/sandboxes/{id}/fork", post(not_yet))
+        .route("/sandboxes/{id}/fork", post(fork))
         .route("/sandboxes/{id}/snapshots", post(not_yet))
         .route("/snapshots", get(not_yet))
 }
@@ -217,6 +217,38 @@ async fn resume(
     Ok((StatusCode::CREATED, axum::Json(created(&sbx))).into_response())
 }
 
+/// `POST /sandboxes/{id}/fork`'s body.
+#[derive(Debug, Deserialize)]
+struct ForkBody {
+    timeout: Option<i64>,
+    count: Option<i64>,
+}
+
+/// Forks a sandbox: 201 with one `SandboxForkResult` per copy (`sandbox`, or `error` when
+/// that copy could not be made); the source goes on unaffected.
+async fn fork(
+    State(app): State<App>,
+    who: Who,
+    Path(id): Path<String>,
+    body: Option<axum::Json<ForkBody>>,
+) -> Result<Response, E2bError> {
+    let sbx = app.sandboxes.get(&who.sandbox_owner()?, &id)?;
+    let body = body.map(|b| b.0);
+    let t = body.as_ref().and_then(|b| b.timeout).map(timeout_s).transpose()?;
+    let count = body.as_ref().and_then(|b| b.count).unwrap_or(1);
+    let count = usize::try_from(count)
+        .map_err(|_| E2bError::new(StatusCode::BAD_REQUEST, format!("count must be positive, not {count}")))?;
+    let copies = app.sandboxes.fork(&sbx, count, t).await?;
+    let results: Vec<Value> = copies
+        .into_iter()
+        .map(|copy| match copy {
+            Ok(copy) => json!({"sandbox": created(&copy)}),
+            Err(e) => json!({"error": {"code": crate::http::sandbox_status(&e).as_u16(), "message": e.to_string()}}),
+        })
+        .collect();
+    Ok((StatusCode::CREATED, axum::Json(results)).into_response())
+}
+
 async fn kill(State(app): State<App>, who: Who, Path(id): Path<String>) -> Result<StatusCode, E2bError> {
     if app.sandboxes.kill(&who.sandbox_owner()?, &id).await {
         Ok(StatusCode::NO_CONTENT)
@@ -228,7 +260,7 @@ async fn kill(State(app): State<App>, who: Who, Path(id): Path<String>) -> Resul
 async fn not_yet() -> E2bError {
     E2bError::new(
         StatusCode::NOT_IMPLEMENTED,
-        "fork and template snapshots of a whole sandbox are not offered yet by this Cella server (sessions fork through /api/v1/session/fork)",
+        "template snapshots of a whole sandbox are not offered yet by this Cella server (fork the sandbox, or snapshot sessions through /api/v1/session/snapshot)",
     )
 }
 

@@ -1,0 +1,104 @@
+//! Fork: new sessions from the live state of one, taken once under its lock (so never
+//! mid-call) and written into each copy. The source goes on unaffected.
+
+use super::verbs::internal;
+use super::*;
+
+impl Sandbox {
+    /// Makes `count` new sessions from the live state of the caller's session of `rt`, one
+    /// per worker in `workers` (new worker ids `<worker>-fork-<8 hex>` where it has none);
+    /// returns each copy's worker and session. All or nothing: when one copy cannot be made,
+    /// those made are ended and the refusal is returned. A sandbox's context (a session
+    /// mounting the sandbox's files) is forked with its sandbox, not alone.
+    pub async fn fork_session(
+        &self,
+        caller: &Caller,
+        rt: &str,
+        count: usize,
+        workers: Vec<String>,
+    ) -> std::result::Result<Vec<(String, SessionInfo)>, Refusal> {
+        let count = count.max(workers.len());
+        let session = self.session_of(caller, rt)?;
+        if session.mount.is_some() {
+            return Err(Refusal::new(
+                codes::SNAPSHOT_REFUSED,
+                "this session is a sandbox's code context and shares its files: fork the sandbox (E2B's fork) instead",
+                json!({"session_id": session.id}),
+            ));
+        }
+        let targets: Vec<(Caller, Extras)> = (0..count)
+            .map(|k| {
+                let worker = workers.get(k).cloned().unwrap_or_else(|| {
+                    format!("{}-fork-{}", caller.worker_id, &uuid::Uuid::new_v4().simple().to_string()[..8])
+                });
+                let extras = Extras { pause_on_timeout: session.pause_on_timeout, ..Extras::default() };
+                (Caller { tenant: caller.tenant.clone(), worker_id: worker }, extras)
+            })
+            .collect();
+        let made = self.fork_session_into(caller, rt, targets.clone()).await?;
+        let mut copies = Vec::with_capacity(made.len());
+        let mut failed = None;
+        for ((target, _), result) in targets.into_iter().zip(made) {
+            match result {
+                Ok(info) => copies.push((target, info)),
+                Err(refusal) => failed = failed.or(Some(refusal)),
+            }
+        }
+        if let Some(refusal) = failed {
+            for (target, _) in &copies {
+                self.retire(target).await;
+            }
+            return Err(refusal);
+        }
+        Ok(copies.into_iter().map(|(target, info)| (target.worker_id, info)).collect())
+    }
+
+    /// Makes one new session per target (its worker and its extras: TTL, mount) from the
+    /// live state of the caller's session of `rt`; each copy succeeds or fails on its own.
+    /// Refuses as a whole when the source cannot be captured or the count is out of range.
+    pub async fn fork_session_into(
+        &self,
+        caller: &Caller,
+        rt: &str,
+        targets: Vec<(Caller, Extras)>,
+    ) -> std::result::Result<Vec<std::result::Result<SessionInfo, Refusal>>, Refusal> {
+        self.snapshots_on()?;
+        let max = self.inner.config.server.snapshots.max_fork as usize;
+        if targets.is_empty() || targets.len() > max {
+            return Err(Refusal::new(
+                codes::INVALID_INPUT,
+                format!("a fork makes 1 to {max} copies (server.snapshots.max_fork); {} asked", targets.len()),
+                json!({"max_fork": max}),
+            ));
+        }
+        let session = self.session_of(caller, rt)?;
+        let this = self.clone();
+        let work = async move {
+            let (captured, files) = {
+                let _busy = session.begin_call();
+                let mut slot = session.instance.lock().await;
+                this.resume_locked(&session, &mut slot).await?;
+                this.capture_locked(&session, &mut slot).await?
+            };
+            let info = session.info();
+            let mut made = Vec::with_capacity(targets.len());
+            for (target, extras) in targets {
+                let copy = this
+                    .restore_into_new(
+                        &target,
+                        &session.resource_type,
+                        &info.config,
+                        &info.data,
+                        &captured,
+                        &files,
+                        extras,
+                    )
+                    .await;
+                made.push(copy.map(|s| s.info()));
+            }
+            tracing::info!(copies = made.iter().filter(|m| m.is_ok()).count(), "session forked");
+            Ok(made)
+        };
+        detached(work, internal).await
+    }
+}
