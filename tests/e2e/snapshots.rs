@@ -70,7 +70,7 @@ async fn stored_snapshots_belong_to_their_tenant() {
     let s = Server::start(json!({
         "server": {"snapshots": {"dir": dir.path()}},
         "tenants": {
-            "a": {"keys": [hash_key(A)], "quotas": {"snapshot_mb": 1}},
+            "a": {"keys": [hash_key(A)], "quotas": {"snapshot_mb": 1, "max_fork": 2}},
             "b": {"keys": [hash_key(B)]}
         }
     }))
@@ -96,6 +96,14 @@ async fn stored_snapshots_belong_to_their_tenant() {
     assert_eq!(status, 200, "{body}");
     let (_, got) = s.execute_as(A, "w2", "kv:get", json!({"key": "k"})).await;
     assert_eq!(got["data"]["value"], "v");
+    // The fork quota: 2 copies per fork for tenant a, the server's 16 for b.
+    let fork = json!({"worker_id": "w", "resource_type": "kv", "count": 3});
+    let (status, body) = s.post_as(A, "/api/v1/session/fork", fork).await;
+    assert_eq!((status, body["code"].as_i64()), (429, Some(7009)), "{body}");
+    assert!(body["message"].as_str().unwrap().contains("max_fork"), "{body}");
+    let fork = json!({"worker_id": "w", "resource_type": "kv", "count": 2});
+    let (status, body) = s.post_as(A, "/api/v1/session/fork", fork).await;
+    assert_eq!(status, 200, "{body}");
     // The quota: 1 MiB of snapshots. 2 MiB of random hex does not compress below it.
     let noise: String = (0..65_536).map(|_| uuid::Uuid::new_v4().simple().to_string()).collect();
     let (status, _) = s.execute_as(A, "w", "kv:set", json!({"key": "big", "value": noise})).await;
@@ -125,7 +133,8 @@ async fn stored_snapshots_belong_to_their_tenant() {
 #[tokio::test]
 async fn on_timeout_pause_keeps_the_session() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(json!({"server": {"session_ttl": 1, "snapshots": {"dir": dir.path()}}})).await;
+    let patch = json!({"server": {"session_ttl": 1, "snapshots": {"dir": dir.path(), "keep_on_shutdown": true}}});
+    let s = Server::start(patch.clone()).await;
     let w = worker("ttl-pause");
     let (status, body) =
         s.post("/api/v1/session/create", json!({"worker_id": w, "resource_type": "kv", "on_timeout": "pause"})).await;
@@ -144,6 +153,22 @@ async fn on_timeout_pause_keeps_the_session() {
         .post("/api/v1/session/create", json!({"worker_id": worker("x"), "resource_type": "kv", "on_timeout": "later"}))
         .await;
     assert_eq!((status, body["code"].as_i64()), (400, Some(4004)), "{body}");
+
+    // The wish outlives a graceful restart: brought back and resumed, the session is paused
+    // at its TTL again rather than ended.
+    let (status, _) = s.post("/api/v1/server/shutdown", json!({})).await;
+    assert_eq!(status, 200);
+    s.wait().await.expect("the server stops");
+    let s = Server::start(patch).await;
+    let (_, got) = s.execute(&w, "kv:get", json!({"key": "n"})).await;
+    assert_eq!(got["data"]["value"], 1, "{got}");
+    let paused = eventually(Duration::from_secs(10), || {
+        let s = &s;
+        let w = w.clone();
+        async move { status_of(s, &w).await.first().is_some_and(|x| x.1 == "paused") }
+    })
+    .await;
+    assert!(paused, "paused at its TTL after the restart too: {:?}", status_of(&s, &w).await);
 }
 
 /// A graceful restart: kv, Python and JavaScript sessions are snapshotted at shutdown and

@@ -169,6 +169,8 @@ pub struct Quotas {
     pub max_body_bytes: Option<usize>,
     /// Bytes the tenant's stored snapshots may hold, in MiB.
     pub snapshot_mb: Option<u64>,
+    /// The most copies one fork may make (at most the server's `snapshots.max_fork`).
+    pub max_fork: Option<u32>,
 }
 
 /// When responses carry `Connection: close`.

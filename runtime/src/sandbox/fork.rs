@@ -5,6 +5,28 @@ use super::verbs::internal;
 use super::*;
 
 impl Sandbox {
+    /// Refuses a fork of `count` copies beyond the server's `snapshots.max_fork` (4000) or
+    /// the tenant's `quotas.max_fork` (7009).
+    pub fn check_fork_count(&self, tenant: &str, count: usize) -> std::result::Result<(), Refusal> {
+        let server = self.inner.config.server.snapshots.max_fork as usize;
+        let quota = self.inner.tenancy.max_fork(tenant).map(|q| q as usize);
+        if count == 0 || count > server {
+            return Err(Refusal::new(
+                codes::INVALID_INPUT,
+                format!("a fork makes 1 to {server} copies (server.snapshots.max_fork); {count} asked"),
+                json!({"max_fork": server}),
+            ));
+        }
+        if let Some(quota) = quota.filter(|q| count > *q) {
+            return Err(Refusal::new(
+                codes::QUOTA_EXCEEDED,
+                format!("tenant '{tenant}' may make {quota} copies per fork (its max_fork quota); {count} asked"),
+                json!({"max_fork": quota}),
+            ));
+        }
+        Ok(())
+    }
+
     /// Makes `count` new sessions from the live state of the caller's session of `rt`, one
     /// per worker in `workers` (new worker ids `<worker>-fork-<8 hex>` where it has none);
     /// returns each copy's worker and session. All or nothing: when one copy cannot be made,
@@ -63,14 +85,7 @@ impl Sandbox {
         targets: Vec<(Caller, Extras)>,
     ) -> std::result::Result<Vec<std::result::Result<SessionInfo, Refusal>>, Refusal> {
         self.snapshots_on()?;
-        let max = self.inner.config.server.snapshots.max_fork as usize;
-        if targets.is_empty() || targets.len() > max {
-            return Err(Refusal::new(
-                codes::INVALID_INPUT,
-                format!("a fork makes 1 to {max} copies (server.snapshots.max_fork); {} asked", targets.len()),
-                json!({"max_fork": max}),
-            ));
-        }
+        self.check_fork_count(&caller.tenant, targets.len())?;
         let session = self.session_of(caller, rt)?;
         let this = self.clone();
         let work = async move {

@@ -146,6 +146,7 @@ impl Sandbox {
             tenant: tenant.to_string(),
             image_key: captured.key.clone(),
             content,
+            pause_on_timeout: session.pause_on_timeout,
         };
         self.store().put(&record, &packed).map_err(stored)?;
         Ok(record)
@@ -386,6 +387,7 @@ impl Sandbox {
                     Caller { tenant: Arc::from(record.tenant.as_str()), worker_id: record.info.worker_id.clone() };
                 let extras = Extras {
                     identity: Some((record.info.session_name.clone(), record.info.session_id.clone())),
+                    pause_on_timeout: record.pause_on_timeout,
                     ..Extras::default()
                 };
                 let rt = &record.info.resource_type;

@@ -64,6 +64,10 @@ pub struct Record {
     pub image_key: String,
     /// The blob's name (xxh3-128 of its bytes, hex).
     pub content: String,
+    /// The session asked to be paused instead of ended at its TTL (`on_timeout: "pause"`);
+    /// it still does when it comes back after a restart.
+    #[serde(default)]
+    pub pause_on_timeout: bool,
 }
 
 /// Why the store refused.
@@ -315,7 +319,7 @@ mod tests {
             config: serde_json::Value::Null,
             data: serde_json::Value::Null,
         };
-        Record { info, tenant: "t".into(), image_key: "k".into(), content }
+        Record { info, tenant: "t".into(), image_key: "k".into(), content, pause_on_timeout: false }
     }
 
     #[test]

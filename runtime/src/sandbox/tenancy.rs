@@ -167,6 +167,11 @@ impl Tenancy {
         self.tenant(tenant).and_then(|t| t.quotas.snapshot_mb)
     }
 
+    /// The most copies one fork of the tenant's may make, when its quota sets it.
+    pub fn max_fork(&self, tenant: &str) -> Option<u32> {
+        self.tenant(tenant).and_then(|t| t.quotas.max_fork)
+    }
+
     /// The tenant's body limit.
     pub fn max_body_bytes(&self, tenant: &str) -> Option<usize> {
         self.tenant(tenant).and_then(|t| t.quotas.max_body_bytes)

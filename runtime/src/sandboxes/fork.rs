@@ -18,12 +18,10 @@ impl Sandboxes {
         count: usize,
         timeout_s: Option<u64>,
     ) -> Result<Vec<Result<Arc<Sbx>, SbxError>>, SbxError> {
-        let max = self.sandbox.config().server.snapshots.max_fork as usize;
-        if count == 0 || count > max {
-            return Err(SbxError::Invalid(format!(
-                "a fork makes 1 to {max} sandboxes (server.snapshots.max_fork); {count} asked"
-            )));
-        }
+        self.sandbox.check_fork_count(&sbx.tenant, count).map_err(|r| match r.code {
+            crate::codes::QUOTA_EXCEEDED => SbxError::Quota(r.message),
+            _ => SbxError::Invalid(r.message),
+        })?;
         if sbx.paused() {
             self.resume(sbx, None).await?;
         }
