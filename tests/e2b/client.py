@@ -274,6 +274,34 @@ def forked():
         sbx.kill()
 
 
+def snapshotted():
+    """create_snapshot(name): new sandboxes start from it by id or name with the interpreter's
+    state, files and metadata; it is listed, and deleted."""
+    out = {}
+    sbx = Sandbox.create(metadata={"purpose": "snapshot"})
+    try:
+        sbx.run_code("x = 41")
+        sbx.files.write("/home/user/notes.txt", "kept")
+        snap = sbx.create_snapshot(name="my-snap")
+        out["names"] = snap.names
+        sbx.run_code("x = 0")
+        out["listed"] = [s.snapshot_id for s in sbx.list_snapshots().next_items()] == [snap.snapshot_id]
+        made = Sandbox.create(template=snap.snapshot_id)
+        out["x"] = execution(made.run_code("x + 1"))
+        out["file"] = made.files.read("/home/user/notes.txt")
+        out["metadata"] = made.get_info().metadata
+        out["new_id"] = made.sandbox_id != sbx.sandbox_id
+        by_name = Sandbox.create(template="my-snap")
+        out["by_name"] = execution(by_name.run_code("x"))
+        made.kill()
+        by_name.kill()
+        out["deleted"] = Sandbox.delete_snapshot(snap.snapshot_id)
+        out["deleted_again"] = Sandbox.delete_snapshot(snap.snapshot_id)
+        return out
+    finally:
+        sbx.kill()
+
+
 def reaped():
     sbx = Sandbox.create(timeout=2)
     before = sbx.get_info().state
@@ -292,7 +320,7 @@ def create_only():
     return {"id": sbx.sandbox_id, "token": sbx._envd_access_token}
 
 
-SCENARIOS = {f.__name__: f for f in [basics, streaming, files, commands, contexts, isolation, lifecycle, paused, forked, reaped, create_only]}
+SCENARIOS = {f.__name__: f for f in [basics, streaming, files, commands, contexts, isolation, lifecycle, paused, forked, snapshotted, reaped, create_only]}
 
 if __name__ == "__main__":
     print(json.dumps(SCENARIOS[sys.argv[1]](), default=str))

@@ -165,6 +165,33 @@ async fn fork_copies_the_whole_sandbox() {
     assert_eq!(out["missing"], "SandboxNotFoundException", "{out}");
 }
 
+/// E2B's `create_snapshot(name)`: `Sandbox.create(template=<id or name>)` starts new
+/// sandboxes with the interpreter's state, files and metadata as they were; the source's
+/// later changes do not reach them; listed, then deleted (a second delete finds nothing).
+#[tokio::test]
+async fn snapshots_start_new_sandboxes() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = code_server(json!({"server": {"snapshots": {"dir": dir.path()}}})).await;
+    let out = e2b_client(&s, "any-key", "snapshotted").await;
+    assert_eq!(out["names"], json!(["my-snap"]), "{out}");
+    assert_eq!(out["listed"], true, "{out}");
+    assert_eq!(out["x"]["text"], "42", "{out}");
+    assert_eq!(out["file"], "kept", "{out}");
+    assert_eq!(out["metadata"], json!({"purpose": "snapshot"}), "{out}");
+    assert_eq!(out["new_id"], true, "{out}");
+    assert_eq!(out["by_name"]["text"], "41", "{out}");
+    assert_eq!((out["deleted"].as_bool(), out["deleted_again"].as_bool()), (Some(true), Some(false)), "{out}");
+    let tenant = dir.path().join("tenants").join("default");
+    let json_files = |d: std::path::PathBuf| {
+        std::fs::read_dir(d).map_or(0, |e| {
+            e.filter_map(Result::ok).filter(|e| e.path().extension().is_some_and(|x| x == "json")).count()
+        })
+    };
+    assert_eq!(json_files(tenant.clone()), 0, "the contexts' snapshot records are gone");
+    let sandboxes = std::fs::read_dir(tenant.join("sandboxes")).map_or(0, |e| e.count());
+    assert_eq!(sandboxes, 0, "the manifest and files are gone");
+}
+
 #[tokio::test]
 async fn info_timeout_list_connect_and_kill() {
     let s = code_server(json!({})).await;

@@ -19,6 +19,8 @@ pub enum Reason {
     Shutdown,
     /// A periodic checkpoint; replaced by the next, deleted when the session ends.
     Checkpoint,
+    /// Part of a sandbox's snapshot (E2B's template snapshots); deleted with it.
+    Sandbox,
 }
 
 impl Reason {
@@ -29,6 +31,7 @@ impl Reason {
             Reason::Pause => "pause",
             Reason::Shutdown => "shutdown",
             Reason::Checkpoint => "checkpoint",
+            Reason::Sandbox => "sandbox",
         }
     }
 }
@@ -154,6 +157,17 @@ impl Sandbox {
 
     /// Snapshots the caller's live session of `rt` into the store; the session goes on.
     pub async fn snapshot_session(&self, caller: &Caller, rt: &str) -> std::result::Result<SnapshotInfo, Refusal> {
+        self.snapshot_session_for(caller, rt, Reason::Snapshot).await
+    }
+
+    /// [`Sandbox::snapshot_session`], the record marked with `reason` (a sandbox's snapshot
+    /// marks its sessions' [`Reason::Sandbox`], so that they are deleted with it).
+    pub async fn snapshot_session_for(
+        &self,
+        caller: &Caller,
+        rt: &str,
+        reason: Reason,
+    ) -> std::result::Result<SnapshotInfo, Refusal> {
         self.snapshots_on()?;
         let session = self.session_of(caller, rt)?;
         let this = self.clone();
@@ -162,7 +176,7 @@ impl Sandbox {
             let mut slot = session.instance.lock().await;
             this.resume_locked(&session, &mut slot).await?;
             let (captured, files) = this.capture_locked(&session, &mut slot).await?;
-            let record = this.put(&session, &captured, files, Reason::Snapshot)?;
+            let record = this.put(&session, &captured, files, reason)?;
             tracing::info!(snapshot_id = %record.info.snapshot_id, stored_bytes = record.info.stored_bytes, "session snapshotted");
             Ok(record.info)
         };
@@ -304,6 +318,16 @@ impl Sandbox {
 
     /// A new session for `caller` from the stored snapshot `id` of its tenant.
     pub async fn restore_snapshot(&self, caller: &Caller, id: &str) -> std::result::Result<SessionInfo, Refusal> {
+        self.restore_snapshot_with(caller, id, Extras::default()).await
+    }
+
+    /// [`Sandbox::restore_snapshot`] with the new session's extras (TTL, mount).
+    pub async fn restore_snapshot_with(
+        &self,
+        caller: &Caller,
+        id: &str,
+        extras: Extras,
+    ) -> std::result::Result<SessionInfo, Refusal> {
         self.snapshots_on()?;
         let record = self.store().record(&caller.tenant, id).map_err(stored)?;
         let (image, files) = self.store().body(&record).map_err(stored)?;
@@ -313,19 +337,16 @@ impl Sandbox {
             let captured = Captured { image, key: record.image_key.clone() };
             let rt = record.info.resource_type.clone();
             let session = this
-                .restore_into_new(
-                    &caller,
-                    &rt,
-                    &record.info.config,
-                    &record.info.data,
-                    &captured,
-                    &files,
-                    Extras::default(),
-                )
+                .restore_into_new(&caller, &rt, &record.info.config, &record.info.data, &captured, &files, extras)
                 .await?;
             Ok(session.info())
         };
         detached(work, internal).await
+    }
+
+    /// The snapshot store (shared with the sandboxes layer's snapshots).
+    pub fn snapshot_store(&self) -> &SnapshotStore {
+        self.store()
     }
 
     /// The stored snapshots of `tenant`, oldest first.

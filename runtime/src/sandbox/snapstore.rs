@@ -35,6 +35,50 @@ pub struct StoredFile {
     pub bytes: Vec<u8>,
 }
 
+/// A sandbox's snapshot (E2B's template snapshots): what makes a new sandbox like it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SandboxManifest {
+    /// `sbxsnap_<16 hex>`.
+    pub id: String,
+    /// The names it was given (E2B's `name`), else its id.
+    pub names: Vec<String>,
+    /// The owner.
+    pub tenant: String,
+    /// The sandbox it was taken from.
+    pub source: String,
+    /// When (RFC 3339).
+    pub created_at: String,
+    /// The source's template, metadata, environment, home and installed packages.
+    pub template: String,
+    /// The source's labels.
+    pub metadata: std::collections::BTreeMap<String, String>,
+    /// The source's environment variables.
+    pub env: std::collections::BTreeMap<String, String>,
+    /// Where code saw the files.
+    pub home: String,
+    /// Packages installed into its Python contexts.
+    pub packages: Vec<String>,
+    /// Bytes of its files.
+    pub files_bytes: u64,
+    /// Its code contexts, each with the snapshot of its session.
+    pub contexts: Vec<ContextManifest>,
+}
+
+/// A code context in a sandbox snapshot.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContextManifest {
+    /// The context's id (kept by sandboxes made from the snapshot).
+    pub id: String,
+    /// `python` or `javascript`.
+    pub language: String,
+    /// Its working directory.
+    pub cwd: String,
+    /// Whether it was its language's default context.
+    pub default: bool,
+    /// The snapshot of its session (reason `sandbox`).
+    pub snapshot_id: String,
+}
+
 /// What a blob holds.
 #[derive(Debug, Deserialize)]
 struct Body {
@@ -118,7 +162,8 @@ impl SnapshotStore {
         &self.dir
     }
 
-    fn tenant_dir(&self, tenant: &str) -> PathBuf {
+    /// The folder of `tenant`'s records and blobs.
+    pub fn tenant_dir(&self, tenant: &str) -> PathBuf {
         // Tenant names are config keys ([A-Za-z0-9_-]); anything else is encoded.
         let safe: String = tenant.chars().map(|c| if crate::config::is_name_char(c) { c } else { '_' }).collect();
         self.dir.join("tenants").join(safe)
@@ -221,10 +266,51 @@ impl SnapshotStore {
         Ok(record)
     }
 
-    /// Bytes `tenant`'s snapshots hold (each blob counted once).
+    /// Bytes `tenant`'s snapshots hold (each blob counted once, and sandbox snapshots' files).
     pub fn bytes_of(&self, tenant: &str) -> u64 {
         let mut seen = std::collections::HashSet::new();
-        self.list(tenant).into_iter().filter(|r| seen.insert(r.content.clone())).map(|r| r.info.stored_bytes).sum()
+        let sessions: u64 =
+            self.list(tenant).into_iter().filter(|r| seen.insert(r.content.clone())).map(|r| r.info.stored_bytes).sum();
+        sessions + self.sandboxes(tenant).iter().map(|m| m.files_bytes).sum::<u64>()
+    }
+
+    fn sandbox_dir(&self, tenant: &str, id: &str) -> PathBuf {
+        self.tenant_dir(tenant).join("sandboxes").join(id)
+    }
+
+    /// Where a sandbox snapshot's files are kept.
+    pub fn sandbox_files(&self, tenant: &str, id: &str) -> PathBuf {
+        self.sandbox_dir(tenant, id).join("files")
+    }
+
+    /// Copies `files` (a sandbox's directory) into the store, then writes `manifest`: a
+    /// snapshot whose manifest is missing was cut short and is not listed.
+    pub fn put_sandbox(&self, manifest: &SandboxManifest, files: &Path) -> Result<(), StoreError> {
+        let to = self.sandbox_files(&manifest.tenant, &manifest.id);
+        std::fs::create_dir_all(&to).map_err(io)?;
+        copy_tree(files, &to).map_err(io)?;
+        let json = serde_json::to_vec_pretty(manifest).map_err(io)?;
+        write_atomic(&self.sandbox_dir(&manifest.tenant, &manifest.id).join("manifest.json"), &json)
+    }
+
+    /// Every sandbox snapshot of `tenant`, oldest first.
+    pub fn sandboxes(&self, tenant: &str) -> Vec<SandboxManifest> {
+        let Ok(entries) = std::fs::read_dir(self.tenant_dir(tenant).join("sandboxes")) else { return Vec::new() };
+        let mut out: Vec<SandboxManifest> = entries
+            .filter_map(Result::ok)
+            .filter_map(|e| serde_json::from_slice(&std::fs::read(e.path().join("manifest.json")).ok()?).ok())
+            .collect();
+        out.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+        out
+    }
+
+    /// Removes a sandbox snapshot's manifest and files (its sessions' records are the
+    /// caller's to delete).
+    pub fn delete_sandbox(&self, tenant: &str, id: &str) -> Result<(), StoreError> {
+        if !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(StoreError::NotFound(id.to_string()));
+        }
+        std::fs::remove_dir_all(self.sandbox_dir(tenant, id)).map_err(|_| StoreError::NotFound(id.to_string()))
     }
 }
 
@@ -266,6 +352,21 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
         let _ = std::fs::remove_file(&tmp);
         io(e)
     })
+}
+
+/// Copies the directory tree `from` into `to` (files and folders; links are not followed).
+pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    for entry in walkdir::WalkDir::new(from).min_depth(1) {
+        let entry = entry.map_err(std::io::Error::other)?;
+        let rel = entry.path().strip_prefix(from).map_err(std::io::Error::other)?;
+        let target = to.join(rel);
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&target)?;
+        } else if entry.file_type().is_file() {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
 }
 
 /// The files under `dir`, relative to it (links are not followed).

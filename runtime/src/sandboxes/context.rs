@@ -45,6 +45,11 @@ impl Language {
     }
 }
 
+/// The worker of context `id`'s session in sandbox `sbx_id`.
+pub(super) fn worker_in(sbx_id: &str, id: &str) -> String {
+    format!("sbx-{sbx_id}-{}", id.get(..8).unwrap_or(id))
+}
+
 /// One code context.
 pub struct Context {
     /// Its id.
@@ -182,9 +187,14 @@ impl Context {
         }
     }
 
+    /// A context brought back from a sandbox snapshot, its session belonging to `caller`.
+    pub(super) fn restored(id: String, language: Language, cwd: String, default: bool, caller: Caller) -> Context {
+        Context { id, language, cwd, default, caller, executions: AtomicU32::new(0) }
+    }
+
     /// The worker of this context's session in sandbox `sbx_id`.
     pub(super) fn worker_in(&self, sbx_id: &str) -> String {
-        format!("sbx-{sbx_id}-{}", &self.id[..8])
+        worker_in(sbx_id, &self.id)
     }
 }
 
@@ -259,7 +269,7 @@ impl Sandboxes {
     ) -> Result<Arc<Context>, SbxError> {
         let cwd = cwd.filter(|c| !c.is_empty()).unwrap_or(&sbx.files.home).to_string();
         let id = uuid::Uuid::new_v4().to_string();
-        let worker_id = format!("sbx-{}-{}", sbx.id, &id[..8]);
+        let worker_id = worker_in(&sbx.id, &id);
         let caller = Caller { tenant: sbx.tenant.clone(), worker_id };
         let ctx = Arc::new(Context { id, language, cwd, default, caller, executions: AtomicU32::new(0) });
         self.start(sbx, &ctx).await?;

@@ -4,8 +4,8 @@
 //! unaffected; each copy succeeds or fails on its own.
 
 use super::{SandboxSpec, Sandboxes, Sbx, SbxError};
+use crate::sandbox::snapstore::copy_tree;
 use crate::sandbox::{Caller, Extras};
-use std::path::Path;
 use std::sync::Arc;
 
 impl Sandboxes {
@@ -89,19 +89,4 @@ impl Sandboxes {
         tracing::info!(tenant = %sbx.tenant, sandbox_id = %sbx.id, copies = made, "sandbox forked");
         Ok(copies)
     }
-}
-
-/// Copies the directory tree `from` into `to` (files and folders; links are not followed).
-fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
-    for entry in walkdir::WalkDir::new(from).min_depth(1) {
-        let entry = entry.map_err(std::io::Error::other)?;
-        let rel = entry.path().strip_prefix(from).map_err(std::io::Error::other)?;
-        let target = to.join(rel);
-        if entry.file_type().is_dir() {
-            std::fs::create_dir_all(&target)?;
-        } else if entry.file_type().is_file() {
-            std::fs::copy(entry.path(), &target)?;
-        }
-    }
-    Ok(())
 }

@@ -13,6 +13,7 @@ mod commands;
 mod context;
 mod files;
 mod fork;
+mod snapshots;
 
 use crate::codes;
 use crate::config::SandboxesConfig;

@@ -1,5 +1,5 @@
-//! E2B's control plane: create, get, list, renew, connect, pause, resume, fork and kill
-//! sandboxes. Template snapshots answer 501 in E2B's error shape.
+//! E2B's control plane: create (also from a snapshot), get, list, renew, connect, pause,
+//! resume, fork, snapshot and kill sandboxes; list and delete snapshots.
 
 use super::{E2bError, ENVD_VERSION};
 use crate::http::App;
@@ -31,8 +31,9 @@ pub(super) fn routes() -> Router<App> {
         .route("/sandboxes/{id}/pause", post(pause))
         .route("/sandboxes/{id}/resume", post(resume))
         .route("/sandboxes/{id}/fork", post(fork))
-        .route("/sandboxes/{id}/snapshots", post(not_yet))
-        .route("/snapshots", get(not_yet))
+        .route("/sandboxes/{id}/snapshots", post(snapshot))
+        .route("/snapshots", get(snapshots))
+        .route("/templates/{id}", axum::routing::delete(delete_snapshot))
 }
 
 /// `POST /v2/sandboxes`'s body (camelCase, unknown fields ignored).
@@ -92,7 +93,11 @@ async fn create(
         env: body.env_vars.unwrap_or_default(),
         home: HOME.into(),
     };
-    let sbx = app.sandboxes.create(&tenant, spec)?;
+    // A template that names one of the tenant's sandbox snapshots starts from it.
+    let sbx = match app.sandboxes.find_sandbox_snapshot(&tenant, &spec.template) {
+        Some(snapshot) => app.sandboxes.create_from_snapshot(&tenant, &snapshot, spec).await?,
+        None => app.sandboxes.create(&tenant, spec)?,
+    };
     Ok((StatusCode::CREATED, axum::Json(created(&sbx))).into_response())
 }
 
@@ -257,11 +262,55 @@ async fn kill(State(app): State<App>, who: Who, Path(id): Path<String>) -> Resul
     }
 }
 
-async fn not_yet() -> E2bError {
-    E2bError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "template snapshots of a whole sandbox are not offered yet by this Cella server (fork the sandbox, or snapshot sessions through /api/v1/session/snapshot)",
-    )
+/// `POST /sandboxes/{id}/snapshots`'s body (`memory` is accepted; a snapshot always holds
+/// the interpreters' state and the files).
+#[derive(Debug, Deserialize)]
+struct SnapshotBody {
+    name: Option<String>,
+}
+
+/// Snapshots a sandbox: 201 `{snapshotID, names}`; `Sandbox.create(template=<id or name>)`
+/// starts new sandboxes from it.
+async fn snapshot(
+    State(app): State<App>,
+    who: Who,
+    Path(id): Path<String>,
+    body: Option<axum::Json<SnapshotBody>>,
+) -> Result<Response, E2bError> {
+    let sbx = app.sandboxes.get(&who.sandbox_owner()?, &id)?;
+    let name = body.and_then(|b| b.0.name).filter(|n| !n.trim().is_empty());
+    let made = app.sandboxes.snapshot(&sbx, name).await?;
+    Ok((StatusCode::CREATED, axum::Json(json!({"snapshotID": made.id, "names": made.names}))).into_response())
+}
+
+/// `GET /snapshots`'s query.
+#[derive(Debug, Deserialize)]
+struct SnapshotsQuery {
+    #[serde(rename = "sandboxID")]
+    sandbox_id: Option<String>,
+    name: Option<String>,
+}
+
+/// The tenant's sandbox snapshots (of one sandbox, or with one name), oldest first.
+async fn snapshots(
+    State(app): State<App>,
+    who: Who,
+    query: Result<Query<SnapshotsQuery>, QueryRejection>,
+) -> Result<axum::Json<Vec<Value>>, E2bError> {
+    let tenant = who.sandbox_owner()?;
+    let Query(q) = query?;
+    let all = app.sandboxes.sandbox_snapshots(&tenant, q.sandbox_id.as_deref(), q.name.as_deref());
+    Ok(axum::Json(all.iter().map(|m| json!({"snapshotID": m.id, "names": m.names})).collect()))
+}
+
+/// Deletes a snapshot (E2B deletes snapshots as templates): 204, or 404.
+async fn delete_snapshot(State(app): State<App>, who: Who, Path(id): Path<String>) -> Result<StatusCode, E2bError> {
+    let tenant = who.sandbox_owner()?;
+    let found = app.sandboxes.find_sandbox_snapshot(&tenant, &id).map(|m| m.id);
+    match found {
+        Some(id) if app.sandboxes.delete_sandbox_snapshot(&tenant, &id) => Ok(StatusCode::NO_CONTENT),
+        _ => Err(E2bError::new(StatusCode::NOT_FOUND, format!("snapshot '{id}' not found"))),
+    }
 }
 
 #[cfg(test)]
