@@ -115,37 +115,23 @@ fn main() {
             .await;
             report(&format!("restore_{name}"), times);
 
-            let times = sample(
-                samples,
-                |_| sb.fork_session(w, rt_name, 1, vec![]),
-                |copies| {
-                    let sb = sb.clone();
-                    let rt_name = rt_name.to_string();
-                    async move {
-                        for (worker, _) in copies.unwrap() {
-                            sb.destroy_session(&Caller::new(worker), &rt_name).await.unwrap();
+            for (copies, runs, label) in [(1, samples, "per_copy"), (8, samples.min(10), "x8")] {
+                let times = sample(
+                    runs,
+                    |_| sb.fork_session(w, rt_name, copies, vec![]),
+                    |made| {
+                        let sb = sb.clone();
+                        let rt_name = rt_name.to_string();
+                        async move {
+                            for (worker, _) in made.unwrap() {
+                                sb.destroy_session(&Caller::new(worker), &rt_name).await.unwrap();
+                            }
                         }
-                    }
-                },
-            )
-            .await;
-            report(&format!("fork_{name}_per_copy"), times);
-
-            let times = sample(
-                samples.min(10),
-                |_| sb.fork_session(w, rt_name, 8, vec![]),
-                |copies| {
-                    let sb = sb.clone();
-                    let rt_name = rt_name.to_string();
-                    async move {
-                        for (worker, _) in copies.unwrap() {
-                            sb.destroy_session(&Caller::new(worker), &rt_name).await.unwrap();
-                        }
-                    }
-                },
-            )
-            .await;
-            report(&format!("fork_{name}_x8"), times);
+                    },
+                )
+                .await;
+                report(&format!("fork_{name}_{label}"), times);
+            }
 
             let probe = if rt_name == "python" {
                 ("python:run", json!({"code": "len(data)"}))
