@@ -294,7 +294,10 @@ async fn bad_input_gets_e2b_errors_never_a_hang() {
         ("/v2/sandboxes", r#"{"timeout": -5}"#, 400),
         ("/sandboxes/nope/timeout", r#"{"timeout": 10}"#, 404),
         ("/sandboxes/nope/pause", "{}", 404),
-        ("/sandboxes/nope/fork", "{}", 501),
+        ("/sandboxes/nope/fork", "{}", 404),
+        ("/sandboxes/nope/fork", r#"{"count": "two"}"#, 400),
+        ("/sandboxes/nope/snapshots", "[1]", 400),
+        ("/sandboxes/nope/snapshots", "{}", 404),
     ] {
         let r = post(path, body).await.unwrap();
         assert_eq!(r.status().as_u16(), status, "{path} {body}");

@@ -119,13 +119,31 @@ fn compile_fills_the_cache_for_every_backend() {
     );
 }
 
+/// A `cella serve` child, killed when a failing test drops it: no server outlives its test.
+struct Served(Option<std::process::Child>);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Served {
+    fn take(mut self) -> std::process::Child {
+        self.0.take().expect("the server runs")
+    }
+}
+
 /// Starts `cella serve` on a free port; returns the child and its base URL.
-fn serve() -> (std::process::Child, String) {
+fn serve() -> (Served, String) {
     serve_with(&[])
 }
 
 /// `cella serve` with more arguments.
-fn serve_with(args: &[&str]) -> (std::process::Child, String) {
+fn serve_with(args: &[&str]) -> (Served, String) {
     let mut child = cella()
         .args(["serve", "--port", "0"])
         .args(args)
@@ -135,6 +153,7 @@ fn serve_with(args: &[&str]) -> (std::process::Child, String) {
         .spawn()
         .expect("cella serve starts");
     let stdout = child.stdout.take().unwrap();
+    let child = Served(Some(child));
     let mut line = String::new();
     BufReader::new(stdout).read_line(&mut line).unwrap();
     let base = line.trim().strip_prefix("cella listening on ").expect("the listening line").to_string();
@@ -142,7 +161,8 @@ fn serve_with(args: &[&str]) -> (std::process::Child, String) {
 }
 
 /// Ctrl-C; returns the server's log.
-fn interrupt(child: std::process::Child) -> String {
+fn interrupt(child: Served) -> String {
+    let child = child.take();
     let pid = child.id().to_string();
     assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
     let out = child.wait_with_output().unwrap();
@@ -256,7 +276,7 @@ fn a_crash_loses_at_most_the_checkpoint_interval() {
         wait_for(base.clone(), Some(first)).await;
         session_id
     });
-    let mut child = child;
+    let mut child = child.take();
     child.kill().unwrap();
     let _ = child.wait();
 

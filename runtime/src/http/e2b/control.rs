@@ -222,8 +222,18 @@ async fn resume(
     Ok((StatusCode::CREATED, axum::Json(created(&sbx))).into_response())
 }
 
+/// A JSON body that may be empty (then every field is absent); 400 in E2B's shape when it is
+/// not the object asked for.
+fn optional_json<T: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, E2bError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(bytes)
+        .map_err(|e| E2bError::new(StatusCode::BAD_REQUEST, format!("invalid request body: {e}")))
+}
+
 /// `POST /sandboxes/{id}/fork`'s body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 struct ForkBody {
     timeout: Option<i64>,
     count: Option<i64>,
@@ -235,12 +245,12 @@ async fn fork(
     State(app): State<App>,
     who: Who,
     Path(id): Path<String>,
-    body: Option<axum::Json<ForkBody>>,
+    body: axum::body::Bytes,
 ) -> Result<Response, E2bError> {
+    let body: ForkBody = optional_json(&body)?;
     let sbx = app.sandboxes.get(&who.sandbox_owner()?, &id)?;
-    let body = body.map(|b| b.0);
-    let t = body.as_ref().and_then(|b| b.timeout).map(timeout_s).transpose()?;
-    let count = body.as_ref().and_then(|b| b.count).unwrap_or(1);
+    let t = body.timeout.map(timeout_s).transpose()?;
+    let count = body.count.unwrap_or(1);
     let count = usize::try_from(count)
         .map_err(|_| E2bError::new(StatusCode::BAD_REQUEST, format!("count must be positive, not {count}")))?;
     let copies = app.sandboxes.fork(&sbx, count, t).await?;
@@ -264,7 +274,7 @@ async fn kill(State(app): State<App>, who: Who, Path(id): Path<String>) -> Resul
 
 /// `POST /sandboxes/{id}/snapshots`'s body (`memory` is accepted; a snapshot always holds
 /// the interpreters' state and the files).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 struct SnapshotBody {
     name: Option<String>,
 }
@@ -275,10 +285,11 @@ async fn snapshot(
     State(app): State<App>,
     who: Who,
     Path(id): Path<String>,
-    body: Option<axum::Json<SnapshotBody>>,
+    body: axum::body::Bytes,
 ) -> Result<Response, E2bError> {
+    let body: SnapshotBody = optional_json(&body)?;
     let sbx = app.sandboxes.get(&who.sandbox_owner()?, &id)?;
-    let name = body.and_then(|b| b.0.name).filter(|n| !n.trim().is_empty());
+    let name = body.name.filter(|n| !n.trim().is_empty());
     let made = app.sandboxes.snapshot(&sbx, name).await?;
     Ok((StatusCode::CREATED, axum::Json(json!({"snapshotID": made.id, "names": made.names}))).into_response())
 }
