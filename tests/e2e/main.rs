@@ -9,6 +9,7 @@ mod openapi;
 mod robustness;
 mod routes;
 mod run;
+mod run_snapshots;
 mod scalebox;
 mod sdk;
 mod seeds;
