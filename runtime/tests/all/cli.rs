@@ -170,6 +170,17 @@ fn interrupt(child: Served) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// The worker's one session is listed `paused` under `session_id` (brought back by a start).
+async fn assert_back_paused(base: &str, worker: &str, session_id: &str) {
+    let listed = post(base, "/api/v1/session/list", serde_json::json!({"worker_id": worker})).await;
+    let session = &listed["data"]["sessions"][0];
+    assert_eq!(
+        (session["session_id"].as_str(), session["status"].as_str()),
+        (Some(session_id), Some("paused")),
+        "{listed}"
+    );
+}
+
 async fn post(base: &str, path: &str, body: Value) -> Value {
     reqwest::Client::new().post(format!("{base}{path}")).json(&body).send().await.unwrap().json().await.unwrap()
 }
@@ -201,13 +212,7 @@ fn serve_answers_http_and_keeps_sessions_over_ctrl_c() {
 
     let (child, base) = serve();
     rt.block_on(async {
-        let listed = post(&base, "/api/v1/session/list", serde_json::json!({"worker_id": worker})).await;
-        let session = &listed["data"]["sessions"][0];
-        assert_eq!(
-            (session["session_id"].as_str(), session["status"].as_str()),
-            (Some(session_id.as_str()), Some("paused")),
-            "{listed}"
-        );
+        assert_back_paused(&base, &worker, &session_id).await;
         let read = serde_json::json!({"worker_id": worker, "action": "notebook:read", "params": {"title": "t"}});
         let note = post(&base, "/api/v1/execute", read).await;
         assert_eq!(note["code"], 0, "{note}");
@@ -300,13 +305,7 @@ fn a_crash_loses_at_most_the_checkpoint_interval() {
 
     let (child, base) = serve_with(&["--config", &path]);
     rt.block_on(async {
-        let listed = post(&base, "/api/v1/session/list", serde_json::json!({"worker_id": worker})).await;
-        let session = &listed["data"]["sessions"][0];
-        assert_eq!(
-            (session["session_id"].as_str(), session["status"].as_str()),
-            (Some(session_id.as_str()), Some("paused")),
-            "{listed}"
-        );
+        assert_back_paused(&base, &worker, &session_id).await;
         for (key, value) in [("a", 1), ("b", 2)] {
             let get = serde_json::json!({"worker_id": worker, "action": "kv:get", "params": {"key": key}});
             let got = post(&base, "/api/v1/execute", get).await;
