@@ -13,7 +13,7 @@ pub(crate) async fn compile(config: Option<PathBuf>) -> anyhow::Result<()> {
     );
     bar.enable_steady_tick(std::time::Duration::from_millis(120));
     let sandbox = Sandbox::start_observed(config, &|name| {
-        bar.set_message(format!("compiling {name}"));
+        bar.set_message(format!("{name} loaded"));
         bar.inc(1);
     })
     .await?;

@@ -3,7 +3,7 @@
 
 use crate::config::{Config, Limits, ResourceConfig};
 use crate::engine::bindings::BackendPre;
-use crate::engine::cache::{ComponentCache, Origin, sha256_hex};
+use crate::engine::cache::{ComponentCache, Origin};
 use crate::engine::fault::Fault;
 use crate::engine::host::{HostState, Tags};
 use crate::engine::instance::{CallError, Instance};
@@ -118,8 +118,6 @@ pub struct Backend {
     pub base_dir: PathBuf,
     /// The component file.
     pub path: PathBuf,
-    /// The original component bytes (kept to build the warm image).
-    wasm: Vec<u8>,
     /// sha256 of the component bytes.
     pub sha256: String,
     /// Whether the compiled component came from the cache.
@@ -142,18 +140,9 @@ impl Backend {
     /// Loads, compiles (or loads from the cache) and describes the component of `name`.
     pub async fn load(name: &str, resource: &ResourceConfig, config: &Config, shared: Arc<Shared>) -> Result<Backend> {
         let path = config.component_path(name, resource)?;
-        let wasm = std::fs::read(&path)
-            .map_err(|e| Error::load(name, format!("cannot read component {}: {e}", path.display())))?;
-        if wasm.len() < 8 || wasm[..4] != *b"\0asm" {
-            return Err(Error::load(
-                name,
-                format!("{} is not a WebAssembly component (no \\0asm header)", path.display()),
-            ));
-        }
-        if wasm[4..8] == [1, 0, 0, 0] {
-            return Err(Error::load(name, format!("{} is a core WebAssembly module, not a component", path.display())));
-        }
-        let sha256 = sha256_hex(&wasm);
+        let pinned = resource.sha256.is_some();
+        let mut source = super::source::open(&path, &shared.cache, pinned).map_err(|e| Error::load(name, e))?;
+        let sha256 = source.sha256.clone();
         if let Some(pinned) = &resource.sha256 {
             let pinned = pinned.strip_prefix("sha256:").unwrap_or(pinned).to_ascii_lowercase();
             if pinned != sha256 {
@@ -169,7 +158,10 @@ impl Backend {
         let key = ComponentCache::key("component", &[&sha256, &shared.fingerprint]);
         let (component, origin) = shared
             .cache
-            .load_or_compile(&shared.engine, &key, || Ok(wasm.clone()))
+            .load_or_compile(&shared.engine, &key, || match source.bytes.take() {
+                Some(bytes) => Ok(bytes),
+                None => super::source::read_again(&path, &sha256).map_err(wasmtime::Error::msg),
+            })
             .map_err(|e| Error::load(name, format!("{} is not a valid component: {e:#}", path.display())))?;
         shared.metrics.cache("component", origin == Origin::Cached);
         let cold = instantiate_pre(name, &shared, &component)?;
@@ -183,7 +175,6 @@ impl Backend {
             resource: resource.clone(),
             base_dir: config.base_dir.clone(),
             path,
-            wasm,
             sha256,
             origin,
             shared,
@@ -338,7 +329,11 @@ impl Backend {
         }
         self.shared.metrics.cache("warm_image", false);
         self.warmup_runs.fetch_add(1, Ordering::Relaxed);
-        match warm::snapshot(store, &self.shared.linker, &self.wasm, &config, self.warmup_timeout()).await {
+        let wasm = match super::source::read_again(&self.path, &self.sha256) {
+            Ok(wasm) => wasm,
+            Err(error) => return WarmState::Failed { error, at: Instant::now() },
+        };
+        match warm::snapshot(store, &self.shared.linker, &wasm, &config, self.warmup_timeout()).await {
             Ok(image) => {
                 match self.shared.cache.compile_and_store(&self.shared.engine, &key, &instrumented(&self.name, image)) {
                     Ok(component) => match instantiate_pre(&self.name, &self.shared, &component) {

@@ -11,6 +11,7 @@ pub mod fault;
 pub mod host;
 pub mod instance;
 pub mod snapshot;
+pub(crate) mod source;
 pub mod tools;
 pub mod warm;
 

@@ -212,7 +212,7 @@ impl Sandbox {
         Sandbox::start_observed(config, &|_| {}).await
     }
 
-    /// [`Sandbox::start`], telling `progress` the name of each backend before it loads.
+    /// [`Sandbox::start`], telling `progress` the name of each backend once it has loaded.
     pub async fn start_observed(config: Config, progress: &(dyn Fn(&str) + Sync)) -> Result<Sandbox> {
         let engine = EngineHandle::new(&config.server.limits)?;
         let cache = ComponentCache::new(config.server.cache_dir.as_ref().map(|d| config.resolve(d)));
@@ -222,15 +222,26 @@ impl Sandbox {
             cache,
             config.server.limits.clone(),
         )?);
+        // Backends load side by side (reading, checking and mapping their compiled code is
+        // most of a start); tools are registered in the configuration's order all the same.
+        let mut loads = Vec::new();
+        for (name, resource) in config.resources.iter().filter(|(_, r)| r.enabled) {
+            let (name, resource, config, shared) = (name.clone(), resource.clone(), config.clone(), shared.clone());
+            loads.push((name.clone(), tokio::spawn(async move {
+                let started = Instant::now();
+                let backend = Backend::load(&name, &resource, &config, shared).await?;
+                tracing::info!(backend = %name, tools = backend.tools.len(), component = ?backend.origin, elapsed_ms = started.elapsed().as_millis() as u64, "backend loaded");
+                Ok::<_, crate::error::Error>(backend)
+            })));
+        }
         let mut backends = BTreeMap::new();
         let mut tools = ToolIndex::default();
-        for (name, resource) in config.resources.iter().filter(|(_, r)| r.enabled) {
-            progress(name);
-            let started = Instant::now();
-            let backend = Backend::load(name, resource, &config, shared.clone()).await?;
-            tracing::info!(backend = %name, tools = backend.tools.len(), component = ?backend.origin, elapsed_ms = started.elapsed().as_millis() as u64, "backend loaded");
+        for (name, load) in loads {
+            let backend =
+                load.await.map_err(|e| crate::error::Error::load(&name, format!("its load stopped: {e}")))??;
+            progress(&name);
             tools.add(&backend.tools);
-            backends.insert(name.clone(), Arc::new(backend));
+            backends.insert(name, Arc::new(backend));
         }
         let sessions = Sessions::new(crate::config::seconds(config.server.session_ttl));
         let tenancy = Tenancy::new(&config);

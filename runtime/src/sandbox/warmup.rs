@@ -12,9 +12,17 @@ impl Sandbox {
         };
         let mut results = BTreeMap::new();
         let mut errors = BTreeMap::new();
-        for name in &targets {
-            match self.inner.backends.get(name) {
-                Some(backend) => match backend.warm_up(true).await {
+        // Backends warm side by side; the results are read in the order asked.
+        let warming: Vec<_> = targets
+            .iter()
+            .map(|name| {
+                let backend = self.inner.backends.get(name).cloned();
+                backend.map(|b| tokio::spawn(async move { b.warm_up(true).await }))
+            })
+            .collect();
+        for (name, warm) in targets.iter().zip(warming) {
+            match warm {
+                Some(task) => match task.await.unwrap_or_else(|e| Err(format!("its warmup stopped: {e}"))) {
                     Ok(()) => {
                         results.insert(name.clone(), true);
                     }

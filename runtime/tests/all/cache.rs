@@ -27,7 +27,7 @@ async fn corrupt_and_stale_cache_files_are_rebuilt() {
     std::fs::write(&files[0], b"not a compiled component").unwrap();
     let garbage = b"\x7fELF stale artefact from another engine".to_vec();
     std::fs::write(&files[1], &garbage).unwrap();
-    std::fs::write(files[1].with_extension("sha256"), cella_runtime::cache::sha256_hex(&garbage)).unwrap();
+    std::fs::write(files[1].with_extension("xxh3"), cella_runtime::cache::checksum_hex(&garbage)).unwrap();
 
     let sb = sandbox_with(patch).await;
     let w = worker("cache");
@@ -37,10 +37,10 @@ async fn corrupt_and_stale_cache_files_are_rebuilt() {
     assert!(!logs_matching("discarding an unusable cache file").is_empty());
     for f in cwasm_files(cache.path()) {
         let bytes = std::fs::read(&f).unwrap();
-        let sum = std::fs::read_to_string(f.with_extension("sha256")).unwrap();
+        let sum = std::fs::read_to_string(f.with_extension("xxh3")).unwrap();
         assert_eq!(
             sum,
-            cella_runtime::cache::sha256_hex(&bytes),
+            cella_runtime::cache::checksum_hex(&bytes),
             "{} was rewritten with a matching checksum",
             f.display()
         );
