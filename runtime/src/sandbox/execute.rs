@@ -31,19 +31,15 @@ impl Sandbox {
         let started = Instant::now();
         let trace = options.trace_id.clone().unwrap_or_else(trace_id);
         let mut meta = Meta { tool: Some(action.to_string()), trace_id: Some(trace.clone()), ..Meta::default() };
-        let span = tracing::info_span!("execute", tenant = %caller.tenant, worker_id = %caller.worker_id, tool = action, session_id = tracing::field::Empty, trace_id = %trace);
+        let span = tracing::info_span!("execute", tenant = %caller.tenant, worker_id = %caller.worker_id, tool = %action, session_id = tracing::field::Empty, trace_id = %trace);
         let Outcome { mut envelope, fault } =
             self.execute_inner(caller, action, params, options, &mut meta, &trace).instrument(span.clone()).await;
         meta.execution_time_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
         self.record(caller, &meta, envelope.code, fault, started.elapsed());
         envelope.meta = meta;
         let _entered = span.enter();
-        tracing::info!(
-            code = envelope.code,
-            duration_ms = envelope.meta.execution_time_ms,
-            session_id = envelope.meta.session_id.as_deref(),
-            "call"
-        );
+        // The audit line; tenant, worker, tool, session and trace ids are the span's.
+        tracing::info!(code = envelope.code, duration_ms = envelope.meta.execution_time_ms, "call");
         envelope
     }
 
