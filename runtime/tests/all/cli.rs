@@ -106,8 +106,11 @@ fn compile_fills_the_cache_for_every_backend() {
             "{text}"
         );
     }
-    let files = std::fs::read_dir(cache.path().join("cella")).unwrap().count();
+    let dir = cache.path().join("cella");
+    let files = std::fs::read_dir(&dir).unwrap().flatten().filter(|e| e.path().is_file()).count();
     assert_eq!(files, 4 * backends.len(), "a component and a warm image per backend, each with its checksum");
+    let sums = std::fs::read_dir(dir.join("sums")).unwrap().count();
+    assert_eq!(sums, backends.len(), "each component's hash is remembered for the next start");
     // The second run finds everything in the cache.
     let again =
         cella().arg("compile").env("XDG_CACHE_HOME", cache.path()).env_remove("CELLA_CACHE_DIR").output().unwrap();
