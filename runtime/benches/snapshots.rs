@@ -79,14 +79,16 @@ fn main() {
                 info.changed_bytes as f64 / 1048576.0,
                 info.stored_bytes as f64 / 1048576.0
             );
-            sb.delete_snapshot("default", &info.snapshot_id).unwrap();
+            sb.delete_snapshot("default", &info.snapshot_id).await.unwrap();
 
             let times = sample(
                 samples,
                 |_| sb.snapshot_session(w, rt_name),
                 |info| {
-                    let _ = sb.delete_snapshot("default", &info.unwrap().snapshot_id);
-                    async {}
+                    let sb = sb.clone();
+                    async move {
+                        let _ = sb.delete_snapshot("default", &info.unwrap().snapshot_id).await;
+                    }
                 },
             )
             .await;

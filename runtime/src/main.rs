@@ -134,7 +134,7 @@ async fn main() {
         }
         Command::McpStdio { config, tenant } => mcp_stdio(config, tenant).await.map(|_| 0),
         Command::Compile { config } => compile(config).await.map(|_| 0),
-        Command::Snapshots { config, command } => snapshots(config, command),
+        Command::Snapshots { config, command } => snapshots(config, command).await,
         Command::New { name, lang, dir } => new_project(name, lang, dir).map(|_| 0),
         Command::Build { dir, tools_dir, cache_dir } => build_project(dir, tools_dir, cache_dir).await.map(|_| 0),
         Command::HashKey { key } => {

@@ -14,5 +14,6 @@ mod scalebox;
 mod sdk;
 mod seeds;
 mod snapshots;
+mod snapshots_s3;
 mod tenancy;
 mod web;

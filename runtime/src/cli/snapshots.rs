@@ -36,25 +36,29 @@ pub(crate) enum SnapshotsCommand {
     },
 }
 
-fn records(store: &SnapshotStore, tenant: Option<&str>) -> Vec<Record> {
-    let mut tenants = store.tenants();
+async fn records(store: &SnapshotStore, tenant: Option<&str>) -> Vec<Record> {
+    let mut tenants = store.tenants().await;
     tenants.sort();
-    tenants.into_iter().filter(|t| tenant.is_none_or(|only| only == t)).flat_map(|t| store.list(&t)).collect()
+    let mut out = Vec::new();
+    for t in tenants.into_iter().filter(|t| tenant.is_none_or(|only| only == t)) {
+        out.extend(store.list(&t).await);
+    }
+    out
 }
 
-pub(crate) fn snapshots(config: Option<PathBuf>, command: SnapshotsCommand) -> anyhow::Result<i32> {
+pub(crate) async fn snapshots(config: Option<PathBuf>, command: SnapshotsCommand) -> anyhow::Result<i32> {
     let config = load_config(config.as_ref())?;
-    let store = SnapshotStore::of(&config);
+    let store = SnapshotStore::of(&config)?;
     match command {
         SnapshotsCommand::List { tenant, json } => {
-            let all = records(&store, tenant.as_deref());
+            let all = records(&store, tenant.as_deref()).await;
             if json {
                 for r in &all {
                     println!("{}", serde_json::to_string(r)?);
                 }
                 return Ok(0);
             }
-            println!("store: {} ({} snapshots)", store.dir().display(), all.len());
+            println!("store: {} ({} snapshots)", store.place(), all.len());
             if !all.is_empty() {
                 println!(
                     "{:<10} {:<22} {:<10} {:<11} {:>9}  {:<20} session",
@@ -78,10 +82,10 @@ pub(crate) fn snapshots(config: Option<PathBuf>, command: SnapshotsCommand) -> a
             Ok(0)
         }
         SnapshotsCommand::Verify { tenant } => {
-            let all = records(&store, tenant.as_deref());
+            let all = records(&store, tenant.as_deref()).await;
             let mut bad = 0;
             for r in &all {
-                if let Err(e) = store.body(r) {
+                if let Err(e) = store.body(r).await {
                     bad += 1;
                     println!("{} {}: {e}", r.tenant, r.info.snapshot_id);
                 }
@@ -90,7 +94,7 @@ pub(crate) fn snapshots(config: Option<PathBuf>, command: SnapshotsCommand) -> a
             Ok(if bad == 0 { 0 } else { 1 })
         }
         SnapshotsCommand::Delete { id, tenant, force } => {
-            let record = store.record(&tenant, &id)?;
+            let record = store.record(&tenant, &id).await?;
             let reason = record.info.reason.as_str();
             if reason != "snapshot" && !force {
                 bail!(
@@ -98,7 +102,7 @@ pub(crate) fn snapshots(config: Option<PathBuf>, command: SnapshotsCommand) -> a
                     record.info.session_id
                 );
             }
-            let gone = store.delete(&tenant, &id)?;
+            let gone = store.delete(&tenant, &id).await?;
             println!("deleted {} ({:.2} MiB)", gone.info.snapshot_id, gone.info.stored_bytes as f64 / 1048576.0);
             Ok(0)
         }

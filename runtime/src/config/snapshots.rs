@@ -1,6 +1,7 @@
 //! Session snapshots (`server.snapshots`).
 
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// Where snapshots are kept and what happens to sessions at shutdown (`server.snapshots`).
@@ -12,6 +13,13 @@ pub struct SnapshotsConfig {
     /// The snapshot store: a directory, e.g. a volume several servers share (default: the
     /// state directory's `snapshots/`). Relative to the configuration file.
     pub dir: Option<PathBuf>,
+    /// The snapshot store elsewhere, instead of `dir`: `s3://bucket[/prefix]` (S3 or an
+    /// S3-compatible service; credentials from the `AWS_*` environment variables) or
+    /// `file:///a/directory`.
+    pub url: Option<String>,
+    /// Settings of the `url` store, by object_store's names (`aws_endpoint`, `aws_region`,
+    /// `aws_allow_http`, `aws_access_key_id`, …); they override the environment's.
+    pub options: BTreeMap<String, String>,
     /// How long a paused session (and its snapshot) is kept before it is ended, in seconds
     /// (default one day).
     pub retention_s: f64,
@@ -31,6 +39,8 @@ impl Default for SnapshotsConfig {
         SnapshotsConfig {
             enabled: true,
             dir: None,
+            url: None,
+            options: BTreeMap::new(),
             retention_s: 86_400.0,
             keep_on_shutdown: true,
             max_fork: 16,

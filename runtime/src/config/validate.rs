@@ -32,6 +32,12 @@ impl Config {
                 snap.checkpoint_interval_s,
             )?;
         }
+        if snap.url.is_some() && snap.dir.is_some() {
+            return Err(Error::Config("server.snapshots: give dir or url, not both".into()));
+        }
+        if snap.url.is_none() && !snap.options.is_empty() {
+            return Err(Error::Config("server.snapshots.options: they configure a url store; no url is given".into()));
+        }
         if snap.max_fork == 0 {
             return Err(Error::Config("server.snapshots.max_fork: must be at least 1".into()));
         }

@@ -142,9 +142,25 @@ impl EngineHandle {
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         check_address_space(memories, reservation_mb)?;
 
-        let engine = Engine::new(&config).map_err(|e| Error::Engine(format!("{e:#}")))?;
+        let engine = Engine::new(&config).map_err(|e| {
+            // Each pooled stack's guard page splits a mapping: past `vm.max_map_count` the
+            // kernel answers "Cannot allocate memory", which says nothing of the cause.
+            let hint = map_count_shortfall(instances).map_or(String::new(), |(max, needed)| {
+                format!(
+                    "; vm.max_map_count is {max} and {instances} instances need about {needed}: raise it \
+                     (`sysctl -w vm.max_map_count={needed}`) or lower server.limits.max_instances"
+                )
+            });
+            Error::Engine(format!("{e:#}{hint}"))
+        })?;
         let fingerprint = fingerprint(&engine);
-        check_map_count(instances);
+        if let Some((max_map_count, needed)) = map_count_shortfall(instances) {
+            tracing::warn!(
+                max_map_count,
+                needed,
+                "vm.max_map_count may be too low for server.limits.max_instances; raise it with `sysctl -w vm.max_map_count={needed}`"
+            );
+        }
 
         let stop = Arc::new(AtomicBool::new(false));
         let ticker_engine = engine.clone();
@@ -189,24 +205,14 @@ impl Drop for EngineHandle {
     }
 }
 
-/// Warns when Linux's `vm.max_map_count` is too low for the configured instances: each
-/// pooled instance uses a few memory mappings and the failure looks like out-of-memory.
-fn check_map_count(instances: u32) {
-    let Ok(text) = std::fs::read_to_string("/proc/sys/vm/max_map_count") else {
-        return;
-    };
-    let Ok(max) = text.trim().parse::<u64>() else {
-        return;
-    };
+/// Linux's `vm.max_map_count` and the mappings `instances` need, when it is too low: each
+/// pooled instance uses a few (its stack and guard page among them) and the failure looks
+/// like out-of-memory.
+fn map_count_shortfall(instances: u32) -> Option<(u64, u64)> {
+    let max = std::fs::read_to_string("/proc/sys/vm/max_map_count").ok()?.trim().parse::<u64>().ok()?;
     // Measured: about three mappings per live session (`--bench memory`); one more for margin.
     let needed = u64::from(instances) * 4 + 10_000;
-    if needed > max {
-        tracing::warn!(
-            max_map_count = max,
-            needed,
-            "vm.max_map_count may be too low for server.limits.max_instances; raise it with `sysctl -w vm.max_map_count={needed}`"
-        );
-    }
+    (needed > max).then_some((max, needed))
 }
 
 #[cfg(test)]
@@ -226,13 +232,20 @@ mod tests {
         assert_ne!(a.fingerprint, fuel.fingerprint);
     }
 
-    /// The address reservation follows the memory limit, so a pool of 200,000 instances
-    /// starts (wasmtime's 4 GiB default allows about 10,500); asking for 4 GiB per memory
-    /// with as many instances is refused with the settings to change.
+    /// The address reservation follows the memory limit, so a pool of 20,000 instances
+    /// starts (wasmtime's 4 GiB default allows about 10,500), and one of 200,000 where
+    /// `vm.max_map_count` allows (else it is refused, naming that setting); asking for 4 GiB
+    /// per memory with as many instances is refused with the settings to change.
     #[test]
     fn the_pool_fits_many_instances_and_refuses_what_cannot_fit() {
-        let many = Limits { max_instances: 200_000, memory_mb: 16, ..Limits::default() };
-        EngineHandle::new(&many).expect("200,000 instances of 16 MiB fit");
+        let more = Limits { max_instances: 20_000, memory_mb: 16, ..Limits::default() };
+        EngineHandle::new(&more).expect("20,000 instances of 16 MiB fit");
+        let many = Limits { max_instances: 200_000, ..more };
+        match (EngineHandle::new(&many), map_count_shortfall(200_000)) {
+            (Ok(_), _) => {}
+            (Err(e), Some(_)) => assert!(e.to_string().contains("vm.max_map_count"), "{e}"),
+            (Err(e), None) => panic!("200,000 instances of 16 MiB fit: {e}"),
+        }
         assert_eq!(reservation_mb(&many, 400_064), 16, "so many instances reserve their limit");
         assert_eq!(reservation_mb(&Limits::default(), 2064), 4096, "a default pool skips bounds checks");
         let huge = Limits { memory_reservation_mb: Some(4096), ..many };

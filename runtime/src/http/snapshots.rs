@@ -134,7 +134,7 @@ pub async fn resume(State(app): State<App>, who: Who, Body(request): Body<Snapsh
 pub async fn list(State(app): State<App>, who: Who) -> Answer {
     const TOOL: &str = "snapshot:list";
     let tenant = who.caller(TOOL, String::new())?.tenant;
-    ok(TOOL, json!({"snapshots": app.sandbox.list_snapshots(&tenant)}), None)
+    ok(TOOL, json!({"snapshots": app.sandbox.list_snapshots(&tenant).await}), None)
 }
 
 /// A new session for `worker_id` from a stored snapshot.
@@ -168,6 +168,6 @@ pub async fn restore(
 pub async fn delete(State(app): State<App>, who: Who, Path(id): Path<String>) -> Answer {
     const TOOL: &str = "snapshot:delete";
     let tenant = who.caller(TOOL, String::new())?.tenant;
-    let info = app.sandbox.delete_snapshot(&tenant, &id).map_err(|r| ApiError::refused(TOOL, r))?;
+    let info = app.sandbox.delete_snapshot(&tenant, &id).await.map_err(|r| ApiError::refused(TOOL, r))?;
     ok(TOOL, json!({"deleted": info.snapshot_id}), None)
 }

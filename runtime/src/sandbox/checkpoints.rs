@@ -69,18 +69,18 @@ impl Sandbox {
             return Ok(false);
         }
         let (captured, files) = self.capture_locked(session, &mut slot).await?;
-        let record = self.put(session, &captured, files, Reason::Checkpoint)?;
+        let record = self.put(session, &captured, files, Reason::Checkpoint).await?;
         if let Some(old) = session.set_checkpoint(Some(record.info.snapshot_id)) {
-            let _ = self.store().delete(&session.caller.tenant, &old);
+            let _ = self.store().delete(&session.caller.tenant, &old).await;
         }
         Ok(true)
     }
 
     /// Deletes the session's checkpoint: its state is now elsewhere (a pause or shutdown
     /// snapshot) or gone (it ended).
-    pub(super) fn forget_checkpoint(&self, session: &Session) {
+    pub(super) async fn forget_checkpoint(&self, session: &Session) {
         if let Some(id) = session.set_checkpoint(None) {
-            let _ = self.store().delete(&session.caller.tenant, &id);
+            let _ = self.store().delete(&session.caller.tenant, &id).await;
         }
     }
 }

@@ -245,7 +245,8 @@ impl Sandbox {
         }
         let sessions = Sessions::new(crate::config::seconds(config.server.session_ttl));
         let tenancy = Tenancy::new(&config);
-        let snapshots = snapstore::SnapshotStore::of(&config);
+        let snapshots =
+            snapstore::SnapshotStore::of(&config).map_err(|e| crate::error::Error::Config(e.to_string()))?;
         let inner = Arc::new(Inner {
             _engine: engine,
             shared,
@@ -261,7 +262,7 @@ impl Sandbox {
         checkpoints::spawn_checkpointer(Arc::downgrade(&inner));
         let sandbox = Sandbox { inner };
         if sandbox.inner.config.server.snapshots.enabled {
-            sandbox.bring_back_sessions();
+            sandbox.bring_back_sessions().await;
         }
         if sandbox.inner.config.warmup.enabled {
             let names = sandbox.inner.config.warmup.resources.clone();

@@ -2,7 +2,7 @@
 //! sessions that outlive a restart. A snapshot is taken under the session's instance lock,
 //! so never mid-call: a call in progress finishes first.
 
-use super::snapstore::{Record, SnapshotStore, StoreError, read_files, write_files};
+use super::snapstore::{Record, SnapshotStore, StoreError, encode, read_files, write_files};
 use super::verbs::{denied, internal};
 use super::*;
 use crate::engine::snapshot::{CaptureError, Captured};
@@ -104,7 +104,7 @@ impl Sandbox {
     }
 
     /// Stores a captured session; returns its record.
-    pub(super) fn put(
+    pub(super) async fn put(
         &self,
         session: &Session,
         captured: &Captured,
@@ -112,10 +112,10 @@ impl Sandbox {
         reason: Reason,
     ) -> std::result::Result<Record, Refusal> {
         let file_count = files.len() as u64;
-        let (packed, content) = SnapshotStore::encode(captured, files).map_err(stored)?;
+        let (packed, content) = encode(captured, files).map_err(stored)?;
         let tenant = &session.caller.tenant;
         if let Some(quota) = self.inner.tenancy.snapshot_mb(tenant) {
-            let used = self.store().bytes_of(tenant);
+            let used = self.store().bytes_of(tenant).await;
             if used + packed.len() as u64 > quota << 20 {
                 return Err(Refusal::new(
                     codes::QUOTA_EXCEEDED,
@@ -151,7 +151,7 @@ impl Sandbox {
             content,
             pause_on_timeout: session.pause_on_timeout,
         };
-        self.store().put(&record, &packed).map_err(stored)?;
+        self.store().put(&record, packed).await.map_err(stored)?;
         Ok(record)
     }
 
@@ -176,7 +176,7 @@ impl Sandbox {
             let mut slot = session.instance.lock().await;
             this.resume_locked(&session, &mut slot).await?;
             let (captured, files) = this.capture_locked(&session, &mut slot).await?;
-            let record = this.put(&session, &captured, files, reason)?;
+            let record = this.put(&session, &captured, files, reason).await?;
             tracing::info!(snapshot_id = %record.info.snapshot_id, stored_bytes = record.info.stored_bytes, "session snapshotted");
             Ok(record.info)
         };
@@ -263,11 +263,11 @@ impl Sandbox {
     pub(super) async fn pause(&self, session: &Arc<Session>) -> std::result::Result<SnapshotInfo, Refusal> {
         let mut slot = session.instance.lock().await;
         if let Some(id) = session.parked() {
-            return self.store().record(&session.caller.tenant, &id).map(|r| r.info).map_err(stored);
+            return self.store().record(&session.caller.tenant, &id).await.map(|r| r.info).map_err(stored);
         }
         let (captured, files) = self.capture_locked(session, &mut slot).await?;
-        let record = self.put(session, &captured, files, Reason::Pause)?;
-        self.forget_checkpoint(session);
+        let record = self.put(session, &captured, files, Reason::Pause).await?;
+        self.forget_checkpoint(session).await;
         // The instance is dropped without `cleanup`: the session goes on after a resume.
         *slot = None;
         session.park(record.info.snapshot_id.clone(), self.retention());
@@ -303,15 +303,15 @@ impl Sandbox {
             return Ok(());
         }
         let tenant = &session.caller.tenant;
-        let record = self.store().record(tenant, &id).map_err(stored)?;
-        let (image, files) = self.store().body(&record).map_err(stored)?;
+        let record = self.store().record(tenant, &id).await.map_err(stored)?;
+        let (image, files) = self.store().body(&record).await.map_err(stored)?;
         let backend = self.backend_for(&session.resource_type)?.clone();
         let captured = Captured { image, key: record.image_key.clone() };
         let instance = self.restore_instance(&backend, session, &captured, &files).await?;
         *slot = Some(instance);
         session.unpark();
         // Pause and shutdown snapshots belong to the session: gone once it is live again.
-        let _ = self.store().delete(tenant, &id);
+        let _ = self.store().delete(tenant, &id).await;
         tracing::info!(snapshot_id = %id, "session resumed");
         Ok(())
     }
@@ -329,8 +329,8 @@ impl Sandbox {
         extras: Extras,
     ) -> std::result::Result<SessionInfo, Refusal> {
         self.snapshots_on()?;
-        let record = self.store().record(&caller.tenant, id).map_err(stored)?;
-        let (image, files) = self.store().body(&record).map_err(stored)?;
+        let record = self.store().record(&caller.tenant, id).await.map_err(stored)?;
+        let (image, files) = self.store().body(&record).await.map_err(stored)?;
         let this = self.clone();
         let caller = caller.clone();
         let work = async move {
@@ -350,13 +350,13 @@ impl Sandbox {
     }
 
     /// The stored snapshots of `tenant`, oldest first.
-    pub fn list_snapshots(&self, tenant: &str) -> Vec<SnapshotInfo> {
-        self.store().list(tenant).into_iter().map(|r| r.info).collect()
+    pub async fn list_snapshots(&self, tenant: &str) -> Vec<SnapshotInfo> {
+        self.store().list(tenant).await.into_iter().map(|r| r.info).collect()
     }
 
     /// Deletes a stored snapshot of `tenant`.
-    pub fn delete_snapshot(&self, tenant: &str, id: &str) -> std::result::Result<SnapshotInfo, Refusal> {
-        self.store().delete(tenant, id).map(|r| r.info).map_err(stored)
+    pub async fn delete_snapshot(&self, tenant: &str, id: &str) -> std::result::Result<SnapshotInfo, Refusal> {
+        self.store().delete(tenant, id).await.map(|r| r.info).map_err(stored)
     }
 
     /// On graceful shutdown: snapshots every live session (no `cleanup`), so that each comes
@@ -374,12 +374,12 @@ impl Sandbox {
             }
             let result = async {
                 let (captured, files) = self.capture_locked(&session, &mut slot).await?;
-                self.put(&session, &captured, files, Reason::Shutdown)
+                self.put(&session, &captured, files, Reason::Shutdown).await
             }
             .await;
             match result {
                 Ok(_) => {
-                    self.forget_checkpoint(&session);
+                    self.forget_checkpoint(&session).await;
                     kept += 1
                 }
                 Err(r) => {
@@ -394,12 +394,12 @@ impl Sandbox {
 
     /// At start: registers, paused, every session a previous run kept (paused, or live at its
     /// shutdown), under its own id. Each is restored on its first use.
-    pub(super) fn bring_back_sessions(&self) -> usize {
+    pub(super) async fn bring_back_sessions(&self) -> usize {
         let mut count = 0;
-        for tenant in self.store().tenants() {
+        for tenant in self.store().tenants().await {
             // Newest first: a session with two records (a checkpoint and a later shutdown
             // snapshot, when a stop was cut short) comes back from the newer.
-            for record in self.store().list(&tenant).into_iter().rev() {
+            for record in self.store().list(&tenant).await.into_iter().rev() {
                 let reason = record.info.reason.as_str();
                 if ![Reason::Pause, Reason::Shutdown, Reason::Checkpoint].iter().any(|r| r.as_str() == reason) {
                     continue;
@@ -419,7 +419,7 @@ impl Sandbox {
                     self.inner.sessions.get_or_create(&caller, rt, record.info.config.clone(), None, None, &extras);
                 if let Lookup::Existing(_) = lookup {
                     // An older record of a session already back.
-                    let _ = self.store().delete(&record.tenant, &record.info.snapshot_id);
+                    let _ = self.store().delete(&record.tenant, &record.info.snapshot_id).await;
                 } else if let Lookup::Created(fresh) = lookup {
                     let keep = if reason == "pause" {
                         self.retention()

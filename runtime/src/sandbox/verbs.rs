@@ -160,10 +160,10 @@ impl Sandbox {
                 cleanup_instance(&mut instance, timeout).await;
             }
             session.drop_scratch();
-            self.forget_checkpoint(session);
+            self.forget_checkpoint(session).await;
             if let Some(id) = session.parked() {
                 // A paused session's snapshot is its own: it ends with it.
-                let _ = self.store().delete(&session.caller.tenant, &id);
+                let _ = self.store().delete(&session.caller.tenant, &id).await;
             }
             tracing::info!("session ended");
         }

@@ -26,7 +26,7 @@ impl Sandboxes {
         let store = self.sandbox.snapshot_store().clone();
         let files_bytes = crate::sandbox::dir_size(&sbx.files.host);
         if let Some(quota) = self.sandbox.tenancy().snapshot_mb(&sbx.tenant) {
-            let used = store.bytes_of(&sbx.tenant);
+            let used = store.bytes_of(&sbx.tenant).await;
             if used + files_bytes > quota << 20 {
                 return Err(SbxError::Quota(format!(
                     "tenant '{}' stores {:.1} MiB of snapshots; this sandbox's files ({:.1} MiB) would pass its quota of {quota} MiB",
@@ -51,7 +51,7 @@ impl Sandboxes {
                 }),
                 Err(r) => {
                     for taken in &contexts {
-                        let _ = self.sandbox.delete_snapshot(&sbx.tenant, &taken.snapshot_id);
+                        let _ = self.sandbox.delete_snapshot(&sbx.tenant, &taken.snapshot_id).await;
                     }
                     return Err(refused(r));
                 }
@@ -71,10 +71,8 @@ impl Sandboxes {
             files_bytes,
             contexts,
         };
-        let (m, from) = (manifest.clone(), sbx.files.host.clone());
-        let stored = tokio::task::spawn_blocking(move || store.put_sandbox(&m, &from)).await;
-        if let Err(why) = stored.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string())) {
-            self.delete_sandbox_snapshot(&sbx.tenant, &manifest.id);
+        if let Err(why) = store.put_sandbox(&manifest, &sbx.files.host).await {
+            self.delete_sandbox_snapshot(&sbx.tenant, &manifest.id).await;
             return Err(SbxError::Io(format!("cannot store the sandbox's files: {why}")));
         }
         tracing::info!(tenant = %sbx.tenant, sandbox_id = %sbx.id, snapshot_id = %manifest.id, "sandbox snapshotted");
@@ -83,31 +81,37 @@ impl Sandboxes {
 
     /// The tenant's sandbox snapshots, oldest first: of one source sandbox, or with one name
     /// (or id), when asked.
-    pub fn sandbox_snapshots(&self, tenant: &str, source: Option<&str>, name: Option<&str>) -> Vec<SandboxManifest> {
+    pub async fn sandbox_snapshots(
+        &self,
+        tenant: &str,
+        source: Option<&str>,
+        name: Option<&str>,
+    ) -> Vec<SandboxManifest> {
         let named = |m: &SandboxManifest, n: &str| m.id == n || m.names.iter().any(|x| x == n);
         self.sandbox
             .snapshot_store()
             .sandboxes(tenant)
+            .await
             .into_iter()
             .filter(|m| source.is_none_or(|s| m.source == s) && name.is_none_or(|n| named(m, n)))
             .collect()
     }
 
     /// The tenant's sandbox snapshot with this id, or the newest with this name.
-    pub fn find_sandbox_snapshot(&self, tenant: &str, id_or_name: &str) -> Option<SandboxManifest> {
-        self.sandbox_snapshots(tenant, None, Some(id_or_name)).pop()
+    pub async fn find_sandbox_snapshot(&self, tenant: &str, id_or_name: &str) -> Option<SandboxManifest> {
+        self.sandbox_snapshots(tenant, None, Some(id_or_name)).await.pop()
     }
 
     /// Deletes a sandbox snapshot and its sessions' snapshots; false when there is none.
-    pub fn delete_sandbox_snapshot(&self, tenant: &str, id: &str) -> bool {
+    pub async fn delete_sandbox_snapshot(&self, tenant: &str, id: &str) -> bool {
         let store = self.sandbox.snapshot_store();
-        let Some(manifest) = store.sandboxes(tenant).into_iter().find(|m| m.id == id) else {
+        let Some(manifest) = store.sandboxes(tenant).await.into_iter().find(|m| m.id == id) else {
             return false;
         };
         for ctx in &manifest.contexts {
-            let _ = self.sandbox.delete_snapshot(tenant, &ctx.snapshot_id);
+            let _ = self.sandbox.delete_snapshot(tenant, &ctx.snapshot_id).await;
         }
-        store.delete_sandbox(tenant, id).is_ok()
+        store.delete_sandbox(tenant, id).await.is_ok()
     }
 
     /// A new sandbox from a snapshot: its files, packages and contexts (same ids, each
@@ -138,11 +142,10 @@ impl Sandboxes {
 
     async fn fill_from_snapshot(&self, sbx: &Arc<Sbx>, manifest: &SandboxManifest) -> Result<(), SbxError> {
         *sbx.packages() = manifest.packages.clone();
-        let from = self.sandbox.snapshot_store().sandbox_files(&manifest.tenant, &manifest.id);
-        let to = sbx.files.host.clone();
-        tokio::task::spawn_blocking(move || crate::sandbox::snapstore::copy_tree(&from, &to))
+        self.sandbox
+            .snapshot_store()
+            .fetch_sandbox_files(&manifest.tenant, &manifest.id, &sbx.files.host)
             .await
-            .map_err(|e| SbxError::Io(e.to_string()))?
             .map_err(|e| SbxError::Io(format!("cannot copy the snapshot's files: {e}")))?;
         for ctx in &manifest.contexts {
             let language = Language::parse(Some(&ctx.language))?;

@@ -102,7 +102,7 @@ async fn pause_frees_the_instance_and_the_next_call_resumes() {
     assert_eq!(py(&sb, &w, "y").await["result"], "'kept'");
     assert_eq!(sb.list_sessions(&w)[0].status, "active");
     assert!(
-        sb.list_snapshots("default").iter().all(|s| s.snapshot_id != snap.snapshot_id),
+        sb.list_snapshots("default").await.iter().all(|s| s.snapshot_id != snap.snapshot_id),
         "a pause snapshot goes with the resume"
     );
 }
@@ -124,7 +124,10 @@ async fn snapshots_restore_and_refuse_what_they_must() {
     assert_eq!(ok(exec(&sb, &other, "kv:get", json!({"key": "k"})).await)["value"], "v");
     let stranger = Caller::of_tenant("someone-else", "w");
     assert_eq!(sb.restore_snapshot(&stranger, &snap.snapshot_id).await.unwrap_err().code, codes::SNAPSHOT_NOT_FOUND);
-    assert_eq!(sb.delete_snapshot("someone-else", &snap.snapshot_id).unwrap_err().code, codes::SNAPSHOT_NOT_FOUND);
+    assert_eq!(
+        sb.delete_snapshot("someone-else", &snap.snapshot_id).await.unwrap_err().code,
+        codes::SNAPSHOT_NOT_FOUND
+    );
     // Corrupt the stored content: refused, nothing restored.
     let blobs = store.path().join("tenants").join("default").join("blobs");
     for entry in std::fs::read_dir(&blobs).unwrap() {
@@ -138,7 +141,7 @@ async fn snapshots_restore_and_refuse_what_they_must() {
     let err = sb.restore_snapshot(&third, &snap.snapshot_id).await.unwrap_err();
     assert_eq!(err.code, codes::SNAPSHOT_INVALID, "{err:?}");
     assert!(sb.list_sessions(&third).is_empty());
-    sb.delete_snapshot("default", &snap.snapshot_id).unwrap();
+    sb.delete_snapshot("default", &snap.snapshot_id).await.unwrap();
 }
 
 /// A fork asked for while a call runs waits for the call: the copies see its result, never a

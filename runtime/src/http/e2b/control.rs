@@ -94,7 +94,7 @@ async fn create(
         home: HOME.into(),
     };
     // A template that names one of the tenant's sandbox snapshots starts from it.
-    let sbx = match app.sandboxes.find_sandbox_snapshot(&tenant, &spec.template) {
+    let sbx = match app.sandboxes.find_sandbox_snapshot(&tenant, &spec.template).await {
         Some(snapshot) => app.sandboxes.create_from_snapshot(&tenant, &snapshot, spec).await?,
         None => app.sandboxes.create(&tenant, spec)?,
     };
@@ -310,16 +310,16 @@ async fn snapshots(
 ) -> Result<axum::Json<Vec<Value>>, E2bError> {
     let tenant = who.sandbox_owner()?;
     let Query(q) = query?;
-    let all = app.sandboxes.sandbox_snapshots(&tenant, q.sandbox_id.as_deref(), q.name.as_deref());
+    let all = app.sandboxes.sandbox_snapshots(&tenant, q.sandbox_id.as_deref(), q.name.as_deref()).await;
     Ok(axum::Json(all.iter().map(|m| json!({"snapshotID": m.id, "names": m.names})).collect()))
 }
 
 /// Deletes a snapshot (E2B deletes snapshots as templates): 204, or 404.
 async fn delete_snapshot(State(app): State<App>, who: Who, Path(id): Path<String>) -> Result<StatusCode, E2bError> {
     let tenant = who.sandbox_owner()?;
-    let found = app.sandboxes.find_sandbox_snapshot(&tenant, &id).map(|m| m.id);
+    let found = app.sandboxes.find_sandbox_snapshot(&tenant, &id).await.map(|m| m.id);
     match found {
-        Some(id) if app.sandboxes.delete_sandbox_snapshot(&tenant, &id) => Ok(StatusCode::NO_CONTENT),
+        Some(id) if app.sandboxes.delete_sandbox_snapshot(&tenant, &id).await => Ok(StatusCode::NO_CONTENT),
         _ => Err(E2bError::new(StatusCode::NOT_FOUND, format!("snapshot '{id}' not found"))),
     }
 }

@@ -1,0 +1,356 @@
+//! The snapshot store: records and content-addressed blobs behind one object-store
+//! interface (the `object_store` crate), so that the same code keeps them in a local
+//! directory (the default: the cache directory's `snapshots/`, or `server.snapshots.dir`, e.g.
+//! a volume several servers share) or in an S3-compatible bucket (`server.snapshots.url`).
+//!
+//! - `tenants/<tenant>/blobs/<xxh3-128>`: a snapshot's content ([`blob`]), named by the hash
+//!   of its bytes: the same state is stored once per tenant, and content whose bytes do not
+//!   hash to its name is refused.
+//! - `tenants/<tenant>/<snapshot id>.json`: the record (a [`SnapshotInfo`] plus the tenant,
+//!   the warm image's key and the blob's name).
+//! - `tenants/<tenant>/sandboxes/<id>/`: a sandbox snapshot's `manifest.json` and `files/`.
+//!
+//! A tenant's records and blobs live under its own prefix, so no lookup ever reaches another
+//! tenant's. Every object is written whole (a local store writes a temporary file and renames
+//! it; S3's PUT is atomic), so a crash leaves either the old state or the new, never half.
+
+pub mod blob;
+pub mod files;
+mod https;
+mod open;
+
+pub use blob::encode;
+pub use files::{copy_tree, read_files, write_files};
+
+use crate::engine::snapshot::StateImage;
+use bytes::Bytes;
+use cella_protocol::SnapshotInfo;
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path as Key;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::sync::Arc;
+
+/// A session's scratch files: (path relative to its directory, contents).
+pub type Files = Vec<(String, Vec<u8>)>;
+
+/// How many objects a listing reads at once.
+const READ_AHEAD: usize = 16;
+
+/// A sandbox's snapshot (E2B's template snapshots): what makes a new sandbox like it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SandboxManifest {
+    /// `sbxsnap_<16 hex>`.
+    pub id: String,
+    /// The names it was given (E2B's `name`), else its id.
+    pub names: Vec<String>,
+    /// The owner.
+    pub tenant: String,
+    /// The sandbox it was taken from.
+    pub source: String,
+    /// When (RFC 3339).
+    pub created_at: String,
+    /// The source's template, metadata, environment, home and installed packages.
+    pub template: String,
+    /// The source's labels.
+    pub metadata: std::collections::BTreeMap<String, String>,
+    /// The source's environment variables.
+    pub env: std::collections::BTreeMap<String, String>,
+    /// Where code saw the files.
+    pub home: String,
+    /// Packages installed into its Python contexts.
+    pub packages: Vec<String>,
+    /// Bytes of its files.
+    pub files_bytes: u64,
+    /// Its code contexts, each with the snapshot of its session.
+    pub contexts: Vec<ContextManifest>,
+}
+
+/// A code context in a sandbox snapshot.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContextManifest {
+    /// The context's id (kept by sandboxes made from the snapshot).
+    pub id: String,
+    /// `python` or `javascript`.
+    pub language: String,
+    /// Its working directory.
+    pub cwd: String,
+    /// Whether it was its language's default context.
+    pub default: bool,
+    /// The snapshot of its session (reason `sandbox`).
+    pub snapshot_id: String,
+}
+
+/// A stored record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Record {
+    /// What the API shows.
+    #[serde(flatten)]
+    pub info: SnapshotInfo,
+    /// The owner.
+    pub tenant: String,
+    /// The warm image the state restores into.
+    pub image_key: String,
+    /// The blob's name (xxh3-128 of its bytes, hex).
+    pub content: String,
+    /// The session asked to be paused instead of ended at its TTL (`on_timeout: "pause"`);
+    /// it still does when it comes back after a restart.
+    #[serde(default)]
+    pub pause_on_timeout: bool,
+}
+
+/// Why the store refused.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No such snapshot for this tenant.
+    #[error("no snapshot '{0}'")]
+    NotFound(String),
+    /// The content does not match its checksum, or does not decode.
+    #[error("snapshot '{0}' is corrupted: {1}")]
+    Corrupted(String, String),
+    /// The store failed (the disk, the network, the bucket).
+    #[error("the snapshot store failed: {0}")]
+    Io(String),
+}
+
+fn io(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Io(e.to_string())
+}
+
+/// The snapshot store.
+#[derive(Clone)]
+pub struct SnapshotStore {
+    objects: Arc<dyn ObjectStore>,
+    place: String,
+}
+
+impl std::fmt::Debug for SnapshotStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotStore").field("place", &self.place).finish()
+    }
+}
+
+/// A tenant's prefix: tenant names are config keys ([A-Za-z0-9_-]); anything else is encoded.
+fn tenant_part(tenant: &str) -> String {
+    tenant.chars().map(|c| if crate::config::is_name_char(c) { c } else { '_' }).collect()
+}
+
+/// An id the store accepts in a key (`snap_…`, `sbxsnap_…`).
+fn plain_id(id: &str) -> bool {
+    !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn key<'a>(parts: impl IntoIterator<Item = &'a str>) -> Key {
+    Key::from_iter(parts)
+}
+
+impl SnapshotStore {
+    /// A store in the local directory `dir` (created if missing).
+    pub fn local(dir: &Path) -> Result<SnapshotStore, StoreError> {
+        Ok(SnapshotStore { objects: open::local(dir)?, place: dir.display().to_string() })
+    }
+
+    /// The store a configuration names: `server.snapshots.url`, else `server.snapshots.dir`,
+    /// else the cache directory's `snapshots/`.
+    pub fn of(config: &crate::Config) -> Result<SnapshotStore, StoreError> {
+        let snap = &config.server.snapshots;
+        if let Some(url) = &snap.url {
+            return Ok(SnapshotStore { objects: open::from_url(url, &snap.options)?, place: url.clone() });
+        }
+        SnapshotStore::local(&match &snap.dir {
+            Some(dir) => config.resolve(dir),
+            None => {
+                crate::engine::cache::ComponentCache::new(config.server.cache_dir.as_ref().map(|d| config.resolve(d)))
+                    .dir()
+                    .join("snapshots")
+            }
+        })
+    }
+
+    /// Where the store is: its directory, or its URL.
+    pub fn place(&self) -> &str {
+        &self.place
+    }
+
+    fn record_key(tenant: &str, id: &str) -> Key {
+        key(["tenants", &tenant_part(tenant), &format!("{id}.json")])
+    }
+
+    fn blob_key(tenant: &str, content: &str) -> Key {
+        key(["tenants", &tenant_part(tenant), "blobs", content])
+    }
+
+    fn sandbox_key(tenant: &str, id: &str) -> Key {
+        key(["tenants", &tenant_part(tenant), "sandboxes", id])
+    }
+
+    async fn read(&self, at: &Key) -> Result<Option<Bytes>, StoreError> {
+        match self.objects.get(at).await {
+            Ok(got) => got.bytes().await.map(Some).map_err(io),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    async fn write(&self, at: &Key, bytes: impl Into<PutPayload>) -> Result<(), StoreError> {
+        self.objects.put(at, bytes.into()).await.map(|_| ()).map_err(io)
+    }
+
+    async fn remove(&self, at: &Key) -> Result<(), StoreError> {
+        match self.objects.delete(at).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    /// The JSON objects `names` (read side by side), those that parse.
+    async fn read_all<T: serde::de::DeserializeOwned>(&self, names: Vec<Key>) -> Vec<T> {
+        futures::stream::iter(names)
+            .map(|at| async move { self.read(&at).await.ok().flatten() })
+            .buffer_unordered(READ_AHEAD)
+            .filter_map(|bytes| async move { serde_json::from_slice(&bytes?).ok() })
+            .collect()
+            .await
+    }
+
+    /// Stores a blob (once per content) and its record.
+    pub async fn put(&self, record: &Record, packed: Vec<u8>) -> Result<(), StoreError> {
+        let blob = Self::blob_key(&record.tenant, &record.content);
+        if let Err(object_store::Error::NotFound { .. }) = self.objects.head(&blob).await {
+            self.write(&blob, Bytes::from(packed)).await?;
+        }
+        let json = serde_json::to_vec_pretty(record).map_err(io)?;
+        self.write(&Self::record_key(&record.tenant, &record.info.snapshot_id), json).await
+    }
+
+    /// The record of `id`, if `tenant` owns one.
+    pub async fn record(&self, tenant: &str, id: &str) -> Result<Record, StoreError> {
+        if !plain_id(id) {
+            return Err(StoreError::NotFound(id.to_string()));
+        }
+        let text =
+            self.read(&Self::record_key(tenant, id)).await?.ok_or_else(|| StoreError::NotFound(id.to_string()))?;
+        serde_json::from_slice(&text).map_err(|e| StoreError::Corrupted(id.to_string(), format!("record: {e}")))
+    }
+
+    /// The content of a record, checked against its checksum: the instance state and the
+    /// session's files.
+    pub async fn body(&self, record: &Record) -> Result<(StateImage, Files), StoreError> {
+        let id = &record.info.snapshot_id;
+        let packed = self
+            .read(&Self::blob_key(&record.tenant, &record.content))
+            .await?
+            .ok_or_else(|| StoreError::Corrupted(id.clone(), "its content is missing from the store".into()))?;
+        blob::decode(id, &record.content, &packed)
+    }
+
+    /// Every record of `tenant`, oldest first.
+    pub async fn list(&self, tenant: &str) -> Vec<Record> {
+        let prefix = key(["tenants", &tenant_part(tenant)]);
+        let Ok(listed) = self.objects.list_with_delimiter(Some(&prefix)).await else { return Vec::new() };
+        let names = listed.objects.into_iter().map(|o| o.location).filter(|l| l.extension() == Some("json")).collect();
+        let mut out: Vec<Record> = self.read_all(names).await;
+        out.sort_by(|a, b| a.info.created_at.cmp(&b.info.created_at));
+        out
+    }
+
+    /// Every tenant with records.
+    pub async fn tenants(&self) -> Vec<String> {
+        let Ok(listed) = self.objects.list_with_delimiter(Some(&key(["tenants"]))).await else { return Vec::new() };
+        listed.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_string)).collect()
+    }
+
+    /// Deletes a record, and its blob when no other record of the tenant uses it.
+    pub async fn delete(&self, tenant: &str, id: &str) -> Result<Record, StoreError> {
+        let record = self.record(tenant, id).await?;
+        self.remove(&Self::record_key(tenant, id)).await?;
+        if !self.list(tenant).await.iter().any(|r| r.content == record.content) {
+            let _ = self.remove(&Self::blob_key(tenant, &record.content)).await;
+        }
+        Ok(record)
+    }
+
+    /// Bytes `tenant`'s snapshots hold (each blob counted once, and sandbox snapshots' files).
+    pub async fn bytes_of(&self, tenant: &str) -> u64 {
+        let mut seen = std::collections::HashSet::new();
+        let records = self.list(tenant).await;
+        let sessions: u64 =
+            records.into_iter().filter(|r| seen.insert(r.content.clone())).map(|r| r.info.stored_bytes).sum();
+        sessions + self.sandboxes(tenant).await.iter().map(|m| m.files_bytes).sum::<u64>()
+    }
+
+    /// Copies `files` (a sandbox's directory) into the store, then writes `manifest`: a
+    /// snapshot whose manifest is missing was cut short and is not listed. (Folders are
+    /// kept only as the paths of the files in them: an empty folder is not.)
+    pub async fn put_sandbox(&self, manifest: &SandboxManifest, files: &Path) -> Result<(), StoreError> {
+        let at = Self::sandbox_key(&manifest.tenant, &manifest.id);
+        let dir = files.to_path_buf();
+        let walked = tokio::task::spawn_blocking(move || {
+            walkdir::WalkDir::new(&dir)
+                .into_iter()
+                .filter_map(Result::ok)
+                .filter(|e| e.file_type().is_file())
+                .filter_map(|e| Some((e.path().to_path_buf(), e.path().strip_prefix(&dir).ok()?.to_str()?.to_string())))
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(io)?;
+        for (path, rel) in walked {
+            let bytes = tokio::fs::read(&path).await.map_err(io)?;
+            let to = rel.split('/').fold(at.clone().join("files"), |k, part| k.join(part));
+            self.write(&to, bytes).await?;
+        }
+        let json = serde_json::to_vec_pretty(manifest).map_err(io)?;
+        self.write(&at.clone().join("manifest.json"), json).await
+    }
+
+    /// Writes a sandbox snapshot's files under `to`.
+    pub async fn fetch_sandbox_files(&self, tenant: &str, id: &str, to: &Path) -> Result<(), StoreError> {
+        let prefix = Self::sandbox_key(tenant, id).clone().join("files");
+        let listed: Vec<_> = self.objects.list(Some(&prefix)).try_collect().await.map_err(io)?;
+        for meta in listed {
+            let Some(parts) = meta.location.prefix_match(&prefix) else { continue };
+            let rel = parts
+                .map(|p| percent_encoding::percent_decode_str(p.as_ref()).decode_utf8_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join("/");
+            let Some(bytes) = self.read(&meta.location).await? else { continue };
+            let (to, file) = (to.to_path_buf(), vec![(rel, bytes.to_vec())]);
+            tokio::task::spawn_blocking(move || write_files(&to, &file)).await.map_err(io)?.map_err(io)?;
+        }
+        Ok(())
+    }
+
+    /// Every sandbox snapshot of `tenant`, oldest first.
+    pub async fn sandboxes(&self, tenant: &str) -> Vec<SandboxManifest> {
+        let prefix = key(["tenants", &tenant_part(tenant), "sandboxes"]);
+        let Ok(listed) = self.objects.list_with_delimiter(Some(&prefix)).await else { return Vec::new() };
+        let names = listed.common_prefixes.iter().map(|p| p.clone().join("manifest.json")).collect();
+        let mut out: Vec<SandboxManifest> = self.read_all(names).await;
+        out.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+        out
+    }
+
+    /// Removes a sandbox snapshot's manifest and files (its sessions' records are the
+    /// caller's to delete).
+    pub async fn delete_sandbox(&self, tenant: &str, id: &str) -> Result<(), StoreError> {
+        if !plain_id(id) {
+            return Err(StoreError::NotFound(id.to_string()));
+        }
+        let at = Self::sandbox_key(tenant, id);
+        let listed: Vec<_> = self.objects.list(Some(&at)).try_collect().await.map_err(io)?;
+        if listed.is_empty() {
+            return Err(StoreError::NotFound(id.to_string()));
+        }
+        // The manifest first: a snapshot cut short here is no longer listed.
+        self.remove(&at.clone().join("manifest.json")).await?;
+        for meta in listed {
+            self.remove(&meta.location).await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

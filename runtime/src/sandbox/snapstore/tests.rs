@@ -1,0 +1,97 @@
+//! The store on a local directory: what it writes is what it reads back, per tenant.
+
+use super::*;
+use crate::engine::snapshot::{Captured, GlobalValue, MemoryImage};
+
+fn record(id: &str, tenant: &str, content: String, stored_bytes: u64) -> Record {
+    let info = SnapshotInfo {
+        snapshot_id: id.into(),
+        reason: "snapshot".into(),
+        worker_id: "w".into(),
+        resource_type: "kv".into(),
+        session_id: "s".into(),
+        session_name: String::new(),
+        created_at: id.into(),
+        stored_bytes,
+        changed_bytes: 0,
+        memory_bytes: 0,
+        files: 0,
+        ttl_remaining_s: 0.0,
+        config: serde_json::Value::Null,
+        data: serde_json::Value::Null,
+    };
+    Record { info, tenant: tenant.into(), image_key: "k".into(), content, pause_on_timeout: false }
+}
+
+fn packed() -> (Vec<u8>, String, StateImage) {
+    let image = StateImage {
+        preopens: 0,
+        memories: vec![MemoryImage { bytes: 65536, runs: vec![(0, 1)], data: vec![9; 4096] }],
+        globals: vec![GlobalValue::I64(5)],
+    };
+    let (packed, content) = encode(&Captured { image: image.clone(), key: "k".into() }, Vec::new()).unwrap();
+    (packed, content, image)
+}
+
+#[tokio::test]
+async fn records_and_blobs_round_trip_per_tenant_and_a_shared_blob_outlives_one_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SnapshotStore::local(dir.path()).unwrap();
+    let (bytes, content, image) = packed();
+    let size = bytes.len() as u64;
+    store.put(&record("snap_a", "t1", content.clone(), size), bytes.clone()).await.unwrap();
+    store.put(&record("snap_b", "t1", content.clone(), size), bytes).await.unwrap();
+
+    let listed: Vec<String> = store.list("t1").await.into_iter().map(|r| r.info.snapshot_id).collect();
+    assert_eq!(listed, ["snap_a", "snap_b"]);
+    assert_eq!(store.tenants().await, ["t1"]);
+    assert_eq!(store.bytes_of("t1").await, size, "one blob, counted once");
+    let (back, _) = store.body(&store.record("t1", "snap_a").await.unwrap()).await.unwrap();
+    assert_eq!(back, image);
+
+    // Another tenant sees none of it.
+    assert!(store.list("t2").await.is_empty());
+    assert!(matches!(store.record("t2", "snap_a").await, Err(StoreError::NotFound(_))));
+    assert!(matches!(store.record("t1", "../t2/snap_a").await, Err(StoreError::NotFound(_))));
+
+    // The blob stays while a record uses it.
+    store.delete("t1", "snap_a").await.unwrap();
+    let b = store.record("t1", "snap_b").await.unwrap();
+    assert!(store.body(&b).await.is_ok());
+    store.delete("t1", "snap_b").await.unwrap();
+    assert!(matches!(store.body(&b).await, Err(StoreError::Corrupted(..))), "the blob went with its last record");
+    assert!(store.list("t1").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_sandbox_snapshot_keeps_its_files_and_goes_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SnapshotStore::local(&dir.path().join("store")).unwrap();
+    let files = dir.path().join("files");
+    write_files(&files, &[("a.txt".into(), b"A".to_vec()), ("sub/odd name%#.txt".into(), b"B".to_vec())]).unwrap();
+    let manifest = SandboxManifest {
+        id: "sbxsnap_1".into(),
+        names: vec!["n".into()],
+        tenant: "t".into(),
+        source: "s".into(),
+        created_at: "now".into(),
+        template: "base".into(),
+        metadata: Default::default(),
+        env: Default::default(),
+        home: "/home/user".into(),
+        packages: Vec::new(),
+        files_bytes: 2,
+        contexts: Vec::new(),
+    };
+    store.put_sandbox(&manifest, &files).await.unwrap();
+    assert_eq!(store.sandboxes("t").await.len(), 1);
+    assert!(store.sandboxes("other").await.is_empty());
+    let to = dir.path().join("copy");
+    store.fetch_sandbox_files("t", "sbxsnap_1", &to).await.unwrap();
+    let mut back = read_files(&to);
+    back.sort();
+    assert_eq!(back, vec![("a.txt".to_string(), b"A".to_vec()), ("sub/odd name%#.txt".to_string(), b"B".to_vec())]);
+    store.delete_sandbox("t", "sbxsnap_1").await.unwrap();
+    assert!(store.sandboxes("t").await.is_empty());
+    assert!(matches!(store.delete_sandbox("t", "sbxsnap_1").await, Err(StoreError::NotFound(_))));
+}

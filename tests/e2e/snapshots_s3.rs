@@ -1,0 +1,168 @@
+//! The snapshot store in an S3 bucket (`server.snapshots.url`): a real S3 server (s3s-fs, on
+//! 127.0.0.1 with signed requests) holds the snapshots of two Cella servers, which restore
+//! each other's; sessions outlive a graceful restart through it; a corrupted blob in the
+//! bucket is refused; a sandbox snapshot's files go in and come back.
+
+use cella_e2e::code_server;
+use cella_runtime::sandbox::snapstore::{SandboxManifest, SnapshotStore};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+
+const BUCKET: &str = "cella-snaps";
+const KEY_ID: &str = "cella-test";
+const SECRET: &str = "cella-test-secret";
+
+/// An S3 server on a random port of 127.0.0.1, its objects as files under `root`.
+struct S3 {
+    endpoint: String,
+    root: tempfile::TempDir,
+}
+
+async fn s3_server() -> S3 {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir(root.path().join(BUCKET)).unwrap();
+    let mut builder = s3s::service::S3ServiceBuilder::new(s3s_fs::FileSystem::new(root.path()).unwrap());
+    builder.set_auth(s3s::auth::SimpleAuth::from_single(KEY_ID, SECRET));
+    let service = builder.build();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let service = service.clone();
+            tokio::spawn(async move {
+                let io = hyper_util::rt::TokioIo::new(socket);
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+            });
+        }
+    });
+    S3 { endpoint, root }
+}
+
+impl S3 {
+    fn snapshots(&self) -> Value {
+        json!({
+            "url": format!("s3://{BUCKET}/pool-a"),
+            "keep_on_shutdown": true,
+            "options": {
+                "aws_endpoint": self.endpoint,
+                "aws_allow_http": "true",
+                "aws_region": "us-east-1",
+                "aws_access_key_id": KEY_ID,
+                "aws_secret_access_key": SECRET,
+            }
+        })
+    }
+
+    /// The bucket's files under `pool-a/` whose folder is `folder`.
+    fn files_in(&self, folder: &str) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let mut stack = vec![self.root.path().join(BUCKET).join("pool-a")];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if dir.file_name().is_some_and(|n| n == folder) {
+                    out.push(path);
+                }
+            }
+        }
+        out
+    }
+}
+
+fn worker(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Two servers share a bucket: one's snapshot restores on the other; a graceful restart keeps
+/// live sessions in the bucket; a corrupted blob is refused with 7011.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_sharing_a_bucket_restore_each_others_snapshots_and_keep_sessions_over_a_restart() {
+    let s3 = s3_server().await;
+    let patch = json!({"server": {"snapshots": s3.snapshots()}});
+    let a = code_server(patch.clone()).await;
+    let b = code_server(patch.clone()).await;
+
+    let w = worker("s3-a");
+    for rt in ["kv", "python"] {
+        let (status, body) = a.post("/api/v1/session/create", json!({"worker_id": w, "resource_type": rt})).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    a.execute(&w, "kv:set", json!({"key": "k", "value": "in the bucket"})).await;
+    a.execute(&w, "python:run", json!({"code": "x = 41\nopen('f.txt', 'w').write('a file')"})).await;
+    let (status, body) = a.post("/api/v1/session/snapshot", json!({"worker_id": w, "resource_type": "python"})).await;
+    assert_eq!(status, 200, "{body}");
+    let id = body["data"]["snapshot_id"].as_str().unwrap().to_string();
+    let records = s3.files_in("default");
+    assert!(records.iter().any(|p| p.ends_with(format!("{id}.json"))), "the record is in the bucket: {records:?}");
+    assert_eq!(s3.files_in("blobs").len(), 1, "its content too");
+
+    // The other server restores it: variables and files as they were.
+    let wb = worker("s3-b");
+    let (status, body) = b.post(&format!("/api/v1/snapshots/{id}/restore"), json!({"worker_id": wb})).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, got) = b.execute(&wb, "python:run", json!({"code": "(x + 1, open('f.txt').read())"})).await;
+    assert_eq!(got["data"]["result"], "(42, 'a file')", "{got}");
+    let (_, listed) = b.get("/api/v1/snapshots").await;
+    assert_eq!(listed["data"]["snapshots"].as_array().map(Vec::len), Some(1), "{listed}");
+
+    // A graceful stop keeps a's live sessions in the bucket; the next start brings them back.
+    let (status, body) = a.post("/api/v1/server/shutdown", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["sessions_cleaned"], 2, "{body}");
+    a.wait().await.expect("the server stops");
+    let a = code_server(patch).await;
+    let (_, got) = a.execute(&w, "kv:get", json!({"key": "k"})).await;
+    assert_eq!(got["data"]["value"], "in the bucket", "{got}");
+    let (_, got) = a.execute(&w, "python:run", json!({"code": "x"})).await;
+    assert_eq!(got["data"]["result"], "41", "{got}");
+
+    // Every blob in the bucket corrupted: the restore is refused and makes no session.
+    for path in s3.files_in("blobs") {
+        let mut bytes = std::fs::read(&path).unwrap();
+        let n = bytes.len() - 1;
+        bytes[n] ^= 0xff;
+        std::fs::write(&path, bytes).unwrap();
+    }
+    let wc = worker("s3-c");
+    let (status, body) = b.post(&format!("/api/v1/snapshots/{id}/restore"), json!({"worker_id": wc})).await;
+    assert_eq!((status, body["code"].as_i64()), (409, Some(7011)), "{body}");
+    let r = b.client.delete(format!("{}/api/v1/snapshots/{id}", b.base)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(s3.files_in("blobs").is_empty(), "the blob went with its last record");
+}
+
+/// A sandbox snapshot's files (E2B's template snapshots) go into the bucket and come back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sandbox_snapshots_files_round_trip_through_the_bucket() {
+    let s3 = s3_server().await;
+    let mut config = cella_e2e::base_config();
+    config["server"]["snapshots"] = s3.snapshots();
+    let config = cella_runtime::Config::from_json(&config.to_string(), &cella_e2e::repo_root()).unwrap();
+    let store = SnapshotStore::of(&config).unwrap();
+    assert_eq!(store.place(), format!("s3://{BUCKET}/pool-a"));
+    let dir = tempfile::tempdir().unwrap();
+    let files = dir.path().join("files");
+    std::fs::create_dir_all(files.join("sub")).unwrap();
+    std::fs::write(files.join("a.txt"), "A").unwrap();
+    std::fs::write(files.join("sub").join("b c.txt"), "B").unwrap();
+    let manifest: SandboxManifest = serde_json::from_value(json!({
+        "id": "sbxsnap_0123456789abcdef", "names": ["n"], "tenant": "t", "source": "sbx", "created_at": "now",
+        "template": "base", "metadata": {}, "env": {}, "home": "/home/user", "packages": [], "files_bytes": 2,
+        "contexts": []
+    }))
+    .unwrap();
+    store.put_sandbox(&manifest, &files).await.unwrap();
+    assert_eq!(store.sandboxes("t").await.len(), 1);
+    let back = dir.path().join("back");
+    store.fetch_sandbox_files("t", &manifest.id, &back).await.unwrap();
+    assert_eq!(read(&back.join("a.txt")), "A");
+    assert_eq!(read(&back.join("sub").join("b c.txt")), "B");
+    store.delete_sandbox("t", &manifest.id).await.unwrap();
+    assert!(store.sandboxes("t").await.is_empty());
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap()
+}
