@@ -166,3 +166,31 @@ async fn a_sandbox_snapshots_files_round_trip_through_the_bucket() {
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap()
 }
+
+/// A bucket that does not answer: the server starts, a snapshot or a pause fails within
+/// seconds with a clear error (5005, naming the store), and the session goes on untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_that_does_not_answer_fails_the_snapshot_and_the_session_goes_on() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let snapshots = json!({
+        "url": format!("s3://{BUCKET}/x"),
+        "options": {"aws_endpoint": format!("http://127.0.0.1:{closed}"), "aws_allow_http": "true",
+                    "aws_access_key_id": KEY_ID, "aws_secret_access_key": SECRET}
+    });
+    let s = cella_e2e::Server::start(json!({"server": {"snapshots": snapshots}})).await;
+    let w = worker("s3-dead");
+    let (status, body) = s.post("/api/v1/session/create", json!({"worker_id": w, "resource_type": "kv"})).await;
+    assert_eq!(status, 200, "{body}");
+    s.execute(&w, "kv:set", json!({"key": "k", "value": "kept"})).await;
+    for verb in ["snapshot", "pause"] {
+        let started = std::time::Instant::now();
+        let (status, body) =
+            s.post(&format!("/api/v1/session/{verb}"), json!({"worker_id": w, "resource_type": "kv"})).await;
+        assert_eq!(body["code"], 5005, "{verb}: {body}");
+        assert!(status >= 500, "{verb}: {status}");
+        assert!(body["message"].as_str().unwrap().contains("snapshot store"), "{verb}: {body}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "{verb} gave up in {:?}", started.elapsed());
+    }
+    let (_, got) = s.execute(&w, "kv:get", json!({"key": "k"})).await;
+    assert_eq!(got["data"]["value"], "kept", "the session is live and whole: {got}");
+}

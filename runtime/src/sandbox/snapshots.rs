@@ -54,7 +54,7 @@ fn stored(e: StoreError) -> Refusal {
             format!("snapshot '{id}' is corrupted: {why}"),
             json!({"snapshot_id": id}),
         ),
-        StoreError::Io(why) => Refusal::new(codes::UNEXPECTED_ERROR, why, Value::Null),
+        e @ StoreError::Io(_) => Refusal::new(codes::UNEXPECTED_ERROR, e.to_string(), Value::Null),
     }
 }
 

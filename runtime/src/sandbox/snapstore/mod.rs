@@ -204,6 +204,18 @@ impl SnapshotStore {
         }
     }
 
+    /// One level of the store under `prefix`; a store that fails is logged and lists nothing.
+    async fn listing(&self, prefix: &Key) -> Option<object_store::ListResult> {
+        match self.objects.list_with_delimiter(Some(prefix)).await {
+            Ok(listed) => Some(listed),
+            Err(object_store::Error::NotFound { .. }) => None,
+            Err(e) => {
+                tracing::warn!(store = %self.place, prefix = %prefix, error = %e, "cannot list the snapshot store");
+                None
+            }
+        }
+    }
+
     /// The JSON objects `names` (read side by side), those that parse.
     async fn read_all<T: serde::de::DeserializeOwned>(&self, names: Vec<Key>) -> Vec<T> {
         futures::stream::iter(names)
@@ -217,8 +229,10 @@ impl SnapshotStore {
     /// Stores a blob (once per content) and its record.
     pub async fn put(&self, record: &Record, packed: Vec<u8>) -> Result<(), StoreError> {
         let blob = Self::blob_key(&record.tenant, &record.content);
-        if let Err(object_store::Error::NotFound { .. }) = self.objects.head(&blob).await {
-            self.write(&blob, Bytes::from(packed)).await?;
+        match self.objects.head(&blob).await {
+            Ok(_) => {}
+            Err(object_store::Error::NotFound { .. }) => self.write(&blob, Bytes::from(packed)).await?,
+            Err(e) => return Err(io(e)),
         }
         let json = serde_json::to_vec_pretty(record).map_err(io)?;
         self.write(&Self::record_key(&record.tenant, &record.info.snapshot_id), json).await
@@ -248,7 +262,7 @@ impl SnapshotStore {
     /// Every record of `tenant`, oldest first.
     pub async fn list(&self, tenant: &str) -> Vec<Record> {
         let prefix = key(["tenants", &tenant_part(tenant)]);
-        let Ok(listed) = self.objects.list_with_delimiter(Some(&prefix)).await else { return Vec::new() };
+        let Some(listed) = self.listing(&prefix).await else { return Vec::new() };
         let names = listed.objects.into_iter().map(|o| o.location).filter(|l| l.extension() == Some("json")).collect();
         let mut out: Vec<Record> = self.read_all(names).await;
         out.sort_by(|a, b| a.info.created_at.cmp(&b.info.created_at));
@@ -257,7 +271,7 @@ impl SnapshotStore {
 
     /// Every tenant with records.
     pub async fn tenants(&self) -> Vec<String> {
-        let Ok(listed) = self.objects.list_with_delimiter(Some(&key(["tenants"]))).await else { return Vec::new() };
+        let Some(listed) = self.listing(&key(["tenants"])).await else { return Vec::new() };
         listed.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_string)).collect()
     }
 
@@ -325,7 +339,7 @@ impl SnapshotStore {
     /// Every sandbox snapshot of `tenant`, oldest first.
     pub async fn sandboxes(&self, tenant: &str) -> Vec<SandboxManifest> {
         let prefix = key(["tenants", &tenant_part(tenant), "sandboxes"]);
-        let Ok(listed) = self.objects.list_with_delimiter(Some(&prefix)).await else { return Vec::new() };
+        let Some(listed) = self.listing(&prefix).await else { return Vec::new() };
         let names = listed.common_prefixes.iter().map(|p| p.clone().join("manifest.json")).collect();
         let mut out: Vec<SandboxManifest> = self.read_all(names).await;
         out.sort_by(|a, b| a.created_at.cmp(&b.created_at));

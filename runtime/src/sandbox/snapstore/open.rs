@@ -12,6 +12,10 @@ use object_store::prefix::PrefixStore;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// How long one store operation keeps retrying a bucket that fails.
+const RETRY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A store in the local directory `dir` (created if missing). Writes go to a temporary name
 /// and are renamed; folders left empty by a delete are removed.
@@ -38,7 +42,13 @@ pub(super) fn from_url(url: &str, options: &BTreeMap<String, String>) -> Result<
     if bucket.is_empty() {
         return Err(io(format!("server.snapshots.url '{url}': no bucket")));
     }
-    let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket).with_http_connector(super::https::Connector);
+    // A snapshot holds its session's lock while it is stored: give up on a bucket that does
+    // not answer in seconds, not object_store's default three minutes.
+    let retry = object_store::RetryConfig { max_retries: 3, retry_timeout: RETRY_TIMEOUT, ..Default::default() };
+    let mut builder = AmazonS3Builder::from_env()
+        .with_bucket_name(bucket)
+        .with_http_connector(super::https::Connector)
+        .with_retry(retry);
     for (key, value) in options {
         let key: AmazonS3ConfigKey =
             key.parse().map_err(|e| io(format!("server.snapshots.options: '{key}' is not an S3 setting ({e})")))?;
