@@ -129,9 +129,11 @@ impl Sandbox {
             }
         }
         let info = session.info();
+        let snapshot_id = format!("snap_{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
         let record = Record {
+            blob: Some(Record::own_blob(&snapshot_id, &content)),
             info: SnapshotInfo {
-                snapshot_id: format!("snap_{}", &uuid::Uuid::new_v4().simple().to_string()[..16]),
+                snapshot_id,
                 reason: reason.as_str().into(),
                 worker_id: session.caller.worker_id.clone(),
                 resource_type: session.resource_type.clone(),

@@ -3,9 +3,9 @@
 //! directory (the default: the cache directory's `snapshots/`, or `server.snapshots.dir`, e.g.
 //! a volume several servers share) or in an S3-compatible bucket (`server.snapshots.url`).
 //!
-//! - `tenants/<tenant>/blobs/<xxh3-128>`: a snapshot's content ([`blob`]), named by the hash
-//!   of its bytes: the same state is stored once per tenant, and content whose bytes do not
-//!   hash to its name is refused.
+//! - `tenants/<tenant>/blobs/<snapshot id>-<xxh3-128>`: a snapshot's content ([`blob`]),
+//!   named by its record and the hash of its bytes, which every read checks (records written
+//!   before 2026-11-30 name a blob `<xxh3-128>` that identical snapshots share).
 //! - `tenants/<tenant>/<snapshot id>.json`: the record (a [`SnapshotInfo`] plus the tenant,
 //!   the warm image's key and the blob's name).
 //! - `tenants/<tenant>/sandboxes/<id>/`: a sandbox snapshot's `manifest.json` and `files/`.
@@ -92,12 +92,29 @@ pub struct Record {
     pub tenant: String,
     /// The warm image the state restores into.
     pub image_key: String,
-    /// The blob's name (xxh3-128 of its bytes, hex).
+    /// The checksum of its blob's bytes (xxh3-128, hex).
     pub content: String,
+    /// The blob's name under `blobs/`: `<snapshot id>-<content>`, the record's own, so that
+    /// deleting the record deletes it without looking at any other record. Absent in
+    /// records written before (their blob is named `<content>` and may be shared).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blob: Option<String>,
     /// The session asked to be paused instead of ended at its TTL (`on_timeout: "pause"`);
     /// it still does when it comes back after a restart.
     #[serde(default)]
     pub pause_on_timeout: bool,
+}
+
+impl Record {
+    /// The name of a new record's blob.
+    pub fn own_blob(snapshot_id: &str, content: &str) -> String {
+        format!("{snapshot_id}-{content}")
+    }
+
+    /// The name of its blob under `blobs/`.
+    pub fn blob_name(&self) -> &str {
+        self.blob.as_deref().unwrap_or(&self.content)
+    }
 }
 
 /// Why the store refused.
@@ -226,14 +243,9 @@ impl SnapshotStore {
             .await
     }
 
-    /// Stores a blob (once per content) and its record.
+    /// Stores a blob and its record (the blob first: a record is never left without it).
     pub async fn put(&self, record: &Record, packed: Vec<u8>) -> Result<(), StoreError> {
-        let blob = Self::blob_key(&record.tenant, &record.content);
-        match self.objects.head(&blob).await {
-            Ok(_) => {}
-            Err(object_store::Error::NotFound { .. }) => self.write(&blob, Bytes::from(packed)).await?,
-            Err(e) => return Err(io(e)),
-        }
+        self.write(&Self::blob_key(&record.tenant, record.blob_name()), Bytes::from(packed)).await?;
         let json = serde_json::to_vec_pretty(record).map_err(io)?;
         self.write(&Self::record_key(&record.tenant, &record.info.snapshot_id), json).await
     }
@@ -253,7 +265,7 @@ impl SnapshotStore {
     pub async fn body(&self, record: &Record) -> Result<(StateImage, Files), StoreError> {
         let id = &record.info.snapshot_id;
         let packed = self
-            .read(&Self::blob_key(&record.tenant, &record.content))
+            .read(&Self::blob_key(&record.tenant, record.blob_name()))
             .await?
             .ok_or_else(|| StoreError::Corrupted(id.clone(), "its content is missing from the store".into()))?;
         blob::decode(id, &record.content, &packed)
@@ -275,12 +287,15 @@ impl SnapshotStore {
         listed.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_string)).collect()
     }
 
-    /// Deletes a record, and its blob when no other record of the tenant uses it.
+    /// Deletes a record and its blob (an older record's shared blob only when no other
+    /// record of the tenant uses it, which takes reading them all).
     pub async fn delete(&self, tenant: &str, id: &str) -> Result<Record, StoreError> {
         let record = self.record(tenant, id).await?;
         self.remove(&Self::record_key(tenant, id)).await?;
-        if !self.list(tenant).await.iter().any(|r| r.content == record.content) {
-            let _ = self.remove(&Self::blob_key(tenant, &record.content)).await;
+        let shared = record.blob.is_none()
+            && self.list(tenant).await.iter().any(|r| r.blob.is_none() && r.content == record.content);
+        if !shared {
+            let _ = self.remove(&Self::blob_key(tenant, record.blob_name())).await;
         }
         Ok(record)
     }
@@ -290,7 +305,7 @@ impl SnapshotStore {
         let mut seen = std::collections::HashSet::new();
         let records = self.list(tenant).await;
         let sessions: u64 =
-            records.into_iter().filter(|r| seen.insert(r.content.clone())).map(|r| r.info.stored_bytes).sum();
+            records.into_iter().filter(|r| seen.insert(r.blob_name().to_string())).map(|r| r.info.stored_bytes).sum();
         sessions + self.sandboxes(tenant).await.iter().map(|m| m.files_bytes).sum::<u64>()
     }
 

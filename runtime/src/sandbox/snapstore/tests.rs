@@ -20,7 +20,7 @@ fn record(id: &str, tenant: &str, content: String, stored_bytes: u64) -> Record 
         config: serde_json::Value::Null,
         data: serde_json::Value::Null,
     };
-    Record { info, tenant: tenant.into(), image_key: "k".into(), content, pause_on_timeout: false }
+    Record { info, tenant: tenant.into(), image_key: "k".into(), content, blob: None, pause_on_timeout: false }
 }
 
 fn packed() -> (Vec<u8>, String, StateImage) {
@@ -33,6 +33,28 @@ fn packed() -> (Vec<u8>, String, StateImage) {
     (packed, content, image)
 }
 
+/// Records as written today: each names its own blob, which goes with it.
+#[tokio::test]
+async fn a_record_owns_its_blob_and_takes_it_along() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SnapshotStore::local(dir.path()).unwrap();
+    let (bytes, content, image) = packed();
+    let size = bytes.len() as u64;
+    for id in ["snap_a", "snap_b"] {
+        let mut r = record(id, "t1", content.clone(), size);
+        r.blob = Some(Record::own_blob(id, &content));
+        store.put(&r, bytes.clone()).await.unwrap();
+    }
+    assert_eq!(store.bytes_of("t1").await, 2 * size, "two blobs");
+    let blobs = dir.path().join("tenants/t1/blobs");
+    assert_eq!(std::fs::read_dir(&blobs).unwrap().count(), 2);
+    store.delete("t1", "snap_a").await.unwrap();
+    let b = store.record("t1", "snap_b").await.unwrap();
+    assert_eq!(store.body(&b).await.unwrap().0, image);
+    assert_eq!(std::fs::read_dir(&blobs).unwrap().count(), 1, "snap_a's blob went with it");
+}
+
+/// Records written before blobs were per record share one blob by content.
 #[tokio::test]
 async fn records_and_blobs_round_trip_per_tenant_and_a_shared_blob_outlives_one_record() {
     let dir = tempfile::tempdir().unwrap();
