@@ -158,6 +158,11 @@ fn plain_id(id: &str) -> bool {
     !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// Whether `at` is a file of a sandbox snapshot (`<sandboxes>/<id>/files/…`).
+fn is_sandbox_file(at: &Key, sandboxes: &Key) -> bool {
+    at.prefix_match(sandboxes).and_then(|mut parts| parts.nth(1)).is_some_and(|p| p.as_ref() == "files")
+}
+
 fn key<'a>(parts: impl IntoIterator<Item = &'a str>) -> Key {
     Key::from_iter(parts)
 }
@@ -300,13 +305,29 @@ impl SnapshotStore {
         Ok(record)
     }
 
-    /// Bytes `tenant`'s snapshots hold (each blob counted once, and sandbox snapshots' files).
+    /// Bytes `tenant`'s snapshots hold: its blobs and its sandbox snapshots' files, summed
+    /// from listings of their sizes (no object is read: a LIST per thousand objects on a
+    /// bucket, however many records). A store that cannot be listed is logged and counts 0.
     pub async fn bytes_of(&self, tenant: &str) -> u64 {
-        let mut seen = std::collections::HashSet::new();
-        let records = self.list(tenant).await;
-        let sessions: u64 =
-            records.into_iter().filter(|r| seen.insert(r.blob_name().to_string())).map(|r| r.info.stored_bytes).sum();
-        sessions + self.sandboxes(tenant).await.iter().map(|m| m.files_bytes).sum::<u64>()
+        let t = tenant_part(tenant);
+        let blobs = key(["tenants", &t, "blobs"]);
+        let sandboxes = key(["tenants", &t, "sandboxes"]);
+        let mut total = 0;
+        for prefix in [&blobs, &sandboxes] {
+            let mut listed = self.objects.list(Some(prefix));
+            while let Some(item) = listed.next().await {
+                match item {
+                    // Under sandboxes/, only `<id>/files/…` (not the manifests).
+                    Ok(meta) if prefix == &blobs || is_sandbox_file(&meta.location, prefix) => total += meta.size,
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(store = %self.place, prefix = %prefix, error = %e, "cannot list the snapshot store");
+                        break;
+                    }
+                }
+            }
+        }
+        total
     }
 
     /// Copies `files` (a sandbox's directory) into the store, then writes `manifest`: a

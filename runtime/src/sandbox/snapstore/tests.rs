@@ -108,6 +108,8 @@ async fn a_sandbox_snapshot_keeps_its_files_and_goes_whole() {
     store.put_sandbox(&manifest, &files).await.unwrap();
     assert_eq!(store.sandboxes("t").await.len(), 1);
     assert!(store.sandboxes("other").await.is_empty());
+    assert_eq!(store.bytes_of("t").await, 2, "its files count, its manifest does not");
+    assert_eq!(store.bytes_of("other").await, 0);
     let to = dir.path().join("copy");
     store.fetch_sandbox_files("t", "sbxsnap_1", &to).await.unwrap();
     let mut back = read_files(&to);
@@ -115,5 +117,6 @@ async fn a_sandbox_snapshot_keeps_its_files_and_goes_whole() {
     assert_eq!(back, vec![("a.txt".to_string(), b"A".to_vec()), ("sub/odd name%#.txt".to_string(), b"B".to_vec())]);
     store.delete_sandbox("t", "sbxsnap_1").await.unwrap();
     assert!(store.sandboxes("t").await.is_empty());
+    assert_eq!(store.bytes_of("t").await, 0);
     assert!(matches!(store.delete_sandbox("t", "sbxsnap_1").await, Err(StoreError::NotFound(_))));
 }
