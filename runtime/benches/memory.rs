@@ -20,10 +20,6 @@ use serde_json::{Value, json};
 #[allow(dead_code)]
 mod common;
 
-// The same allocator as the `cella` binary.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// The process's memory now, in bytes: resident, private (unshared) and page tables; and its
 /// count of memory mappings.
 #[derive(Clone, Copy)]

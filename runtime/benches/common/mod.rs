@@ -3,6 +3,12 @@
 //! benchmarks' compile cache.
 
 use cella_runtime::Config;
+
+// Every benchmark runs with the `cella` binary's allocator (glibc's malloc was about 15% of
+// `session/create_kv` and is not what the server uses).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
