@@ -69,7 +69,7 @@ impl Sandbox {
             return Ok(false);
         }
         let (captured, files) = self.capture_locked(session, &mut slot).await?;
-        let record = self.put(session, &captured, files, Reason::Checkpoint).await?;
+        let record = self.put(session, captured, files, Reason::Checkpoint).await?;
         if let Some(old) = session.set_checkpoint(Some(record.info.snapshot_id)) {
             let _ = self.store().delete(&session.caller.tenant, &old).await;
         }

@@ -99,7 +99,13 @@ impl Sandbox {
             ));
         };
         let captured = backend.capture(instance).await.map_err(refused)?;
-        let files = self.session_scratch(session).map(|d| read_files(&d)).unwrap_or_default();
+        let files = match self.session_scratch(session) {
+            // File reads off the async threads; a failed task fails the capture, never drops files.
+            Some(dir) => tokio::task::spawn_blocking(move || read_files(&dir))
+                .await
+                .map_err(|e| stored(StoreError::Io(e.to_string())))?,
+            None => Vec::new(),
+        };
         Ok((captured, files))
     }
 
@@ -107,12 +113,20 @@ impl Sandbox {
     pub(super) async fn put(
         &self,
         session: &Session,
-        captured: &Captured,
+        captured: Captured,
         files: Vec<(String, Vec<u8>)>,
         reason: Reason,
     ) -> std::result::Result<Record, Refusal> {
         let file_count = files.len() as u64;
-        let (packed, content) = encode(captured, files).map_err(stored)?;
+        let changed_bytes = captured.image.changed_bytes() as u64;
+        let memory_bytes = captured.image.memories.iter().map(|m| m.bytes).sum();
+        let image_key = captured.key.clone();
+        // Compression and checksum of many MiB (a Python session's): off the async threads,
+        // which serve every other call meanwhile.
+        let (packed, content) = tokio::task::spawn_blocking(move || encode(&captured, files))
+            .await
+            .map_err(|e| stored(StoreError::Io(e.to_string())))?
+            .map_err(stored)?;
         let tenant = &session.caller.tenant;
         if let Some(quota) = self.inner.tenancy.snapshot_mb(tenant) {
             let used = self.store().bytes_of(tenant).await;
@@ -141,15 +155,15 @@ impl Sandbox {
                 session_name: session.name.clone(),
                 created_at: timestamp(chrono::Utc::now()),
                 stored_bytes: packed.len() as u64,
-                changed_bytes: captured.image.changed_bytes() as u64,
-                memory_bytes: captured.image.memories.iter().map(|m| m.bytes).sum(),
+                changed_bytes,
+                memory_bytes,
                 files: file_count,
                 ttl_remaining_s: session.ttl_left().as_secs_f64(),
                 config: info.config,
                 data: info.data,
             },
             tenant: tenant.to_string(),
-            image_key: captured.key.clone(),
+            image_key,
             content,
             pause_on_timeout: session.pause_on_timeout,
         };
@@ -178,7 +192,7 @@ impl Sandbox {
             let mut slot = session.instance.lock().await;
             this.resume_locked(&session, &mut slot).await?;
             let (captured, files) = this.capture_locked(&session, &mut slot).await?;
-            let record = this.put(&session, &captured, files, reason).await?;
+            let record = this.put(&session, captured, files, reason).await?;
             tracing::info!(snapshot_id = %record.info.snapshot_id, stored_bytes = record.info.stored_bytes, "session snapshotted");
             Ok(record.info)
         };
@@ -268,7 +282,7 @@ impl Sandbox {
             return self.store().record(&session.caller.tenant, &id).await.map(|r| r.info).map_err(stored);
         }
         let (captured, files) = self.capture_locked(session, &mut slot).await?;
-        let record = self.put(session, &captured, files, Reason::Pause).await?;
+        let record = self.put(session, captured, files, Reason::Pause).await?;
         self.forget_checkpoint(session).await;
         // The instance is dropped without `cleanup`: the session goes on after a resume.
         *slot = None;
@@ -376,7 +390,7 @@ impl Sandbox {
             }
             let result = async {
                 let (captured, files) = self.capture_locked(&session, &mut slot).await?;
-                self.put(&session, &captured, files, Reason::Shutdown).await
+                self.put(&session, captured, files, Reason::Shutdown).await
             }
             .await;
             match result {

@@ -273,7 +273,9 @@ impl SnapshotStore {
             .read(&Self::blob_key(&record.tenant, record.blob_name()))
             .await?
             .ok_or_else(|| StoreError::Corrupted(id.clone(), "its content is missing from the store".into()))?;
-        blob::decode(id, &record.content, &packed)
+        // Checksum and decompression of many MiB: off the async threads, which serve calls.
+        let (id, content) = (id.clone(), record.content.clone());
+        tokio::task::spawn_blocking(move || blob::decode(&id, &content, &packed)).await.map_err(io)?
     }
 
     /// Every record of `tenant`, oldest first.
