@@ -188,10 +188,15 @@ impl Sandbox {
         let session = self.session_of(caller, rt)?;
         let this = self.clone();
         let work = async move {
-            let _busy = session.begin_call();
-            let mut slot = session.instance.lock().await;
-            this.resume_locked(&session, &mut slot).await?;
-            let (captured, files) = this.capture_locked(&session, &mut slot).await?;
+            // The state is taken under the session's lock (never mid-call); the lock is let go
+            // before it is compressed and stored, so the session's next call waits for the
+            // capture only.
+            let (captured, files) = {
+                let _busy = session.begin_call();
+                let mut slot = session.instance.lock().await;
+                this.resume_locked(&session, &mut slot).await?;
+                this.capture_locked(&session, &mut slot).await?
+            };
             let record = this.put(&session, captured, files, reason).await?;
             tracing::info!(snapshot_id = %record.info.snapshot_id, stored_bytes = record.info.stored_bytes, "session snapshotted");
             Ok(record.info)
