@@ -44,6 +44,12 @@ fn refused(e: CaptureError) -> Refusal {
     Refusal::new(code, e.to_string(), Value::Null)
 }
 
+/// Runs `work` on tokio's blocking pool (compression, checksums, file reads of many MiB),
+/// off the threads that serve calls; a task that fails answers like a failed store.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> std::result::Result<T, Refusal> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| stored(StoreError::Io(e.to_string())))
+}
+
 fn stored(e: StoreError) -> Refusal {
     match e {
         StoreError::NotFound(id) => {
@@ -101,9 +107,7 @@ impl Sandbox {
         let captured = backend.capture(instance).await.map_err(refused)?;
         let files = match self.session_scratch(session) {
             // File reads off the async threads; a failed task fails the capture, never drops files.
-            Some(dir) => tokio::task::spawn_blocking(move || read_files(&dir))
-                .await
-                .map_err(|e| stored(StoreError::Io(e.to_string())))?,
+            Some(dir) => blocking(move || read_files(&dir)).await?,
             None => Vec::new(),
         };
         Ok((captured, files))
@@ -123,10 +127,7 @@ impl Sandbox {
         let image_key = captured.key.clone();
         // Compression and checksum of many MiB (a Python session's): off the async threads,
         // which serve every other call meanwhile.
-        let (packed, content) = tokio::task::spawn_blocking(move || encode(&captured, files))
-            .await
-            .map_err(|e| stored(StoreError::Io(e.to_string())))?
-            .map_err(stored)?;
+        let (packed, content) = blocking(move || encode(&captured, files)).await?.map_err(stored)?;
         let tenant = &session.caller.tenant;
         if let Some(quota) = self.inner.tenancy.snapshot_mb(tenant) {
             let used = self.store().bytes_of(tenant).await;
