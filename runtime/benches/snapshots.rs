@@ -1,7 +1,8 @@
 //! Session snapshots: snapshot, restore, fork (per copy) and pause + auto-resume, for a Python
 //! session holding about 10 MB of user data and for a kv session; with the bytes stored
 //! against the bytes of memory that changed. Medians and p95 over the samples.
-//! Run with: `cargo bench -p cella-runtime --bench snapshots [-- SAMPLES]` (default 30).
+//! Run with: `cargo bench -p cella-runtime --bench snapshots [-- SAMPLES] [FILTER]` (default
+//! 30 samples; FILTER runs only the measurements whose name contains it, e.g. `fork_python`).
 // A benchmark that cannot set up stops with a panic: that is its failure report.
 #![allow(clippy::unwrap_used)]
 #![allow(missing_docs)]
@@ -49,6 +50,8 @@ where
 
 fn main() {
     let samples: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(30);
+    let filter = std::env::args().skip(1).find(|a| a.parse::<usize>().is_err() && !a.starts_with('-'));
+    let wanted = |name: &str| filter.as_deref().is_none_or(|f| name.contains(f));
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let store = tempfile::tempdir().unwrap();
     rt.block_on(async {
@@ -78,6 +81,7 @@ fn main() {
             );
             sb.delete_snapshot("default", &info.snapshot_id).await.unwrap();
 
+            if wanted(&format!("snapshot_{name}")) {
             let times = sample(
                 samples,
                 |_| sb.snapshot_session(w, rt_name),
@@ -90,7 +94,9 @@ fn main() {
             )
             .await;
             report(&format!("snapshot_{name}"), times);
+            }
 
+            if wanted(&format!("restore_{name}")) {
             let kept = sb.snapshot_session(w, rt_name).await.unwrap();
             let times = sample(
                 samples,
@@ -113,8 +119,12 @@ fn main() {
             )
             .await;
             report(&format!("restore_{name}"), times);
+            }
 
             for (copies, runs, label) in [(1, samples, "per_copy"), (8, samples.min(10), "x8")] {
+                if !wanted(&format!("fork_{name}_{label}")) {
+                    continue;
+                }
                 let times = sample(
                     runs,
                     |_| sb.fork_session(w, rt_name, copies, vec![]),
@@ -132,6 +142,9 @@ fn main() {
                 report(&format!("fork_{name}_{label}"), times);
             }
 
+            if !wanted(&format!("pause_and_resume_{name}")) {
+                continue;
+            }
             let probe = if rt_name == "python" {
                 ("python:run", json!({"code": "len(data)"}))
             } else {

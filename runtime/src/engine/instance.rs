@@ -10,6 +10,7 @@
 use crate::engine::bindings::{Backend as Bindings, guest, types};
 use crate::engine::fault::Fault;
 use crate::engine::host::HostState;
+use crate::engine::overlay::Overlays;
 use std::time::{Duration, Instant};
 use wasmtime::{Store, Trap};
 
@@ -64,6 +65,22 @@ pub struct Instance {
     /// Set while a call is inside the guest. Still set when the next call arms, it means the
     /// previous call's future was dropped midway: the component cannot be entered again.
     entered: bool,
+    /// Snapshot pages mapped into the memories by a restore; the fresh image goes back over
+    /// them before the store (and its pool slot) is released.
+    overlays: Overlays,
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        if !self.overlays.is_empty() {
+            // SAFETY: the store is alive (it drops after this) and unused: `self` is being
+            // dropped. Pooled memories never move.
+            #[allow(unsafe_code)]
+            unsafe {
+                self.overlays.undo()
+            };
+        }
+    }
 }
 
 impl Instance {
@@ -75,12 +92,13 @@ impl Instance {
         fuel: Option<u64>,
         memory_mb: u64,
     ) -> Instance {
-        Instance { store, handle, bindings, dead: None, fuel, memory_mb, entered: false }
+        Instance { store, handle, bindings, dead: None, fuel, memory_mb, entered: false, overlays: Overlays::default() }
     }
 
-    /// The store, for capturing and writing its state between calls.
-    pub(crate) fn parts(&mut self) -> (&mut Store<HostState>, &wasmtime::component::Instance) {
-        (&mut self.store, &self.handle)
+    /// The store, for capturing and writing its state between calls, and the record of
+    /// pages a restore maps into it.
+    pub(crate) fn parts(&mut self) -> (&mut Store<HostState>, &wasmtime::component::Instance, &mut Overlays) {
+        (&mut self.store, &self.handle, &mut self.overlays)
     }
 
     /// The fault that killed this instance, if any.

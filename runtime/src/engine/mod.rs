@@ -10,6 +10,8 @@ pub mod cache;
 pub mod fault;
 pub mod host;
 pub mod instance;
+pub mod overlay;
+pub mod pages;
 pub mod snapshot;
 pub(crate) mod source;
 pub mod tools;

@@ -1,7 +1,9 @@
 //! The state of a live instance, captured between calls and written into a fresh instance of
 //! the same warm image: every linear memory (only the 4 KiB pages that differ from the
 //! image) and every mutable global of every core instance inside the component, through the
-//! accessor functions [`crate::engine::access`] adds.
+//! accessor functions [`crate::engine::access`] adds. Captured pages live in a sealed
+//! memfd ([`Pages`]); a restore maps the large runs of them copy-on-write
+//! ([`crate::engine::overlay`]) and copies the rest.
 //!
 //! Host resources (WASI streams, open files, sockets) are host state the guest holds by
 //! handle; a fresh instance has none at the same indices. A session holding any between
@@ -14,6 +16,8 @@ use crate::engine::backend::{Backend, WarmState};
 use crate::engine::bindings::BackendPre;
 use crate::engine::host::{HostState, Tags};
 use crate::engine::instance::Instance;
+use crate::engine::overlay::{self, Overlays};
+use crate::engine::pages::{BASELINE_FILE, Pages, SNAPSHOT_FILE};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -56,8 +60,7 @@ pub struct MemoryImage {
     /// `(first chunk, chunks)`: runs of consecutive changed chunks, in order.
     pub runs: Vec<(u32, u32)>,
     /// The changed chunks' bytes, back to back in the order of `runs`.
-    #[serde(with = "serde_bytes")]
-    pub data: Vec<u8>,
+    pub data: Pages,
 }
 
 /// A mutable global's value.
@@ -101,14 +104,17 @@ fn access(e: impl std::fmt::Display) -> CaptureError {
     CaptureError::Access(e.to_string())
 }
 
-/// Hashes of a warm image's memories, per chunk: what a capture compares against.
+/// Hashes of a warm image's memories, per chunk: what a capture compares against; and their
+/// bytes, which a copy-on-write restore puts back when its instance ends.
 #[derive(Debug, Clone, Default)]
 pub struct Baseline {
     /// Per memory, the hash of each chunk.
     pub memories: Vec<Vec<u128>>,
+    /// Per memory, its bytes (a sparse file on Linux: zero chunks are not written).
+    pub images: Vec<Pages>,
 }
 
-fn arm(store: &mut Store<HostState>) {
+pub(crate) fn arm(store: &mut Store<HostState>) {
     store.data_mut().deadline = Instant::now() + DEADLINE;
     store.set_epoch_deadline(1);
     if store.get_fuel().is_ok() {
@@ -136,7 +142,7 @@ async fn borrow(
 }
 
 /// Reads all of memory `fns` in place, handing `visit` each piece with its offset.
-async fn read_all(
+pub(crate) async fn read_all(
     store: &mut Store<HostState>,
     fns: &MemoryFns,
     mut visit: impl FnMut(u64, &[u8]),
@@ -158,11 +164,24 @@ pub async fn baseline(store: &mut Store<HostState>, fns: &Access) -> Result<Base
     let mut out = Baseline::default();
     for memory in &fns.memories {
         let mut hashes = Vec::new();
-        read_all(store, memory, |_, data| {
-            hashes.extend(data.chunks(CHUNK).map(xxhash_rust::xxh3::xxh3_128));
+        let mut image = Pages::writer(size_of(store, memory).await? as usize, Some(BASELINE_FILE));
+        let mut failed = None;
+        read_all(store, memory, |offset, data| {
+            for (i, chunk) in data.chunks(CHUNK).enumerate() {
+                hashes.push(xxhash_rust::xxh3::xxh3_128(chunk));
+                if chunk.iter().any(|b| *b != 0)
+                    && let Err(e) = image.write_at(offset as usize + i * CHUNK, chunk)
+                {
+                    failed = Some(e);
+                }
+            }
         })
         .await?;
+        if let Some(e) = failed {
+            return Err(access(e));
+        }
         out.memories.push(hashes);
+        out.images.push(image.finish().map_err(access)?);
     }
     Ok(out)
 }
@@ -186,8 +205,14 @@ fn changed_runs(first: u32, data: &[u8], hashes: &[u128], runs: &mut Vec<(u32, u
     count
 }
 
-/// Captures the state of `store`'s instance as what differs from `base`.
-pub async fn capture(store: &mut Store<HostState>, fns: &Access, base: &Baseline) -> Result<StateImage, CaptureError> {
+/// Captures the state of `store`'s instance as what differs from `base`; `mappable` keeps
+/// the pages where restores can map them (for a fork: [`Pages::writer`]).
+pub async fn capture(
+    store: &mut Store<HostState>,
+    fns: &Access,
+    base: &Baseline,
+    mappable: bool,
+) -> Result<StateImage, CaptureError> {
     let preopens = held_preopens(store)?;
     if fns.memories.len() != base.memories.len() {
         return Err(CaptureError::Mismatch("the warm image has another number of memories".into()));
@@ -196,20 +221,24 @@ pub async fn capture(store: &mut Store<HostState>, fns: &Access, base: &Baseline
     let mut image = StateImage { preopens, ..StateImage::default() };
     for (memory, hashes) in fns.memories.iter().zip(&base.memories) {
         let mut runs = Vec::new();
-        let mut data = Vec::new();
+        let mut count = 0;
         let bytes = read_all(store, memory, |offset, piece| {
-            let first = (offset / CHUNK as u64) as u32;
-            let from = runs.len();
-            let count = changed_runs(first, piece, hashes, &mut runs);
-            // One allocation of the exact size, then one copy per run.
-            data.reserve_exact(count * CHUNK);
-            for &(start, n) in &runs[from..] {
-                let at = (start - first) as usize * CHUNK;
-                data.extend_from_slice(&piece[at..at + n as usize * CHUNK]);
-            }
+            count += changed_runs((offset / CHUNK as u64) as u32, piece, hashes, &mut runs);
         })
         .await?;
-        image.memories.push(MemoryImage { bytes, runs, data });
+        // One file of the exact size, then one write per run, straight from the memory.
+        let mut data = Pages::writer(count * CHUNK, mappable.then_some(SNAPSHOT_FILE));
+        let mut at = 0;
+        for &(start, n) in &runs {
+            let (mut offset, end) = (u64::from(start) * CHUNK as u64, (u64::from(start) + u64::from(n)) * CHUNK as u64);
+            while offset < end {
+                let len = (end - offset).min(u64::from(READ_BYTES));
+                let list = borrow(store, memory, offset, len).await?;
+                data.write_at(at, list.as_le_slice(&*store)).map_err(access)?;
+                (offset, at) = (offset + len, at + len as usize);
+            }
+        }
+        image.memories.push(MemoryImage { bytes, runs, data: data.finish().map_err(access)? });
     }
     for global in &fns.globals {
         let value = match global {
@@ -246,9 +275,21 @@ async fn prefault(store: &mut Store<HostState>, fns: &MemoryFns, offset: u64, le
     Ok(())
 }
 
+/// The host address of memory `fns`'s first byte.
+async fn base_of(store: &mut Store<HostState>, fns: &MemoryFns) -> Result<usize, CaptureError> {
+    let list = borrow(store, fns, 0, CHUNK as u64).await?;
+    Ok(list.as_le_slice(&*store).as_ptr() as usize)
+}
+
 /// Writes `image` into `store`'s instance, a fresh instance of the warm image it was captured
-/// from.
-pub async fn restore(store: &mut Store<HostState>, fns: &Access, image: &StateImage) -> Result<(), CaptureError> {
+/// from. With `cow` (the instance's overlay record and the image's baseline), large runs are
+/// mapped copy-on-write instead of copied.
+pub async fn restore(
+    store: &mut Store<HostState>,
+    fns: &Access,
+    image: &StateImage,
+    mut cow: Option<(&mut Overlays, &Baseline)>,
+) -> Result<(), CaptureError> {
     if fns.memories.len() != image.memories.len() || fns.globals.len() != image.globals.len() {
         return Err(CaptureError::Mismatch(format!(
             "{} memories and {} globals in the snapshot, {} and {} in the component",
@@ -262,7 +303,7 @@ pub async fn restore(store: &mut Store<HostState>, fns: &Access, image: &StateIm
     if image.preopens > 0 {
         replay_preopens(store, fns, image.preopens).await?;
     }
-    for (memory, state) in fns.memories.iter().zip(&image.memories) {
+    for (index, (memory, state)) in fns.memories.iter().zip(&image.memories).enumerate() {
         let pages = size_of(store, memory).await? / PAGE;
         let wanted = state.bytes.div_ceil(PAGE);
         if wanted < pages {
@@ -285,9 +326,22 @@ pub async fn restore(store: &mut Store<HostState>, fns: &Access, image: &StateIm
         {
             return Err(CaptureError::Mismatch("a memory's runs do not match its bytes".into()));
         }
+        let baseline = cow.as_ref().and_then(|(_, base)| base.images.get(index));
+        let mapped = overlay::runs_to_map(state, baseline);
+        let base = if mapped.contains(&true) { base_of(store, memory).await? } else { 0 };
         let mut at = 0;
-        for &(start, n) in &state.runs {
+        for (&(start, n), map) in state.runs.iter().zip(mapped) {
             let (offset, len) = (start as usize * CHUNK, n as usize * CHUNK);
+            if let (true, Some((overlays, _)), Some(baseline)) = (map, cow.as_mut(), baseline) {
+                // SAFETY: the run lies inside the memory (checked above, and the memory has
+                // grown to the image's size); the store is borrowed exclusively and its
+                // pooled memory never moves; offsets and lengths are whole chunks, and
+                // `mappable` held for both files.
+                #[allow(unsafe_code)]
+                unsafe { overlays.map(base, offset, len, &state.data, at, baseline) }.map_err(access)?;
+                at += len;
+                continue;
+            }
             if len >= PREFAULT_BYTES {
                 prefault(store, memory, offset as u64, len as u64).await?;
             }
@@ -370,7 +424,7 @@ pub struct Captured {
 
 impl Backend {
     /// The warm image's key and pre-linked component, when the backend has one.
-    fn snapshot_image(&self) -> Result<(String, BackendPre<HostState>), CaptureError> {
+    pub(crate) fn snapshot_image(&self) -> Result<(String, BackendPre<HostState>), CaptureError> {
         match &*self.warm_state() {
             WarmState::Snapshot { pre, key, .. } => Ok((key.clone(), pre.clone())),
             _ => Err(CaptureError::NotInstrumented(format!(
@@ -381,7 +435,11 @@ impl Backend {
     }
 
     /// The page hashes of the warm image `key`, made once.
-    async fn baseline_of(&self, key: &str, pre: &BackendPre<HostState>) -> Result<Arc<Baseline>, CaptureError> {
+    pub(crate) async fn baseline_of(
+        &self,
+        key: &str,
+        pre: &BackendPre<HostState>,
+    ) -> Result<Arc<Baseline>, CaptureError> {
         let mut slot = self.baseline.lock().await;
         if let Some((k, base)) = &*slot
             && k == key
@@ -392,23 +450,24 @@ impl Backend {
             .new_instance(pre, Tags { backend: self.name.clone(), ..Tags::default() })
             .await
             .map_err(|f| CaptureError::Access(f.to_string()))?;
-        let (store, handle) = instance.parts();
+        let (store, handle, _) = instance.parts();
         let fns = Access::of(store, handle)?;
         let base = Arc::new(baseline(store, &fns).await?);
         *slot = Some((key.to_string(), base.clone()));
         Ok(base)
     }
 
-    /// Captures a live instance of this backend, between calls.
-    pub async fn capture(&self, instance: &mut Instance) -> Result<Captured, CaptureError> {
+    /// Captures a live instance of this backend, between calls; `mappable` when the capture
+    /// is to be written into new instances as it is (a fork), not stored.
+    pub async fn capture(&self, instance: &mut Instance, mappable: bool) -> Result<Captured, CaptureError> {
         if let Some(fault) = instance.dead() {
             return Err(CaptureError::Access(format!("the instance has ended: {fault}")));
         }
         let (key, pre) = self.snapshot_image()?;
         let base = self.baseline_of(&key, &pre).await?;
-        let (store, handle) = instance.parts();
+        let (store, handle, _) = instance.parts();
         let fns = Access::of(store, handle)?;
-        let image = capture(store, &fns, &base).await?;
+        let image = capture(store, &fns, &base, mappable).await?;
         Ok(Captured { image, key })
     }
 
@@ -420,10 +479,11 @@ impl Backend {
                 "it was taken from another version of the component, its configuration or the engine's settings".into(),
             ));
         }
+        let base = self.baseline_of(&key, &pre).await?;
         let mut instance = self.new_instance(&pre, tags).await.map_err(|f| CaptureError::Access(f.to_string()))?;
-        let (store, handle) = instance.parts();
+        let (store, handle, overlays) = instance.parts();
         let fns = Access::of(store, handle)?;
-        restore(store, &fns, &captured.image).await?;
+        restore(store, &fns, &captured.image, Some((overlays, &base))).await?;
         Ok(instance)
     }
 }

@@ -68,7 +68,7 @@ impl Sandbox {
         if slot.is_none() || session.parked().is_some() || !registered {
             return Ok(false);
         }
-        let (captured, files) = self.capture_locked(session, &mut slot).await?;
+        let (captured, files) = self.capture_locked(session, &mut slot, false).await?;
         let record = self.put(session, captured, files, Reason::Checkpoint).await?;
         if let Some(old) = session.set_checkpoint(Some(record.info.snapshot_id)) {
             let _ = self.store().delete(&session.caller.tenant, &old).await;

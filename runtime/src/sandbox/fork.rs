@@ -93,7 +93,7 @@ impl Sandbox {
                 let _busy = session.begin_call();
                 let mut slot = session.instance.lock().await;
                 this.resume_locked(&session, &mut slot).await?;
-                this.capture_locked(&session, &mut slot).await?
+                this.capture_locked(&session, &mut slot, true).await?
             };
             let info = session.info();
             let mut made = Vec::with_capacity(targets.len());

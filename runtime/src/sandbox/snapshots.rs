@@ -90,11 +90,13 @@ impl Sandbox {
     }
 
     /// Captures a live session whose instance lock is held: its instance state and its
-    /// scratch files.
+    /// scratch files. `mappable` for a fork, whose copies map the pages (see
+    /// [`crate::engine::overlay`]); a capture to be stored keeps them on the heap.
     pub(super) async fn capture_locked(
         &self,
         session: &Session,
         slot: &mut Option<Instance>,
+        mappable: bool,
     ) -> std::result::Result<(Captured, Vec<(String, Vec<u8>)>), Refusal> {
         let backend = self.backend_for(&session.resource_type)?.clone();
         let Some(instance) = slot.as_mut() else {
@@ -104,7 +106,7 @@ impl Sandbox {
                 json!({"session_id": session.id}),
             ));
         };
-        let captured = backend.capture(instance).await.map_err(refused)?;
+        let captured = backend.capture(instance, mappable).await.map_err(refused)?;
         let files = match self.session_scratch(session) {
             // File reads off the async threads; a failed task fails the capture, never drops files.
             Some(dir) => blocking(move || read_files(&dir)).await?,
@@ -196,7 +198,7 @@ impl Sandbox {
                 let _busy = session.begin_call();
                 let mut slot = session.instance.lock().await;
                 this.resume_locked(&session, &mut slot).await?;
-                this.capture_locked(&session, &mut slot).await?
+                this.capture_locked(&session, &mut slot, false).await?
             };
             let record = this.put(&session, captured, files, reason).await?;
             tracing::info!(snapshot_id = %record.info.snapshot_id, stored_bytes = record.info.stored_bytes, "session snapshotted");
@@ -287,7 +289,7 @@ impl Sandbox {
         if let Some(id) = session.parked() {
             return self.store().record(&session.caller.tenant, &id).await.map(|r| r.info).map_err(stored);
         }
-        let (captured, files) = self.capture_locked(session, &mut slot).await?;
+        let (captured, files) = self.capture_locked(session, &mut slot, false).await?;
         let record = self.put(session, captured, files, Reason::Pause).await?;
         self.forget_checkpoint(session).await;
         // The instance is dropped without `cleanup`: the session goes on after a resume.
@@ -395,7 +397,7 @@ impl Sandbox {
                 continue;
             }
             let result = async {
-                let (captured, files) = self.capture_locked(&session, &mut slot).await?;
+                let (captured, files) = self.capture_locked(&session, &mut slot, false).await?;
                 self.put(&session, captured, files, Reason::Shutdown).await
             }
             .await;

@@ -209,3 +209,59 @@ async fn pause_frees_a_pool_slot() {
     let next = worker("slots");
     sb.create_session(&next, "kv", json!({}), None).await.expect("the paused session's slot is free");
 }
+
+/// Mappings of this process's files named `name` (Linux's `/proc/self/maps`).
+fn mapped_files(name: &str) -> usize {
+    std::fs::read_to_string("/proc/self/maps").map_or(0, |maps| maps.lines().filter(|l| l.contains(name)).count())
+}
+
+/// A fork's copies map the source's large runs of pages copy-on-write (engine::overlay).
+/// When a copy ends, its pool slot must hold the fresh image again: sessions made after it in
+/// the same slots start from exactly the state a session made before any fork had, and the
+/// copies never see each other's writes.
+#[tokio::test]
+async fn sessions_after_forked_ones_start_fresh() {
+    let store = tempfile::tempdir().unwrap();
+    let sb =
+        sandbox_with(json!({"server": {"limits": {"max_instances": 3}, "snapshots": {"dir": store.path()}}})).await;
+    let fresh_changed = |sb: Sandbox| async move {
+        let w = worker("fresh");
+        sb.create_session(&w, "kv", json!({}), None).await.unwrap();
+        assert_eq!(ok(exec(&sb, &w, "kv:keys", json!({})).await)["keys"], json!([]));
+        let changed = sb.snapshot_session(&w, "kv").await.unwrap().changed_bytes;
+        sb.destroy_session(&w, "kv").await.unwrap();
+        changed
+    };
+    let before = fresh_changed(sb.clone()).await;
+
+    let source = worker("cow-source");
+    sb.create_session(&source, "kv", json!({}), None).await.unwrap();
+    // 1 MiB in one value: a run of pages long enough to be mapped, not copied.
+    let big = "s".repeat(1 << 20);
+    ok(exec(&sb, &source, "kv:set", json!({"key": "big", "value": big})).await);
+    for round in 0..3 {
+        let copies = sb.fork_session(&source, "kv", 2, vec![]).await.unwrap();
+        #[cfg(target_os = "linux")]
+        assert!(mapped_files("memfd:cella-snapshot") > 0, "round {round}: the copies map the source's pages");
+        for (k, (fork, _)) in copies.iter().enumerate() {
+            let copy = Caller::new(fork.clone());
+            assert_eq!(
+                ok(exec(&sb, &copy, "kv:get", json!({"key": "big"})).await)["value"].as_str().map(str::len),
+                Some(1 << 20)
+            );
+            ok(exec(&sb, &copy, "kv:set", json!({"key": "big", "value": format!("copy {k}")})).await);
+        }
+        for (k, (fork, _)) in copies.iter().enumerate() {
+            let copy = Caller::new(fork.clone());
+            assert_eq!(ok(exec(&sb, &copy, "kv:get", json!({"key": "big"})).await)["value"], format!("copy {k}"));
+            sb.destroy_session(&copy, "kv").await.unwrap();
+        }
+        assert_eq!(fresh_changed(sb.clone()).await, before, "round {round}: a new session starts from the fresh image");
+        // Every byte of new instances in the slots the copies used (and more), grown past
+        // the copies' memory, is the fresh image's.
+        let kv = sb.backend("kv").unwrap();
+        kv.verify_fresh_instances(16, 64).await.unwrap_or_else(|e| panic!("round {round}: {e}"));
+    }
+    let kept = ok(exec(&sb, &source, "kv:get", json!({"key": "big"})).await);
+    assert_eq!(kept["value"].as_str().map(str::len), Some(1 << 20), "the source is unaffected");
+}

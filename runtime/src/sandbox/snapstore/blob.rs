@@ -117,7 +117,7 @@ mod tests {
     fn a_blob_round_trips_and_a_foreign_or_lying_one_is_refused() {
         let image = StateImage {
             preopens: 1,
-            memories: vec![MemoryImage { bytes: 65536, runs: vec![(1, 2)], data: vec![7; 2 * 4096] }],
+            memories: vec![MemoryImage { bytes: 65536, runs: vec![(1, 2)], data: vec![7; 2 * 4096].into() }],
             globals: vec![GlobalValue::I32(-3), GlobalValue::F64(0.5)],
         };
         let captured = Captured { image: image.clone(), key: "k".into() };

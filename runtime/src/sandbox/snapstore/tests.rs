@@ -26,7 +26,7 @@ fn record(id: &str, tenant: &str, content: String, stored_bytes: u64) -> Record 
 fn packed() -> (Vec<u8>, String, StateImage) {
     let image = StateImage {
         preopens: 0,
-        memories: vec![MemoryImage { bytes: 65536, runs: vec![(0, 1)], data: vec![9; 4096] }],
+        memories: vec![MemoryImage { bytes: 65536, runs: vec![(0, 1)], data: vec![9; 4096].into() }],
         globals: vec![GlobalValue::I64(5)],
     };
     let (packed, content) = encode(&Captured { image: image.clone(), key: "k".into() }, Vec::new()).unwrap();

@@ -1,0 +1,325 @@
+//! Immutable byte buffers for captured memory pages. On Linux they live in a sealed memfd,
+//! so a restore can map them copy-on-write into a linear memory ([`crate::engine::overlay`])
+//! instead of copying them: N forks of one session share its pages until each writes.
+//! Elsewhere, or when a memfd cannot be made, they are plain heap bytes.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::sync::Arc;
+
+/// Fewer bytes than this stay on the heap: a file costs four system calls, and runs this
+/// short are copied, not mapped ([`crate::engine::overlay::MAP_MIN`]).
+pub const FILE_MIN: usize = 64 << 10;
+
+/// The name of the files holding a snapshot's pages.
+pub const SNAPSHOT_FILE: &std::ffi::CStr = c"cella-snapshot";
+
+/// The name of the files holding a warm image's pages.
+pub const BASELINE_FILE: &std::ffi::CStr = c"cella-baseline";
+
+/// Immutable bytes, cheap to clone (shared).
+#[derive(Clone)]
+pub struct Pages(Arc<Inner>);
+
+enum Inner {
+    Heap(Vec<u8>),
+    #[cfg(target_os = "linux")]
+    Sealed(memfd::Sealed),
+}
+
+impl Pages {
+    /// A writer of `len` bytes (all zero until written); [`Writer::finish`] makes them
+    /// pages. `file` asks for a file of that name (as `/proc/*/maps` shows it), when the
+    /// platform has them and `len` is worth one ([`FILE_MIN`] or more); otherwise, and
+    /// whenever the file cannot be made, the bytes are on the heap.
+    pub fn writer(len: usize, file: Option<&std::ffi::CStr>) -> Writer {
+        #[cfg(target_os = "linux")]
+        if let Some(name) = file
+            && len >= FILE_MIN
+            && let Some(file) = memfd::Open::new(name, len)
+        {
+            return Writer(WriterInner::Memfd(file));
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = file;
+        Writer(WriterInner::Heap(vec![0; len]))
+    }
+
+    /// A mappable copy of `bytes` (a file named [`SNAPSHOT_FILE`]).
+    pub fn copy_of(bytes: &[u8]) -> std::io::Result<Pages> {
+        let mut writer = Pages::writer(bytes.len(), Some(SNAPSHOT_FILE));
+        writer.write_at(0, bytes)?;
+        writer.finish()
+    }
+
+    /// The sealed file holding the bytes, when they are in one (offsets as in the bytes).
+    #[cfg(target_os = "linux")]
+    pub fn file(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        match &*self.0 {
+            Inner::Sealed(sealed) => Some(sealed.fd()),
+            Inner::Heap(_) => None,
+        }
+    }
+}
+
+impl std::ops::Deref for Pages {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match &*self.0 {
+            Inner::Heap(bytes) => bytes,
+            #[cfg(target_os = "linux")]
+            Inner::Sealed(sealed) => sealed.bytes(),
+        }
+    }
+}
+
+impl From<Vec<u8>> for Pages {
+    fn from(bytes: Vec<u8>) -> Pages {
+        Pages(Arc::new(Inner::Heap(bytes)))
+    }
+}
+
+impl Default for Pages {
+    fn default() -> Pages {
+        Pages::from(Vec::new())
+    }
+}
+
+impl PartialEq for Pages {
+    fn eq(&self, other: &Pages) -> bool {
+        **self == **other
+    }
+}
+
+impl std::fmt::Debug for Pages {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let place = match &*self.0 {
+            Inner::Heap(_) => "heap",
+            #[cfg(target_os = "linux")]
+            Inner::Sealed(_) => "memfd",
+        };
+        write!(f, "Pages({} bytes, {place})", self.len())
+    }
+}
+
+/// Fills a buffer made by [`Pages::writer`].
+pub struct Writer(WriterInner);
+
+enum WriterInner {
+    Heap(Vec<u8>),
+    #[cfg(target_os = "linux")]
+    Memfd(memfd::Open),
+}
+
+impl Writer {
+    /// The pages written: sealed, never to change again.
+    pub fn finish(self) -> std::io::Result<Pages> {
+        let inner = match self.0 {
+            WriterInner::Heap(bytes) => Inner::Heap(bytes),
+            #[cfg(target_os = "linux")]
+            WriterInner::Memfd(file) => Inner::Sealed(file.seal()?),
+        };
+        Ok(Pages(Arc::new(inner)))
+    }
+
+    /// Writes `bytes` at `offset`; the range must lie inside the buffer.
+    pub fn write_at(&mut self, offset: usize, bytes: &[u8]) -> std::io::Result<()> {
+        match &mut self.0 {
+            WriterInner::Heap(buffer) => {
+                let end = offset.checked_add(bytes.len()).filter(|end| *end <= buffer.len());
+                let Some(end) = end else {
+                    return Err(std::io::Error::other("a write past the end of the pages"));
+                };
+                buffer[offset..end].copy_from_slice(bytes);
+                Ok(())
+            }
+            #[cfg(target_os = "linux")]
+            WriterInner::Memfd(file) => file.write_at(offset, bytes),
+        }
+    }
+}
+
+impl Serialize for Pages {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Pages {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Pages, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Pages;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("bytes")
+            }
+
+            fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<Pages, E> {
+                Pages::copy_of(bytes).map_err(E::custom)
+            }
+
+            fn visit_byte_buf<E: serde::de::Error>(self, bytes: Vec<u8>) -> Result<Pages, E> {
+                Ok(Pages::from(bytes))
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Pages, A::Error> {
+                let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
+                while let Some(b) = seq.next_element()? {
+                    bytes.push(b);
+                }
+                Ok(Pages::from(bytes))
+            }
+        }
+        deserializer.deserialize_bytes(Visitor)
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+mod memfd {
+    //! A memfd written with `pwrite`, then sealed against any change and mapped read-only.
+
+    use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+    /// A memfd being written.
+    pub struct Open {
+        fd: OwnedFd,
+        len: usize,
+    }
+
+    impl Open {
+        /// A memfd of `len` bytes (zeros, no memory used until written), or `None` when
+        /// the kernel refuses one.
+        pub fn new(name: &std::ffi::CStr, len: usize) -> Option<Open> {
+            // SAFETY: a plain syscall on a NUL-terminated name; the fd is checked.
+            let raw = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
+            if raw < 0 {
+                return None;
+            }
+            // SAFETY: `raw` is a fresh fd owned by nobody else.
+            let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+            // SAFETY: a plain syscall on an fd this owns.
+            if unsafe { libc::ftruncate(fd.as_raw_fd(), len as libc::off_t) } != 0 {
+                return None;
+            }
+            Some(Open { fd, len })
+        }
+
+        /// Writes `bytes` at `offset`.
+        pub fn write_at(&mut self, offset: usize, mut bytes: &[u8]) -> std::io::Result<()> {
+            if offset.checked_add(bytes.len()).is_none_or(|end| end > self.len) {
+                return Err(std::io::Error::other("a write past the end of the pages"));
+            }
+            let mut at = offset;
+            while !bytes.is_empty() {
+                // SAFETY: `bytes` is a live slice of the length passed.
+                let n =
+                    unsafe { libc::pwrite(self.fd.as_raw_fd(), bytes.as_ptr().cast(), bytes.len(), at as libc::off_t) };
+                if n < 0 {
+                    let error = std::io::Error::last_os_error();
+                    if error.kind() == std::io::ErrorKind::Interrupted {
+                        continue;
+                    }
+                    return Err(error);
+                }
+                if n == 0 {
+                    return Err(std::io::Error::other("the memfd took no bytes"));
+                }
+                bytes = &bytes[n as usize..];
+                at += n as usize;
+            }
+            Ok(())
+        }
+
+        /// Seals the file (no write, no resize, ever again) and maps it for reading.
+        pub fn seal(self) -> std::io::Result<Sealed> {
+            let seals = libc::F_SEAL_WRITE | libc::F_SEAL_GROW | libc::F_SEAL_SHRINK | libc::F_SEAL_SEAL;
+            // SAFETY: a plain syscall on an fd this owns.
+            if unsafe { libc::fcntl(self.fd.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if self.len == 0 {
+                return Ok(Sealed { fd: self.fd, map: std::ptr::NonNull::dangling(), len: 0 });
+            }
+            // SAFETY: a new read-only shared mapping of the whole file, placed by the kernel.
+            let map = unsafe {
+                libc::mmap(std::ptr::null_mut(), self.len, libc::PROT_READ, libc::MAP_SHARED, self.fd.as_raw_fd(), 0)
+            };
+            if map == libc::MAP_FAILED {
+                return Err(std::io::Error::last_os_error());
+            }
+            let map =
+                std::ptr::NonNull::new(map.cast::<u8>()).ok_or_else(|| std::io::Error::other("mmap gave null"))?;
+            Ok(Sealed { fd: self.fd, map, len: self.len })
+        }
+    }
+
+    /// A sealed memfd and its read-only mapping.
+    pub struct Sealed {
+        fd: OwnedFd,
+        map: std::ptr::NonNull<u8>,
+        len: usize,
+    }
+
+    // SAFETY: the mapping is read-only and its file sealed against writes: no one can change
+    // the bytes, so sharing references across threads is sound.
+    unsafe impl Send for Sealed {}
+    // SAFETY: as above.
+    unsafe impl Sync for Sealed {}
+
+    impl Sealed {
+        /// The bytes.
+        pub fn bytes(&self) -> &[u8] {
+            // SAFETY: `map` is a live read-only mapping of `len` bytes (or dangling with
+            // `len` 0) that lives as long as `self`, and sealing forbids any change.
+            unsafe { std::slice::from_raw_parts(self.map.as_ptr(), self.len) }
+        }
+
+        /// The file.
+        pub fn fd(&self) -> BorrowedFd<'_> {
+            self.fd.as_fd()
+        }
+    }
+
+    impl Drop for Sealed {
+        fn drop(&mut self) {
+            if self.len > 0 {
+                // SAFETY: the mapping was made by `seal` and is unmapped once, here; no
+                // borrow of `bytes` outlives `self`.
+                unsafe { libc::munmap(self.map.as_ptr().cast(), self.len) };
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_pages_read_back_and_round_trip_through_postcard() {
+        let mut writer = Pages::writer(FILE_MIN, Some(SNAPSHOT_FILE));
+        writer.write_at(4096, &[7; 4096]).expect("written");
+        writer.write_at(2 * 4096 + 10, b"abc").expect("written");
+        let pages = writer.finish().expect("sealed");
+        assert_eq!(pages.len(), FILE_MIN);
+        assert!(pages[..4096].iter().all(|b| *b == 0));
+        assert!(pages[4096..8192].iter().all(|b| *b == 7));
+        assert_eq!(&pages[8202..8205], b"abc");
+        #[cfg(target_os = "linux")]
+        assert!(pages.file().is_some(), "Linux pages live in a memfd: {pages:?}");
+        let bytes = postcard::to_allocvec(&pages).expect("encoded");
+        let back: Pages = postcard::from_bytes(&bytes).expect("decoded");
+        assert_eq!(back, pages);
+        assert_eq!(bytes, postcard::to_allocvec(&serde_bytes::ByteBuf::from(pages.to_vec())).expect("encoded"));
+    }
+
+    #[test]
+    fn writes_past_the_end_are_refused_and_empty_pages_work() {
+        assert!(Pages::writer(4096, None).write_at(4000, &[1; 200]).is_err());
+        let empty = Pages::writer(0, Some(SNAPSHOT_FILE)).finish().expect("sealed");
+        assert!(empty.is_empty());
+        assert_eq!(Pages::default(), empty);
+    }
+}
