@@ -41,6 +41,21 @@ pub(crate) fn runs_to_map(state: &MemoryImage, baseline: Option<&Pages>) -> Vec<
     mapped
 }
 
+/// Kernel map entries held by restores' mappings and not yet put back, process-wide (two
+/// per mapping: its own and the split of the mapping it lands in).
+static LIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The most map entries restores may hold at once: an eighth of `vm.max_map_count`, so the
+/// pool and everything else keep theirs, and a put-back (which needs no new entry when the
+/// spans' edges are entries' edges) never meets the limit. Past it, runs are copied.
+fn budget() -> usize {
+    static BUDGET: std::sync::LazyLock<usize> = std::sync::LazyLock::new(|| {
+        let max = std::fs::read_to_string("/proc/sys/vm/max_map_count").ok().and_then(|s| s.trim().parse().ok());
+        max.unwrap_or(65_530usize) / 8
+    });
+    *BUDGET
+}
+
 /// One memory's overlaid span.
 struct Span {
     /// The host address of the memory's first byte.
@@ -50,6 +65,8 @@ struct Span {
     to: usize,
     /// The fresh image's bytes, put back over the span on release.
     baseline: Pages,
+    /// Map entries counted in [`LIVE`] for this span.
+    entries: usize,
 }
 
 /// The copy-on-write mappings made in one instance's memories; undone on drop.
@@ -80,6 +97,8 @@ fn host_page() -> usize {
 impl Overlays {
     /// Maps `len` bytes of `pages` from `pages_at` private over the memory whose first byte
     /// is at host address `base`, at byte `offset`; `baseline` is that memory's fresh image.
+    /// Returns false, mapping nothing, when the process's budget of map entries for restores
+    /// is spent: the caller copies the run instead.
     ///
     /// # Safety
     ///
@@ -97,35 +116,50 @@ impl Overlays {
         pages: &Pages,
         pages_at: usize,
         baseline: &Pages,
-    ) -> std::io::Result<()> {
+    ) -> std::io::Result<bool> {
         use std::os::fd::AsRawFd;
+        use std::sync::atomic::Ordering;
         let Some(file) = pages.file() else {
             return Err(std::io::Error::other("the pages are not in a file"));
         };
+        // A run across the baseline's end is mapped in two, so that the put-back (the file's
+        // bytes below that end, zeros above) finds an entry's edge there and needs no split.
+        let end = offset + len;
+        let cut = baseline.len().clamp(offset, end);
+        let pieces: Vec<(usize, usize)> =
+            [(offset, cut), (cut, end)].into_iter().filter(|(from, to)| to > from).collect();
+        let entries = 2 * pieces.len();
+        if LIVE.fetch_add(entries, Ordering::AcqRel) + entries > budget() {
+            LIVE.fetch_sub(entries, Ordering::AcqRel);
+            return Ok(false);
+        }
         // Recorded first: whatever happens next, the span is put back on drop.
         match self.0.iter_mut().find(|s| s.base == base) {
             Some(span) => {
                 span.from = span.from.min(offset);
-                span.to = span.to.max(offset + len);
+                span.to = span.to.max(end);
+                span.entries += entries;
             }
-            None => self.0.push(Span { base, from: offset, to: offset + len, baseline: baseline.clone() }),
+            None => self.0.push(Span { base, from: offset, to: end, baseline: baseline.clone(), entries }),
         }
-        // SAFETY: the caller guarantees the target range is inside a live, unused linear
-        // memory; MAP_FIXED replaces exactly that range and nothing outside it.
-        let at = unsafe {
-            libc::mmap(
-                (base + offset) as *mut libc::c_void,
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_FIXED,
-                file.as_raw_fd(),
-                pages_at as libc::off_t,
-            )
-        };
-        if at == libc::MAP_FAILED {
-            return Err(std::io::Error::last_os_error());
+        for (from, to) in pieces {
+            // SAFETY: the caller guarantees the target range is inside a live, unused linear
+            // memory; MAP_FIXED replaces exactly that range and nothing outside it.
+            let at = unsafe {
+                libc::mmap(
+                    (base + from) as *mut libc::c_void,
+                    to - from,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_FIXED,
+                    file.as_raw_fd(),
+                    (pages_at + from - offset) as libc::off_t,
+                )
+            };
+            if at == libc::MAP_FAILED {
+                return Err(std::io::Error::last_os_error());
+            }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Never called off Linux ([`mappable`] is false there).
@@ -143,8 +177,8 @@ impl Overlays {
         _pages: &Pages,
         _pages_at: usize,
         _baseline: &Pages,
-    ) -> std::io::Result<()> {
-        Err(std::io::Error::other("copy-on-write restores need Linux"))
+    ) -> std::io::Result<bool> {
+        Ok(false)
     }
 
     /// Whether any mapping was made.
@@ -162,7 +196,9 @@ impl Overlays {
     pub unsafe fn undo(&mut self) {
         for span in self.0.drain(..) {
             // SAFETY: forwarded from the caller.
-            if let Err(error) = unsafe { put_back(&span) } {
+            let done = unsafe { put_back(&span) };
+            LIVE.fetch_sub(span.entries, std::sync::atomic::Ordering::AcqRel);
+            if let Err(error) = done {
                 tracing::error!(
                     error = %error,
                     "cannot put a memory slot's fresh image back after a restored session; \

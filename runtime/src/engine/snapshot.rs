@@ -354,9 +354,11 @@ pub async fn restore(
                 // pooled memory never moves; offsets and lengths are whole chunks, and
                 // `mappable` held for both files.
                 #[allow(unsafe_code)]
-                unsafe { overlays.map(base, offset, len, &state.data, at, baseline) }.map_err(access)?;
-                at += len;
-                continue;
+                let mapped = unsafe { overlays.map(base, offset, len, &state.data, at, baseline) }.map_err(access)?;
+                if mapped {
+                    at += len;
+                    continue;
+                }
             }
             if len >= PREFAULT_BYTES {
                 prefault(store, memory, offset as u64, len as u64).await?;
