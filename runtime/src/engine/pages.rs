@@ -41,7 +41,7 @@ impl Pages {
         }
         #[cfg(not(target_os = "linux"))]
         let _ = file;
-        Writer(WriterInner::Heap(vec![0; len]))
+        Writer(WriterInner::Heap(Vec::with_capacity(len), len))
     }
 
     /// A mappable copy of `bytes` (a file named [`SNAPSHOT_FILE`]).
@@ -106,7 +106,9 @@ impl std::fmt::Debug for Pages {
 pub struct Writer(WriterInner);
 
 enum WriterInner {
-    Heap(Vec<u8>),
+    /// The bytes written so far (zeros where skipped) and the length to reach: in-order
+    /// writes append, with no zeroing pass first.
+    Heap(Vec<u8>, usize),
     #[cfg(target_os = "linux")]
     Memfd(memfd::Open),
 }
@@ -115,7 +117,10 @@ impl Writer {
     /// The pages written: sealed, never to change again.
     pub fn finish(self) -> std::io::Result<Pages> {
         let inner = match self.0 {
-            WriterInner::Heap(bytes) => Inner::Heap(bytes),
+            WriterInner::Heap(mut bytes, len) => {
+                bytes.resize(len, 0);
+                Inner::Heap(bytes)
+            }
             #[cfg(target_os = "linux")]
             WriterInner::Memfd(file) => Inner::Sealed(file.seal()?),
         };
@@ -125,12 +130,18 @@ impl Writer {
     /// Writes `bytes` at `offset`; the range must lie inside the buffer.
     pub fn write_at(&mut self, offset: usize, bytes: &[u8]) -> std::io::Result<()> {
         match &mut self.0 {
-            WriterInner::Heap(buffer) => {
-                let end = offset.checked_add(bytes.len()).filter(|end| *end <= buffer.len());
-                let Some(end) = end else {
+            WriterInner::Heap(buffer, len) => {
+                let Some(end) = offset.checked_add(bytes.len()).filter(|end| end <= len) else {
                     return Err(std::io::Error::other("a write past the end of the pages"));
                 };
-                buffer[offset..end].copy_from_slice(bytes);
+                if offset >= buffer.len() {
+                    buffer.resize(offset, 0);
+                    buffer.extend_from_slice(bytes);
+                } else {
+                    let inside = (buffer.len() - offset).min(bytes.len());
+                    buffer[offset..offset + inside].copy_from_slice(&bytes[..inside]);
+                    buffer.extend_from_slice(&bytes[inside..]);
+                }
                 Ok(())
             }
             #[cfg(target_os = "linux")]
@@ -318,6 +329,14 @@ mod tests {
     #[test]
     fn writes_past_the_end_are_refused_and_empty_pages_work() {
         assert!(Pages::writer(4096, None).write_at(4000, &[1; 200]).is_err());
+        let mut heap = Pages::writer(3 * 4096, None);
+        heap.write_at(4096, &[5; 10]).expect("written");
+        heap.write_at(0, &[6; 4096]).expect("written");
+        heap.write_at(4100, &[5; 6]).expect("written");
+        let heap = heap.finish().expect("finished");
+        assert_eq!(heap.len(), 3 * 4096);
+        assert!(heap[..4096].iter().all(|b| *b == 6) && heap[4096..4106].iter().all(|b| *b == 5));
+        assert!(heap[4106..].iter().all(|b| *b == 0));
         let empty = Pages::writer(0, Some(SNAPSHOT_FILE)).finish().expect("sealed");
         assert!(empty.is_empty());
         assert_eq!(Pages::default(), empty);
