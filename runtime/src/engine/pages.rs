@@ -131,9 +131,9 @@ impl Writer {
     pub fn write_at(&mut self, offset: usize, bytes: &[u8]) -> std::io::Result<()> {
         match &mut self.0 {
             WriterInner::Heap(buffer, len) => {
-                let Some(end) = offset.checked_add(bytes.len()).filter(|end| end <= len) else {
+                if offset.checked_add(bytes.len()).is_none_or(|end| end > *len) {
                     return Err(std::io::Error::other("a write past the end of the pages"));
-                };
+                }
                 if offset >= buffer.len() {
                     buffer.resize(offset, 0);
                     buffer.extend_from_slice(bytes);
