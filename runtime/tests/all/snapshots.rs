@@ -211,6 +211,7 @@ async fn pause_frees_a_pool_slot() {
 }
 
 /// Mappings of this process's files named `name` (Linux's `/proc/self/maps`).
+#[cfg(target_os = "linux")]
 fn mapped_files(name: &str) -> usize {
     std::fs::read_to_string("/proc/self/maps").map_or(0, |maps| maps.lines().filter(|l| l.contains(name)).count())
 }
