@@ -12,6 +12,7 @@ pub mod host;
 pub mod instance;
 pub mod overlay;
 pub mod pages;
+pub mod preopens;
 pub mod snapshot;
 pub(crate) mod source;
 pub mod tools;

@@ -18,6 +18,7 @@ use crate::engine::host::{HostState, Tags};
 use crate::engine::instance::Instance;
 use crate::engine::overlay::{self, Overlays};
 use crate::engine::pages::{BASELINE_FILE, Pages, SNAPSHOT_FILE};
+use crate::engine::preopens::{held_preopens, replay_preopens};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,7 +36,7 @@ const READ_BYTES: u32 = 1 << 30;
 const PREFAULT_BYTES: usize = 64 << 10;
 
 /// The wasm page.
-const PAGE: u64 = 65536;
+pub(crate) const PAGE: u64 = 65536;
 
 /// How long the accessor calls of one capture or restore may take.
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -100,7 +101,7 @@ pub enum CaptureError {
     Access(String),
 }
 
-fn access(e: impl std::fmt::Display) -> CaptureError {
+pub(crate) fn access(e: impl std::fmt::Display) -> CaptureError {
     CaptureError::Access(e.to_string())
 }
 
@@ -130,7 +131,7 @@ async fn size_of(store: &mut Store<HostState>, fns: &MemoryFns) -> Result<u64, C
 }
 
 /// `len` bytes of memory `fns` from `offset`, borrowed in place until the store is next used.
-async fn borrow(
+pub(crate) async fn borrow(
     store: &mut Store<HostState>,
     fns: &MemoryFns,
     offset: u64,
@@ -381,48 +382,8 @@ pub async fn restore(
     Ok(())
 }
 
-/// How many preopened directories the guest holds, when they are all it holds and it took
-/// them first (host table indices 0..n); refuses anything else it holds.
-fn held_preopens(store: &mut Store<HostState>) -> Result<u32, CaptureError> {
-    if store.data().holds_no_resources() {
-        return Ok(0);
-    }
-    let held = store.data_mut().held_resources();
-    let granted = store.data().preopens;
-    let only_preopens = held.len() == granted
-        && held.iter().enumerate().all(|(i, (index, kind))| *index as usize == i && *kind == "directory");
-    if only_preopens {
-        return Ok(granted as u32);
-    }
-    let names: Vec<String> = held.iter().map(|(i, kind)| format!("{kind} #{i}")).collect();
-    Err(CaptureError::HoldsHandles(names.join(", ")))
-}
-
-/// Hands a fresh instance its preopened directories as the snapshot's guest held them: the
-/// first handles it takes. `get-directories` writes its answer at address 0 of the first
-/// memory, whose first page is put back afterwards.
-async fn replay_preopens(store: &mut Store<HostState>, fns: &Access, wanted: u32) -> Result<(), CaptureError> {
-    let (Some(replay), Some(memory)) = (&fns.replay, fns.memories.first()) else {
-        return Err(CaptureError::Mismatch(
-            "the session held directories; this component cannot be handed them".into(),
-        ));
-    };
-    if !store.data().holds_no_resources() {
-        return Err(CaptureError::Mismatch("the new instance already holds resources".into()));
-    }
-    let page = borrow(store, memory, 0, PAGE).await?.as_le_slice(&*store).to_vec();
-    replay.call_async(&mut *store, ()).await.map_err(access)?;
-    memory.dest.call_async(&mut *store, (0,)).await.map_err(access)?;
-    write(store, &memory.write, &page).await?;
-    let now = held_preopens(store)?;
-    if now != wanted {
-        return Err(CaptureError::Mismatch(format!("the session held {wanted} directories; this server grants {now}")));
-    }
-    Ok(())
-}
-
 /// Calls a `write` accessor with borrowed bytes.
-async fn write(
+pub(crate) async fn write(
     store: &mut Store<HostState>,
     func: &wasmtime::component::Func,
     bytes: &[u8],
