@@ -119,7 +119,7 @@ impl Overlays {
     ) -> std::io::Result<bool> {
         use std::os::fd::AsRawFd;
         use std::sync::atomic::Ordering;
-        let Some(file) = pages.file() else {
+        let Some((file, file_at)) = pages.file() else {
             return Err(std::io::Error::other("the pages are not in a file"));
         };
         // A run across the baseline's end is mapped in two, so that the put-back (the file's
@@ -152,7 +152,7 @@ impl Overlays {
                     libc::PROT_READ | libc::PROT_WRITE,
                     libc::MAP_PRIVATE | libc::MAP_FIXED,
                     file.as_raw_fd(),
-                    (pages_at + from - offset) as libc::off_t,
+                    (file_at + pages_at + from - offset) as libc::off_t,
                 )
             };
             if at == libc::MAP_FAILED {
@@ -216,7 +216,7 @@ impl Overlays {
 #[allow(unsafe_code)]
 unsafe fn put_back(span: &Span) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
-    let Some(file) = span.baseline.file() else {
+    let Some((file, file_at)) = span.baseline.file() else {
         return Err(std::io::Error::other("the baseline is not in a file"));
     };
     let split = span.to.min(span.baseline.len()).max(span.from);
@@ -230,7 +230,7 @@ unsafe fn put_back(span: &Span) -> std::io::Result<()> {
                 rw,
                 libc::MAP_PRIVATE | libc::MAP_FIXED,
                 file.as_raw_fd(),
-                span.from as libc::off_t,
+                (file_at + span.from) as libc::off_t,
             )
         };
         if at == libc::MAP_FAILED {

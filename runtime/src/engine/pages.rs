@@ -23,7 +23,44 @@ pub struct Pages(Arc<Inner>);
 enum Inner {
     Heap(Vec<u8>),
     #[cfg(target_os = "linux")]
-    Sealed(memfd::Sealed),
+    Sealed(memfd::Mapped),
+    /// `len` bytes of a mapped file from byte `at`.
+    #[cfg(target_os = "linux")]
+    Slice(Arc<FileBytes>, usize, usize),
+}
+
+/// A whole file mapped read-only, for [`Pages::slice`]: a stored snapshot's blob, read
+/// without copying. The file must never change while mapped (a blob is written once under
+/// a temporary name and renamed; it is only ever deleted).
+#[cfg(target_os = "linux")]
+pub struct FileBytes(memfd::Mapped);
+
+#[cfg(target_os = "linux")]
+impl FileBytes {
+    /// Maps all of `file`, its pages read in at once (`MAP_POPULATE`); gives the file back
+    /// with the error when it cannot be mapped.
+    pub fn try_map(file: std::fs::File) -> Result<FileBytes, (std::fs::File, std::io::Error)> {
+        use std::os::fd::AsFd;
+        let len = match file.metadata().map(|m| usize::try_from(m.len())) {
+            Ok(Ok(len)) => len,
+            Ok(Err(e)) => return Err((file, std::io::Error::other(e))),
+            Err(e) => return Err((file, e)),
+        };
+        let fd = match file.as_fd().try_clone_to_owned() {
+            Ok(fd) => fd,
+            Err(e) => return Err((file, e)),
+        };
+        memfd::Mapped::new(fd, len, true).map(FileBytes).map_err(|e| (file, e))
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl std::ops::Deref for FileBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        self.0.bytes()
+    }
 }
 
 impl Pages {
@@ -41,7 +78,7 @@ impl Pages {
         }
         #[cfg(not(target_os = "linux"))]
         let _ = file;
-        Writer(WriterInner::Heap(Vec::with_capacity(len), len))
+        Writer(WriterInner::Heap(huge_vec(len), len))
     }
 
     /// A mappable copy of `bytes` (a file named [`SNAPSHOT_FILE`]).
@@ -51,11 +88,21 @@ impl Pages {
         writer.finish()
     }
 
-    /// The sealed file holding the bytes, when they are in one (offsets as in the bytes).
+    /// `len` bytes of `file` from byte `at` (mappable when `at` is a multiple of 4 KiB).
     #[cfg(target_os = "linux")]
-    pub fn file(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+    pub fn slice(file: &Arc<FileBytes>, at: usize, len: usize) -> std::io::Result<Pages> {
+        if at.checked_add(len).is_none_or(|end| end > file.len()) {
+            return Err(std::io::Error::other("a slice past the end of the file"));
+        }
+        Ok(Pages(Arc::new(Inner::Slice(file.clone(), at, len))))
+    }
+
+    /// The file holding the bytes, when they are in one, and the file offset of the first.
+    #[cfg(target_os = "linux")]
+    pub fn file(&self) -> Option<(std::os::fd::BorrowedFd<'_>, usize)> {
         match &*self.0 {
-            Inner::Sealed(sealed) => Some(sealed.fd()),
+            Inner::Sealed(sealed) => Some((sealed.fd(), 0)),
+            Inner::Slice(file, at, _) => Some((file.0.fd(), *at)),
             Inner::Heap(_) => None,
         }
     }
@@ -69,7 +116,15 @@ impl std::ops::Deref for Pages {
             Inner::Heap(bytes) => bytes,
             #[cfg(target_os = "linux")]
             Inner::Sealed(sealed) => sealed.bytes(),
+            #[cfg(target_os = "linux")]
+            Inner::Slice(file, at, len) => &file[*at..*at + *len],
         }
+    }
+}
+
+impl AsRef<[u8]> for Pages {
+    fn as_ref(&self) -> &[u8] {
+        self
     }
 }
 
@@ -97,9 +152,28 @@ impl std::fmt::Debug for Pages {
             Inner::Heap(_) => "heap",
             #[cfg(target_os = "linux")]
             Inner::Sealed(_) => "memfd",
+            #[cfg(target_os = "linux")]
+            Inner::Slice(..) => "file",
         };
         write!(f, "Pages({} bytes, {place})", self.len())
     }
+}
+
+/// An empty vector with room for `len` bytes; on Linux, when that is several MiB, backed by
+/// transparent huge pages where the system gives them on request (`madvise` mode): filling
+/// 32 MiB of 4 KiB pages took 8,192 page faults and as many TLB misses.
+fn huge_vec(len: usize) -> Vec<u8> {
+    let bytes = Vec::with_capacity(len);
+    #[cfg(target_os = "linux")]
+    if len >= 4 << 20 {
+        let start = (bytes.as_ptr() as usize).next_multiple_of(4096);
+        let end = (bytes.as_ptr() as usize + len) & !4095;
+        // SAFETY: an advice on pages of this vector's own allocation, which nothing has
+        // written yet; it changes how they are backed, never what they hold.
+        #[allow(unsafe_code)]
+        let _ = unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
+    }
+    bytes
 }
 
 /// Fills a buffer made by [`Pages::writer`].
@@ -244,46 +318,60 @@ mod memfd {
         }
 
         /// Seals the file (no write, no resize, ever again) and maps it for reading.
-        pub fn seal(self) -> std::io::Result<Sealed> {
+        pub fn seal(self) -> std::io::Result<Mapped> {
             let seals = libc::F_SEAL_WRITE | libc::F_SEAL_GROW | libc::F_SEAL_SHRINK | libc::F_SEAL_SEAL;
             // SAFETY: a plain syscall on an fd this owns.
             if unsafe { libc::fcntl(self.fd.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
                 return Err(std::io::Error::last_os_error());
             }
-            if self.len == 0 {
-                return Ok(Sealed { fd: self.fd, map: std::ptr::NonNull::dangling(), len: 0 });
+            Mapped::new(self.fd, self.len, false)
+        }
+    }
+
+    /// A file that does not change (a sealed memfd, a stored blob) and its read-only mapping.
+    pub struct Mapped {
+        fd: OwnedFd,
+        map: std::ptr::NonNull<u8>,
+        len: usize,
+    }
+
+    // SAFETY: the mapping is read-only and its file never changes (sealed against writes, or
+    // a blob written once): no one can change the bytes, so sharing references across threads
+    // is sound.
+    unsafe impl Send for Mapped {}
+    // SAFETY: as above.
+    unsafe impl Sync for Mapped {}
+
+    impl Mapped {
+        /// Maps the first `len` bytes of `fd` read-only, shared; `populate` reads its pages in
+        /// at once (one call, where reading them would fault per page).
+        pub fn new(fd: OwnedFd, len: usize, populate: bool) -> std::io::Result<Mapped> {
+            if len == 0 {
+                return Ok(Mapped { fd, map: std::ptr::NonNull::dangling(), len: 0 });
             }
-            // SAFETY: a new read-only shared mapping of the whole file, placed by the kernel.
+            // SAFETY: a new read-only shared mapping of the file, placed by the kernel.
             let map = unsafe {
-                libc::mmap(std::ptr::null_mut(), self.len, libc::PROT_READ, libc::MAP_SHARED, self.fd.as_raw_fd(), 0)
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    len,
+                    libc::PROT_READ,
+                    if populate { libc::MAP_SHARED | libc::MAP_POPULATE } else { libc::MAP_SHARED },
+                    fd.as_raw_fd(),
+                    0,
+                )
             };
             if map == libc::MAP_FAILED {
                 return Err(std::io::Error::last_os_error());
             }
             let map =
                 std::ptr::NonNull::new(map.cast::<u8>()).ok_or_else(|| std::io::Error::other("mmap gave null"))?;
-            Ok(Sealed { fd: self.fd, map, len: self.len })
+            Ok(Mapped { fd, map, len })
         }
-    }
 
-    /// A sealed memfd and its read-only mapping.
-    pub struct Sealed {
-        fd: OwnedFd,
-        map: std::ptr::NonNull<u8>,
-        len: usize,
-    }
-
-    // SAFETY: the mapping is read-only and its file sealed against writes: no one can change
-    // the bytes, so sharing references across threads is sound.
-    unsafe impl Send for Sealed {}
-    // SAFETY: as above.
-    unsafe impl Sync for Sealed {}
-
-    impl Sealed {
         /// The bytes.
         pub fn bytes(&self) -> &[u8] {
             // SAFETY: `map` is a live read-only mapping of `len` bytes (or dangling with
-            // `len` 0) that lives as long as `self`, and sealing forbids any change.
+            // `len` 0) that lives as long as `self`, of a file that never changes.
             unsafe { std::slice::from_raw_parts(self.map.as_ptr(), self.len) }
         }
 
@@ -293,7 +381,7 @@ mod memfd {
         }
     }
 
-    impl Drop for Sealed {
+    impl Drop for Mapped {
         fn drop(&mut self) {
             if self.len > 0 {
                 // SAFETY: the mapping was made by `seal` and is unmapped once, here; no

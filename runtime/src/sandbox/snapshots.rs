@@ -7,6 +7,7 @@ use super::verbs::{denied, internal};
 use super::*;
 use crate::engine::snapshot::{CaptureError, Captured};
 use cella_protocol::SnapshotInfo;
+use object_store::PutPayload;
 
 /// Why a snapshot was taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,17 +130,17 @@ impl Sandbox {
         let image_key = captured.key.clone();
         // Compression and checksum of many MiB (a Python session's): off the async threads,
         // which serve every other call meanwhile.
-        let (packed, content) = blocking(move || encode(&captured, files)).await?.map_err(stored)?;
+        let packed = blocking(move || encode(&captured, files)).await?.map_err(stored)?;
         let tenant = &session.caller.tenant;
         if let Some(quota) = self.inner.tenancy.snapshot_mb(tenant) {
             let used = self.store().bytes_of(tenant).await;
-            if used + packed.len() as u64 > quota << 20 {
+            if used + packed.len > quota << 20 {
                 return Err(Refusal::new(
                     codes::QUOTA_EXCEEDED,
                     format!(
                         "tenant '{tenant}' stores {:.1} MiB of snapshots; this one ({:.1} MiB) would pass its quota of {quota} MiB",
                         used as f64 / 1048576.0,
-                        packed.len() as f64 / 1048576.0
+                        packed.len as f64 / 1048576.0
                     ),
                     json!({"snapshot_mb": quota}),
                 ));
@@ -148,7 +149,7 @@ impl Sandbox {
         let info = session.info();
         let snapshot_id = format!("snap_{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
         let record = Record {
-            blob: Some(Record::own_blob(&snapshot_id, &content)),
+            blob: Some(Record::own_blob(&snapshot_id, &packed.content)),
             info: SnapshotInfo {
                 snapshot_id,
                 reason: reason.as_str().into(),
@@ -157,7 +158,7 @@ impl Sandbox {
                 session_id: session.id.clone(),
                 session_name: session.name.clone(),
                 created_at: timestamp(chrono::Utc::now()),
-                stored_bytes: packed.len() as u64,
+                stored_bytes: packed.len,
                 changed_bytes,
                 memory_bytes,
                 files: file_count,
@@ -167,10 +168,11 @@ impl Sandbox {
             },
             tenant: tenant.to_string(),
             image_key,
-            content,
+            content: packed.content,
             pause_on_timeout: session.pause_on_timeout,
         };
-        self.store().put(&record, packed).await.map_err(stored)?;
+        // The blob's parts as they are: its pages are the capture's, not a copy.
+        self.store().put(&record, packed.parts.into_iter().collect::<PutPayload>()).await.map_err(stored)?;
         Ok(record)
     }
 

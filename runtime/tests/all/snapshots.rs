@@ -266,3 +266,41 @@ async fn sessions_after_forked_ones_start_fresh() {
     let kept = ok(exec(&sb, &source, "kv:get", json!({"key": "big"})).await);
     assert_eq!(kept["value"].as_str().map(str::len), Some(1 << 20), "the source is unaffected");
 }
+
+/// A stored snapshot's pages that do not compress are kept as they are and mapped from the
+/// store's file into the restored session (not read and copied); the restored session sees
+/// them and diverges on its own, the file is no longer mapped once it ends, and its pool
+/// slot holds the fresh image again.
+#[tokio::test]
+async fn a_restore_maps_the_stored_file_and_the_slot_starts_fresh_after() {
+    let store = tempfile::tempdir().unwrap();
+    let sb = sandbox_with(json!({
+        "server": {"limits": {"max_instances": 3, "memory_mb": 256}, "snapshots": {"dir": store.path()}},
+        "resources": {"python": {"component": "builtin:python"}}
+    }))
+    .await;
+    let source = worker("mapped-source");
+    sb.create_session(&source, "python", json!({}), None).await.unwrap();
+    let made = "import random, hashlib\ndata = random.randbytes(4 << 20)\ndigest = hashlib.sha256(data).hexdigest()";
+    py(&sb, &source, made).await;
+    let snap = sb.snapshot_session(&source, "python").await.unwrap();
+    assert!(snap.stored_bytes >= 4 << 20, "random bytes are stored as they are: {snap:?}");
+    let in_store = store.path().to_str().unwrap().to_string();
+    assert_eq!(mapped_files(&in_store), 0, "nothing maps the store yet");
+
+    let restored = worker("mapped-restored");
+    sb.restore_snapshot(&restored, &snap.snapshot_id).await.unwrap();
+    #[cfg(target_os = "linux")]
+    assert!(mapped_files(&in_store) > 0, "the restored session maps the stored file");
+    assert_eq!(py(&sb, &restored, "hashlib.sha256(data).hexdigest() == digest").await["result"], "True");
+    py(&sb, &restored, "data = b'mine'").await;
+    assert_eq!(py(&sb, &source, "len(data)").await["result"], (4 << 20).to_string(), "the source is unaffected");
+    assert_eq!(py(&sb, &restored, "data").await["result"], "b'mine'");
+
+    sb.destroy_session(&restored, "python").await.unwrap();
+    sb.delete_snapshot("default", &snap.snapshot_id).await.unwrap();
+    assert_eq!(mapped_files(&in_store), 0, "the file is let go with the session");
+    let python = sb.backend("python").unwrap();
+    python.verify_fresh_instances(4, 16).await.unwrap();
+    assert_eq!(py(&sb, &source, "hashlib.sha256(data).hexdigest() == digest").await["result"], "True");
+}

@@ -19,7 +19,7 @@ pub mod files;
 mod https;
 mod open;
 
-pub use blob::encode;
+pub use blob::{Packed, encode};
 pub use files::{copy_tree, read_files, write_files};
 
 use crate::engine::snapshot::StateImage;
@@ -249,8 +249,8 @@ impl SnapshotStore {
     }
 
     /// Stores a blob and its record (the blob first: a record is never left without it).
-    pub async fn put(&self, record: &Record, packed: Vec<u8>) -> Result<(), StoreError> {
-        self.write(&Self::blob_key(&record.tenant, record.blob_name()), Bytes::from(packed)).await?;
+    pub async fn put(&self, record: &Record, packed: impl Into<PutPayload>) -> Result<(), StoreError> {
+        self.write(&Self::blob_key(&record.tenant, record.blob_name()), packed).await?;
         let json = serde_json::to_vec_pretty(record).map_err(io)?;
         self.write(&Self::record_key(&record.tenant, &record.info.snapshot_id), json).await
     }
@@ -267,15 +267,43 @@ impl SnapshotStore {
 
     /// The content of a record, checked against its checksum: the instance state and the
     /// session's files.
+    /// A local store's blob is mapped, not read: its pages that are stored as they are
+    /// become the restored instance's, copy-on-write ([`blob`]).
     pub async fn body(&self, record: &Record) -> Result<(StateImage, Files), StoreError> {
-        let id = &record.info.snapshot_id;
-        let packed = self
-            .read(&Self::blob_key(&record.tenant, record.blob_name()))
-            .await?
-            .ok_or_else(|| StoreError::Corrupted(id.clone(), "its content is missing from the store".into()))?;
-        // Checksum and decompression of many MiB: off the async threads, which serve calls.
-        let (id, content) = (id.clone(), record.content.clone());
-        tokio::task::spawn_blocking(move || blob::decode(&id, &content, &packed)).await.map_err(io)?
+        let id = record.info.snapshot_id.clone();
+        let got = match self.objects.get(&Self::blob_key(&record.tenant, record.blob_name())).await {
+            Ok(got) => got,
+            Err(object_store::Error::NotFound { .. }) => {
+                return Err(StoreError::Corrupted(id, "its content is missing from the store".into()));
+            }
+            Err(e) => return Err(io(e)),
+        };
+        let content = record.content.clone();
+        match got.payload {
+            // Mapping (which reads the file in), checksum and decompression of many MiB: off
+            // the async threads, which serve calls.
+            #[cfg(target_os = "linux")]
+            object_store::GetResultPayload::File(file, _) => tokio::task::spawn_blocking(move || {
+                let blob = match crate::engine::pages::FileBytes::try_map(file) {
+                    Ok(mapped) => blob::Blob::File(Arc::new(mapped)),
+                    // A file system that cannot map files: read it.
+                    Err((mut file, _)) => {
+                        let mut bytes = Vec::new();
+                        std::io::Read::read_to_end(&mut file, &mut bytes).map_err(io)?;
+                        blob::Blob::Bytes(bytes.into())
+                    }
+                };
+                blob::decode(&id, &content, &blob)
+            })
+            .await
+            .map_err(io)?,
+            payload => {
+                let bytes = object_store::GetResult { payload, ..got }.bytes().await.map_err(io)?;
+                tokio::task::spawn_blocking(move || blob::decode(&id, &content, &blob::Blob::Bytes(bytes)))
+                    .await
+                    .map_err(io)?
+            }
+        }
     }
 
     /// Every record of `tenant`, oldest first.

@@ -29,8 +29,8 @@ fn packed() -> (Vec<u8>, String, StateImage) {
         memories: vec![MemoryImage { bytes: 65536, runs: vec![(0, 1)], data: vec![9; 4096].into() }],
         globals: vec![GlobalValue::I64(5)],
     };
-    let (packed, content) = encode(&Captured { image: image.clone(), key: "k".into() }, Vec::new()).unwrap();
-    (packed, content, image)
+    let packed = encode(&Captured { image: image.clone(), key: "k".into() }, Vec::new()).unwrap();
+    (packed.parts.concat(), packed.content, image)
 }
 
 /// Records as written today: each names its own blob, which goes with it.
