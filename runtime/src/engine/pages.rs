@@ -247,14 +247,6 @@ impl<'de> Deserialize<'de> for Pages {
             fn visit_byte_buf<E: serde::de::Error>(self, bytes: Vec<u8>) -> Result<Pages, E> {
                 Ok(Pages::from(bytes))
             }
-
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Pages, A::Error> {
-                let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
-                while let Some(b) = seq.next_element()? {
-                    bytes.push(b);
-                }
-                Ok(Pages::from(bytes))
-            }
         }
         deserializer.deserialize_bytes(Visitor)
     }
@@ -269,7 +261,7 @@ mod memfd {
 
     /// A memfd being written.
     pub struct Open {
-        fd: OwnedFd,
+        file: std::fs::File,
         len: usize,
     }
 
@@ -283,48 +275,27 @@ mod memfd {
                 return None;
             }
             // SAFETY: `raw` is a fresh fd owned by nobody else.
-            let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-            // SAFETY: a plain syscall on an fd this owns.
-            if unsafe { libc::ftruncate(fd.as_raw_fd(), len as libc::off_t) } != 0 {
-                return None;
-            }
-            Some(Open { fd, len })
+            let file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(raw) });
+            file.set_len(len as u64).ok()?;
+            Some(Open { file, len })
         }
 
         /// Writes `bytes` at `offset`.
-        pub fn write_at(&mut self, offset: usize, mut bytes: &[u8]) -> std::io::Result<()> {
+        pub fn write_at(&mut self, offset: usize, bytes: &[u8]) -> std::io::Result<()> {
             if offset.checked_add(bytes.len()).is_none_or(|end| end > self.len) {
                 return Err(std::io::Error::other("a write past the end of the pages"));
             }
-            let mut at = offset;
-            while !bytes.is_empty() {
-                // SAFETY: `bytes` is a live slice of the length passed.
-                let n =
-                    unsafe { libc::pwrite(self.fd.as_raw_fd(), bytes.as_ptr().cast(), bytes.len(), at as libc::off_t) };
-                if n < 0 {
-                    let error = std::io::Error::last_os_error();
-                    if error.kind() == std::io::ErrorKind::Interrupted {
-                        continue;
-                    }
-                    return Err(error);
-                }
-                if n == 0 {
-                    return Err(std::io::Error::other("the memfd took no bytes"));
-                }
-                bytes = &bytes[n as usize..];
-                at += n as usize;
-            }
-            Ok(())
+            std::os::unix::fs::FileExt::write_all_at(&self.file, bytes, offset as u64)
         }
 
         /// Seals the file (no write, no resize, ever again) and maps it for reading.
         pub fn seal(self) -> std::io::Result<Mapped> {
             let seals = libc::F_SEAL_WRITE | libc::F_SEAL_GROW | libc::F_SEAL_SHRINK | libc::F_SEAL_SEAL;
             // SAFETY: a plain syscall on an fd this owns.
-            if unsafe { libc::fcntl(self.fd.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
+            if unsafe { libc::fcntl(self.file.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
                 return Err(std::io::Error::last_os_error());
             }
-            Mapped::new(self.fd, self.len, false)
+            Mapped::new(self.file.into(), self.len, false)
         }
     }
 
