@@ -1,7 +1,9 @@
 //! Immutable byte buffers for captured memory pages. On Linux they live in a sealed memfd,
-//! so a restore can map them copy-on-write into a linear memory ([`crate::engine::overlay`])
-//! instead of copying them: N forks of one session share its pages until each writes.
-//! Elsewhere, or when a memfd cannot be made, they are plain heap bytes.
+//! or in a stored snapshot's file ([`FileBytes`], mapped read-only), so a restore can map them
+//! copy-on-write into a linear memory ([`crate::engine::overlay`]) instead of copying them: N
+//! forks of one session share its pages until each writes, and a session restored from a local
+//! store shares them with the file's page cache until it writes. Elsewhere, or when a memfd
+//! cannot be made, they are plain heap bytes.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::sync::Arc;
