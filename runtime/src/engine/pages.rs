@@ -40,9 +40,14 @@ pub struct FileBytes(memfd::Mapped);
 #[cfg(target_os = "linux")]
 impl FileBytes {
     /// Maps all of `file`, its pages read in at once (`MAP_POPULATE`); gives the file back
-    /// with the error when it cannot be mapped.
+    /// with the error when it cannot be mapped, or should not be: on a network or FUSE file
+    /// system, another machine may delete or change the file, and a mapped page read again
+    /// after that would fault the session using it.
     pub fn try_map(file: std::fs::File) -> Result<FileBytes, (std::fs::File, std::io::Error)> {
         use std::os::fd::AsFd;
+        if remote(&file) {
+            return Err((file, std::io::Error::other("the file is on a network file system")));
+        }
         let len = match file.metadata().map(|m| usize::try_from(m.len())) {
             Ok(Ok(len)) => len,
             Ok(Err(e)) => return Err((file, std::io::Error::other(e))),
@@ -54,6 +59,25 @@ impl FileBytes {
         };
         memfd::Mapped::new(fd, len, true).map(FileBytes).map_err(|e| (file, e))
     }
+}
+
+/// Whether `file` is on a file system another machine can change (NFS, SMB/CIFS, Ceph, 9P,
+/// AFS, FUSE), or one that cannot be asked.
+#[cfg(target_os = "linux")]
+fn remote(file: &std::fs::File) -> bool {
+    use std::os::fd::AsRawFd;
+    const REMOTE: [u32; 8] =
+        [0x6969, 0x517B, 0xFF53_4D42, 0xFE53_4D42, 0x00C3_6400, 0x0102_1997, 0x5346_414F, 0x6573_5546];
+    let mut stat = std::mem::MaybeUninit::<libc::statfs>::uninit();
+    // SAFETY: a plain query on an open fd, into a buffer of the right type.
+    #[allow(unsafe_code)]
+    if unsafe { libc::fstatfs(file.as_raw_fd(), stat.as_mut_ptr()) } != 0 {
+        return true;
+    }
+    // SAFETY: fstatfs succeeded, so it filled the buffer.
+    #[allow(unsafe_code)]
+    let kind = unsafe { stat.assume_init() }.f_type as u64 as u32;
+    REMOTE.contains(&kind)
 }
 
 #[cfg(target_os = "linux")]
