@@ -22,6 +22,9 @@
 //! 8-byte plain size. It is still read.
 
 use super::{Files, StoreError, io};
+// The content hash of a format-2 blob (and of a format-3 blob's piece hashes): xxh3-128, hex,
+// as the component cache checks its files.
+pub(super) use crate::engine::cache::checksum_hex as checksum;
 use crate::engine::pages::Pages;
 use crate::engine::snapshot::{CHUNK, Captured, MemoryImage, StateImage};
 use bytes::Bytes;
@@ -127,13 +130,14 @@ pub fn encode(captured: &Captured, files: Files) -> Result<Packed, StoreError> {
         at += stored + pad;
     }
     let image = StateImage {
+        preopens: captured.image.preopens,
         memories: captured
             .image
             .memories
             .iter()
             .map(|m| MemoryImage { bytes: m.bytes, runs: m.runs.clone(), data: Pages::default() })
             .collect(),
-        ..captured.image.clone()
+        globals: captured.image.globals.clone(),
     };
     let files = files.into_iter().map(|(path, bytes)| StoredFile { path, bytes }).collect();
     let head = postcard::to_stdvec(&Head { format: FORMAT, image, places, files }).map_err(io)?;
@@ -356,11 +360,6 @@ pub(super) fn tree_checksum(parts: &[&[u8]]) -> String {
     };
     let all: Vec<u8> = sums.iter().flat_map(|s| s.to_le_bytes()).collect();
     checksum(&all)
-}
-
-/// The content hash of a format-2 blob (and of a format-3 blob's piece hashes): xxh3-128, hex.
-pub(super) fn checksum(bytes: &[u8]) -> String {
-    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(bytes))
 }
 
 #[cfg(test)]

@@ -267,6 +267,7 @@ impl SnapshotStore {
 
     /// The content of a record, checked against its checksum: the instance state and the
     /// session's files.
+    ///
     /// A local store's blob is mapped, not read: its pages that are stored as they are
     /// become the restored instance's, copy-on-write ([`blob`]).
     pub async fn body(&self, record: &Record) -> Result<(StateImage, Files), StoreError> {
