@@ -301,8 +301,9 @@ impl Backend {
                 &config,
                 &warm::grants_fingerprint(&self.resource.grants, &self.base_dir),
                 &self.shared.fingerprint,
-                // Images carry the snapshot accessors (engine::access) since this version.
-                "access-2",
+                // Images carry the snapshot accessors (engine::access) since this version;
+                // access-3 refuses them to modules whose code can change a table.
+                "access-3",
             ],
         );
         // One build per image even when several sandboxes of one process start at once.

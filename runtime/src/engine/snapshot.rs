@@ -7,9 +7,9 @@
 //!
 //! Host resources (WASI streams, open files, sockets) are host state the guest holds by
 //! handle; a fresh instance has none at the same indices. A session holding any between
-//! calls is not captured ([`CaptureError::HoldsHandles`]). Tables are taken as the image has
-//! them: the accessor cannot read them, and none of the guest toolchains here changes a
-//! table after warmup.
+//! calls is not captured ([`CaptureError::HoldsHandles`]). Tables are those the image's
+//! instantiation makes: instrumentation refuses a module whose code can change a table
+//! ([`crate::engine::access::module`]), so a fresh instance's tables are the captured one's.
 
 use crate::engine::access::functions::{Access, GlobalFns, MemoryFns};
 use crate::engine::backend::{Backend, WarmState};

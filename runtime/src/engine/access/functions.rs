@@ -38,7 +38,10 @@ impl Access {
     /// Finds the accessor functions of `instance`.
     pub fn of(store: &mut Store<HostState>, instance: &Component) -> Result<Access, CaptureError> {
         let Some(root) = instance.get_export_index(&mut *store, None, ACCESS_INSTANCE) else {
-            return Err(CaptureError::NotInstrumented(format!("it exports no `{ACCESS_INSTANCE}`")));
+            return Err(CaptureError::NotInstrumented(format!(
+                "it exports no `{ACCESS_INSTANCE}`: its warm image could not take the accessors (the server's log says why \
+                 when the image was built)"
+            )));
         };
         let mut find = |name: &str| instance.get_export_index(&mut *store, Some(&root), name);
         let mut memory_names = Vec::new();
