@@ -7,7 +7,6 @@ use super::verbs::{denied, internal};
 use super::*;
 use crate::engine::snapshot::{CaptureError, Captured};
 use cella_protocol::SnapshotInfo;
-use object_store::PutPayload;
 
 /// Why a snapshot was taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,7 +148,9 @@ impl Sandbox {
         let info = session.info();
         let snapshot_id = format!("snap_{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
         let record = Record {
-            blob: Some(Record::own_blob(&snapshot_id, &packed.content)),
+            // Both filled in as the blob is stored.
+            blob: None,
+            content: String::new(),
             info: SnapshotInfo {
                 snapshot_id,
                 reason: reason.as_str().into(),
@@ -168,12 +169,10 @@ impl Sandbox {
             },
             tenant: tenant.to_string(),
             image_key,
-            content: packed.content,
             pause_on_timeout: session.pause_on_timeout,
         };
         // The blob's parts as they are: its pages are the capture's, not a copy.
-        self.store().put(&record, packed.parts.into_iter().collect::<PutPayload>()).await.map_err(stored)?;
-        Ok(record)
+        self.store().put_new(record, packed).await.map_err(stored)
     }
 
     /// Snapshots the caller's live session of `rt` into the store; the session goes on.

@@ -99,16 +99,22 @@ struct Body2 {
     files: Vec<StoredFile>,
 }
 
-/// An encoded blob: its parts in order (the pages shared with the capture, not copied),
-/// its size and its checksum.
+/// An encoded blob: its parts in order (the pages shared with the capture, not copied) and
+/// its size.
 #[derive(Debug)]
 pub struct Packed {
     /// The bytes, in order.
     pub parts: Vec<Bytes>,
     /// Their total length.
     pub len: u64,
-    /// Their checksum (the blob's name).
-    pub content: String,
+}
+
+impl Packed {
+    /// The checksum of its bytes (a part of the blob's name): a few ms for a Python
+    /// session's, which a local store spends while it writes the blob.
+    pub fn checksum(&self) -> String {
+        tree_checksum(&self.parts.iter().map(|p| &p[..]).collect::<Vec<_>>())
+    }
 }
 
 /// Encodes `captured` with `files`: pages that compress well are compressed, the rest are
@@ -150,8 +156,7 @@ pub fn encode(captured: &Captured, files: Files) -> Result<Packed, StoreError> {
     lead.resize(lead.len().next_multiple_of(ALIGN), 0);
     let parts: Vec<Bytes> = std::iter::once(Bytes::from(lead)).chain(data).filter(|p| !p.is_empty()).collect();
     let len = parts.iter().map(|p| p.len() as u64).sum();
-    let content = tree_checksum(&parts.iter().map(|p| &p[..]).collect::<Vec<_>>());
-    Ok(Packed { parts, len, content })
+    Ok(Packed { parts, len })
 }
 
 /// `data` compressed, when that keeps at most [`WORTH`] fifths of it.

@@ -40,7 +40,7 @@ fn pages_that_compress_are_compressed_and_noise_is_kept_as_it_is() {
         let packed = encode(&captured, vec![("a/b.txt".into(), b"hi".to_vec())]).unwrap();
         let bytes = whole(&packed);
         assert_eq!(packed.len, bytes.len() as u64);
-        assert_eq!(packed.content, tree_checksum(&[&bytes]));
+        assert_eq!(packed.checksum(), tree_checksum(&[&bytes]));
         assert!(bytes.starts_with(&MAGIC));
         if zstd {
             let most = ALIGN + (data.len() / 5).next_multiple_of(ALIGN);
@@ -52,7 +52,7 @@ fn pages_that_compress_are_compressed_and_noise_is_kept_as_it_is() {
             assert_eq!(at % ALIGN, 0);
             assert_eq!(&bytes[at..at + data.len()], &data[..]);
         }
-        let (back, files) = decode("snap_1", &packed.content, &Blob::Bytes(bytes.into())).unwrap();
+        let (back, files) = decode("snap_1", &packed.checksum(), &Blob::Bytes(bytes.into())).unwrap();
         assert_eq!(back, image);
         assert_eq!(files, vec![("a/b.txt".to_string(), b"hi".to_vec())]);
     }
@@ -80,7 +80,7 @@ fn a_stored_file_s_pages_are_shared_with_it_not_copied() {
     std::fs::write(&path, whole(&packed)).unwrap();
     let file =
         crate::engine::pages::FileBytes::try_map(std::fs::File::open(&path).unwrap()).map_err(|(_, e)| e).unwrap();
-    let (back, _) = decode("snap_1", &packed.content, &Blob::File(file.into())).unwrap();
+    let (back, _) = decode("snap_1", &packed.checksum(), &Blob::File(file.into())).unwrap();
     assert_eq!(back, image);
     let (_, at) = back.memories[0].data.file().expect("the pages are the file's");
     assert_eq!(at % ALIGN, 0);
@@ -95,7 +95,7 @@ fn a_flipped_a_foreign_and_a_lying_blob_are_refused() {
     // One flipped byte: refused by its checksum.
     let mut flipped = bytes.clone();
     flipped[30] ^= 1;
-    let err = decode("snap_1", &packed.content, &Blob::Bytes(flipped.into())).unwrap_err().to_string();
+    let err = decode("snap_1", &packed.checksum(), &Blob::Bytes(flipped.into())).unwrap_err().to_string();
     assert!(err.contains("checksum"), "{err}");
 
     let refused = |bytes: Vec<u8>| {

@@ -5,7 +5,9 @@
 //!
 //! - `tenants/<tenant>/blobs/<snapshot id>-<xxh3-128>`: a snapshot's content ([`blob`]),
 //!   named by its record and the hash of its bytes, which every read checks (records written
-//!   before 2026-11-30 name a blob `<xxh3-128>` that identical snapshots share).
+//!   before 2026-11-30 name a blob `<xxh3-128>` that identical snapshots share). A local
+//!   store writes it as `<snapshot id>.partial` while its checksum is computed, then renames
+//!   it ([`SnapshotStore::put_new`]).
 //! - `tenants/<tenant>/<snapshot id>.json`: the record (a [`SnapshotInfo`] plus the tenant,
 //!   the warm image's key and the blob's name).
 //! - `tenants/<tenant>/sandboxes/<id>/`: a sandbox snapshot's `manifest.json` and `files/`.
@@ -140,6 +142,8 @@ fn io(e: impl std::fmt::Display) -> StoreError {
 pub struct SnapshotStore {
     objects: Arc<dyn ObjectStore>,
     place: String,
+    /// A directory: renaming an object is one `rename(2)`, not a copy.
+    local: bool,
 }
 
 impl std::fmt::Debug for SnapshotStore {
@@ -170,7 +174,7 @@ fn key<'a>(parts: impl IntoIterator<Item = &'a str>) -> Key {
 impl SnapshotStore {
     /// A store in the local directory `dir` (created if missing).
     pub fn local(dir: &Path) -> Result<SnapshotStore, StoreError> {
-        Ok(SnapshotStore { objects: open::local(dir)?, place: dir.display().to_string() })
+        Ok(SnapshotStore { objects: open::local(dir)?, place: dir.display().to_string(), local: true })
     }
 
     /// The store a configuration names: `server.snapshots.url`, else `server.snapshots.dir`,
@@ -178,7 +182,11 @@ impl SnapshotStore {
     pub fn of(config: &crate::Config) -> Result<SnapshotStore, StoreError> {
         let snap = &config.server.snapshots;
         if let Some(url) = &snap.url {
-            return Ok(SnapshotStore { objects: open::from_url(url, &snap.options)?, place: url.clone() });
+            return Ok(SnapshotStore {
+                objects: open::from_url(url, &snap.options)?,
+                place: url.clone(),
+                local: url.starts_with("file://"),
+            });
         }
         SnapshotStore::local(&match &snap.dir {
             Some(dir) => config.resolve(dir),
@@ -251,8 +259,49 @@ impl SnapshotStore {
     /// Stores a blob and its record (the blob first: a record is never left without it).
     pub async fn put(&self, record: &Record, packed: impl Into<PutPayload>) -> Result<(), StoreError> {
         self.write(&Self::blob_key(&record.tenant, record.blob_name()), packed).await?;
+        self.put_record(record).await
+    }
+
+    async fn put_record(&self, record: &Record) -> Result<(), StoreError> {
         let json = serde_json::to_vec_pretty(record).map_err(io)?;
         self.write(&Self::record_key(&record.tenant, &record.info.snapshot_id), json).await
+    }
+
+    /// Stores a new snapshot: its blob, named by the record's id and the blob's checksum,
+    /// then `record` with both filled in; returns it.
+    ///
+    /// A local store writes the blob under a staged name while the checksum is computed
+    /// (both take milliseconds for a Python session's tens of MiB), then renames it. A bucket,
+    /// where a rename is a copy, gets the checksum first.
+    pub async fn put_new(&self, mut record: Record, packed: Packed) -> Result<Record, StoreError> {
+        let id = record.info.snapshot_id.clone();
+        let payload: PutPayload = packed.parts.iter().cloned().collect();
+        let content = if self.local {
+            let staged = Self::blob_key(&record.tenant, &format!("{id}.partial"));
+            let summing = tokio::task::spawn_blocking(move || packed.checksum());
+            let (content, written) = tokio::join!(summing, self.write(&staged, payload));
+            let named = match (content, written) {
+                (Ok(content), Ok(())) => {
+                    let name = Record::own_blob(&id, &content);
+                    let to = Self::blob_key(&record.tenant, &name);
+                    self.objects.rename(&staged, &to).await.map(|()| content).map_err(io)
+                }
+                (Err(e), _) => Err(io(e)),
+                (_, Err(e)) => Err(e),
+            };
+            if named.is_err() {
+                let _ = self.remove(&staged).await;
+            }
+            named?
+        } else {
+            let content = tokio::task::spawn_blocking(move || packed.checksum()).await.map_err(io)?;
+            self.write(&Self::blob_key(&record.tenant, &Record::own_blob(&id, &content)), payload).await?;
+            content
+        };
+        record.blob = Some(Record::own_blob(&id, &content));
+        record.content = content;
+        self.put_record(&record).await?;
+        Ok(record)
     }
 
     /// The record of `id`, if `tenant` owns one.

@@ -30,7 +30,7 @@ fn packed() -> (Vec<u8>, String, StateImage) {
         globals: vec![GlobalValue::I64(5)],
     };
     let packed = encode(&Captured { image: image.clone(), key: "k".into() }, Vec::new()).unwrap();
-    (packed.parts.concat(), packed.content, image)
+    (packed.parts.concat(), packed.checksum(), image)
 }
 
 /// Records as written today: each names its own blob, which goes with it.
@@ -52,6 +52,35 @@ async fn a_record_owns_its_blob_and_takes_it_along() {
     let b = store.record("t1", "snap_b").await.unwrap();
     assert_eq!(store.body(&b).await.unwrap().0, image);
     assert_eq!(std::fs::read_dir(&blobs).unwrap().count(), 1, "snap_a's blob went with it");
+}
+
+/// A new snapshot's blob is named by its id and checksum, whether the checksum was computed
+/// beside a staged write (a local store) or before the write (a bucket: here the same
+/// directory, told it is not local); nothing staged is left behind.
+#[tokio::test]
+async fn a_new_snapshot_is_named_by_its_checksum_and_leaves_nothing_staged() {
+    let image = StateImage {
+        preopens: 0,
+        memories: vec![MemoryImage { bytes: 1 << 20, runs: vec![(0, 64)], data: vec![3; 64 * 4096].into() }],
+        globals: vec![GlobalValue::I32(1)],
+    };
+    let captured = Captured { image: image.clone(), key: "k".into() };
+    for local in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SnapshotStore { local, ..SnapshotStore::local(dir.path()).unwrap() };
+        let packed = encode(&captured, vec![("f.txt".into(), b"x".to_vec())]).unwrap();
+        let (bytes, len) = (packed.parts.concat(), packed.len);
+        let stored = store.put_new(record("snap_n", "t1", String::new(), len), packed).await.unwrap();
+        assert_eq!(stored.content, blob::tree_checksum(&[&bytes]), "local {local}");
+        assert_eq!(stored.blob.as_deref(), Some(format!("snap_n-{}", stored.content).as_str()));
+        let names: Vec<String> = std::fs::read_dir(dir.path().join("tenants/t1/blobs"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, [format!("snap_n-{}", stored.content)], "local {local}");
+        let (back, files) = store.body(&store.record("t1", "snap_n").await.unwrap()).await.unwrap();
+        assert_eq!((back, files), (image.clone(), vec![("f.txt".to_string(), b"x".to_vec())]));
+    }
 }
 
 /// Records written before blobs were per record share one blob by content.
