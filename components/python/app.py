@@ -158,6 +158,23 @@ def run(code, env=None):
             os.environ.update(saved_env)
 
 
+def compiled(code):
+    """A cell as (its statements, its last expression, whose value is the result), each
+    compiled or None. Raises SyntaxError."""
+    if code[:1] not in (" ", "\t"):
+        try:
+            # One expression (`print(1)`, `df.head()`): compiled once, without a syntax tree
+            # of Python objects that is compiled in turn (half the time of a small cell).
+            return None, compile(code, "<cell>", "eval")
+        except SyntaxError:
+            pass
+    tree = ast.parse(code, "<cell>", "exec")
+    last = None
+    if tree.body and isinstance(tree.body[-1], ast.Expr):
+        last = compile(ast.Expression(tree.body.pop().value), "<cell>", "eval")
+    return compile(tree, "<cell>", "exec"), last
+
+
 def run_cell(code):
     out, err = Stream("stdout"), Stream("stderr")
     saved = sys.stdout, sys.stderr
@@ -165,17 +182,15 @@ def run_cell(code):
     result, error = None, None
     try:
         try:
-            tree = ast.parse(code, "<cell>", "exec")
+            statements, last = compiled(code)
         except SyntaxError as e:
             error = error_of(e, 99)
         else:
-            last = None
-            if tree.body and isinstance(tree.body[-1], ast.Expr):
-                last = ast.Expression(tree.body.pop().value)
             try:
-                exec(compile(tree, "<cell>", "exec"), NAMESPACE)
+                if statements is not None:
+                    exec(statements, NAMESPACE)
                 if last is not None:
-                    value = eval(compile(last, "<cell>", "eval"), NAMESPACE)
+                    value = eval(last, NAMESPACE)
                     if value is not None:
                         result = repr(value)
             except BaseException as e:  # SystemExit too: a cell cannot end the session

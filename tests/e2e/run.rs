@@ -65,6 +65,17 @@ async fn s37_syntax_errors_and_exceptions_come_back_as_results() {
     );
     assert!(data["error"]["traceback"].as_str().unwrap().contains("<cell>"));
 
+    // A cell that is one expression is compiled the short way; it reports alike.
+    let (_, body) = run(&s, json!({"code": "print('one') or 1 / 0"})).await;
+    let data = &body["data"];
+    assert_eq!((data["stdout"].as_str(), data["error"]["name"].as_str()), (Some("one\n"), Some("ZeroDivisionError")));
+    let traceback = data["error"]["traceback"].as_str().unwrap();
+    assert!(traceback.contains("<cell>") && !traceback.contains("run_cell"), "{traceback}");
+    let (_, body) = run(&s, json!({"code": "(41 + 1)"})).await;
+    assert_eq!((body["data"]["result"].as_str(), &body["data"]["error"]), (Some("42"), &Value::Null), "{body}");
+    let (_, body) = run(&s, json!({"code": "  1"})).await;
+    assert_eq!(body["data"]["error"]["name"], "IndentationError", "as in a cell of several statements: {body}");
+
     let (status, body) = run(&s, json!({"code": "import sys\nsys.stderr.write('warn\\n')\nraise SystemExit(3)"})).await;
     assert_eq!(status, 200);
     assert_eq!(
