@@ -57,9 +57,19 @@ const INLINE_ENTRIES: usize = 64;
 
 /// [`dir_size`] of a directory of at most [`INLINE_ENTRIES`] entries; `None` for a larger one.
 fn small_dir_size(dir: &std::path::Path) -> Option<u64> {
+    size_within(dir, INLINE_ENTRIES)
+}
+
+/// Bytes in the files under a directory (links are not followed).
+pub(crate) fn dir_size(dir: &std::path::Path) -> u64 {
+    size_within(dir, usize::MAX).unwrap_or(0)
+}
+
+/// Bytes in the files under `dir`, or `None` once the walk passes `most` entries.
+fn size_within(dir: &std::path::Path, most: usize) -> Option<u64> {
     let mut total = 0;
     for (seen, entry) in walkdir::WalkDir::new(dir).into_iter().enumerate() {
-        if seen > INLINE_ENTRIES {
+        if seen > most {
             return None;
         }
         if let Ok(entry) = entry
@@ -69,17 +79,6 @@ fn small_dir_size(dir: &std::path::Path) -> Option<u64> {
         }
     }
     Some(total)
-}
-
-/// Bytes in the files under a directory (links are not followed).
-pub(crate) fn dir_size(dir: &std::path::Path) -> u64 {
-    walkdir::WalkDir::new(dir)
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_file())
-        .filter_map(|e| e.metadata().ok())
-        .map(|m| m.len())
-        .sum()
 }
 
 #[cfg(test)]

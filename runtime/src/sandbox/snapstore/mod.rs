@@ -276,7 +276,7 @@ impl SnapshotStore {
     pub async fn put_new(&self, mut record: Record, packed: Packed) -> Result<Record, StoreError> {
         let id = record.info.snapshot_id.clone();
         let payload: PutPayload = packed.parts.iter().cloned().collect();
-        let content = if self.local {
+        let (content, name) = if self.local {
             let staged = Self::blob_key(&record.tenant, &format!("{id}.partial"));
             let summing = tokio::task::spawn_blocking(move || packed.checksum());
             let (content, written) = tokio::join!(summing, self.write(&staged, payload));
@@ -284,7 +284,7 @@ impl SnapshotStore {
                 (Ok(content), Ok(())) => {
                     let name = Record::own_blob(&id, &content);
                     let to = Self::blob_key(&record.tenant, &name);
-                    self.objects.rename(&staged, &to).await.map(|()| content).map_err(io)
+                    self.objects.rename(&staged, &to).await.map(|()| (content, name)).map_err(io)
                 }
                 (Err(e), _) => Err(io(e)),
                 (_, Err(e)) => Err(e),
@@ -295,10 +295,11 @@ impl SnapshotStore {
             named?
         } else {
             let content = tokio::task::spawn_blocking(move || packed.checksum()).await.map_err(io)?;
-            self.write(&Self::blob_key(&record.tenant, &Record::own_blob(&id, &content)), payload).await?;
-            content
+            let name = Record::own_blob(&id, &content);
+            self.write(&Self::blob_key(&record.tenant, &name), payload).await?;
+            (content, name)
         };
-        record.blob = Some(Record::own_blob(&id, &content));
+        record.blob = Some(name);
         record.content = content;
         self.put_record(&record).await?;
         Ok(record)
