@@ -1,5 +1,5 @@
 //! `cella snapshots`: the snapshot store of a configuration, offline: list what it holds,
-//! verify every blob (checksum and decoding), delete a snapshot.
+//! verify every blob (checksum and decoding), sweep what a crash left, delete a snapshot.
 
 use super::*;
 use cella_runtime::sandbox::snapstore::{Record, SnapshotStore};
@@ -22,6 +22,14 @@ pub(crate) enum SnapshotsCommand {
         /// Only this tenant's.
         #[arg(long)]
         tenant: Option<String>,
+    },
+    /// Removes what a crash left: blobs no snapshot names, sandbox snapshots without their
+    /// manifest. A running server does this hourly; only objects older than the grace go.
+    Sweep {
+        /// Seconds an orphan must have been there (a blob is written just before its record,
+        /// so a younger one may belong to a snapshot being taken).
+        #[arg(long, default_value_t = 3600)]
+        grace_s: u64,
     },
     /// Deletes a snapshot (its blob too, when no other snapshot of the tenant shares it).
     Delete {
@@ -92,6 +100,19 @@ pub(crate) async fn snapshots(config: Option<PathBuf>, command: SnapshotsCommand
             }
             println!("{} snapshots read back, {bad} refused", all.len());
             Ok(if bad == 0 { 0 } else { 1 })
+        }
+        SnapshotsCommand::Sweep { grace_s } => {
+            let swept = store.sweep(std::time::Duration::from_secs(grace_s)).await;
+            println!(
+                "removed {} orphan blobs and {} unfinished sandbox snapshots ({:.2} MiB)",
+                swept.blobs,
+                swept.sandboxes,
+                swept.bytes as f64 / 1048576.0
+            );
+            for tenant in &swept.skipped {
+                println!("tenant {tenant} not swept: one of its records cannot be read (see the log)");
+            }
+            Ok(if swept.skipped.is_empty() { 0 } else { 1 })
         }
         SnapshotsCommand::Delete { id, tenant, force } => {
             let record = store.record(&tenant, &id).await?;

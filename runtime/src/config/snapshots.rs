@@ -32,6 +32,10 @@ pub struct SnapshotsConfig {
     /// checkpoint, so that a crash loses at most this window (default 0: off; a graceful stop
     /// loses nothing either way).
     pub checkpoint_interval_s: f64,
+    /// How old a blob no record names (what a crash between a blob and its record leaves)
+    /// must be before the server's hourly sweep removes it, in seconds (default 3600: a
+    /// younger one may belong to a snapshot another server sharing the store is writing).
+    pub orphan_grace_s: f64,
 }
 
 impl Default for SnapshotsConfig {
@@ -45,6 +49,7 @@ impl Default for SnapshotsConfig {
             keep_on_shutdown: true,
             max_fork: 16,
             checkpoint_interval_s: 0.0,
+            orphan_grace_s: 3600.0,
         }
     }
 }

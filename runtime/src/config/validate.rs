@@ -32,6 +32,9 @@ impl Config {
                 snap.checkpoint_interval_s,
             )?;
         }
+        if snap.orphan_grace_s != 0.0 {
+            check_seconds("server.snapshots.orphan_grace_s", snap.orphan_grace_s)?;
+        }
         if snap.url.is_some() && snap.dir.is_some() {
             return Err(Error::Config("server.snapshots: give dir or url, not both".into()));
         }

@@ -3,6 +3,10 @@
 //! loses at most the interval. A session keeps one checkpoint, replaced by the next and
 //! deleted when the session ends, pauses or is kept over a graceful stop; after a crash the
 //! next start brings each back from its checkpoint, paused, like a session kept at shutdown.
+//!
+//! The sweeper: at start and then hourly, the store's orphans older than
+//! `server.snapshots.orphan_grace_s` (what a crash between a blob and its record leaves) are
+//! removed ([`snapstore::SnapshotStore::sweep`]).
 
 use super::snapshots::Reason;
 use super::*;
@@ -30,6 +34,30 @@ pub(super) fn spawn_checkpointer(inner: Weak<Inner>) {
             if taken + failed > 0 {
                 tracing::debug!(taken, failed, "checkpoint round");
             }
+        }
+    });
+}
+
+/// Starts the sweeper when snapshots are on; it stops with the sandbox.
+pub(super) fn spawn_sweeper(inner: Weak<Inner>) {
+    let Some(grace) = inner.upgrade().and_then(|i| {
+        let s = &i.config.server.snapshots;
+        s.enabled.then(|| Duration::from_secs_f64(s.orphan_grace_s))
+    }) else {
+        return;
+    };
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(snapstore::sweep::PERIOD);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let Some(inner) = inner.upgrade() else { break };
+            if inner.closing.load(Ordering::Acquire) {
+                break;
+            }
+            let store = inner.snapshots.clone();
+            drop(inner);
+            store.sweep(grace).await;
         }
     });
 }

@@ -260,6 +260,7 @@ impl Sandbox {
         });
         reaper::spawn_reaper(Arc::downgrade(&inner));
         checkpoints::spawn_checkpointer(Arc::downgrade(&inner));
+        checkpoints::spawn_sweeper(Arc::downgrade(&inner));
         let sandbox = Sandbox { inner };
         if sandbox.inner.config.server.snapshots.enabled {
             sandbox.bring_back_sessions().await;

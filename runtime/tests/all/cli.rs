@@ -234,7 +234,9 @@ fn serve_answers_http_and_keeps_sessions_over_ctrl_c() {
 /// With `server.snapshots.checkpoint_interval_s`, a server killed outright (SIGKILL: no
 /// graceful stop, nothing kept at shutdown) loses at most the interval: the next start brings
 /// the session back paused under its id with the state of its last checkpoint. A session
-/// keeps one checkpoint, replaced as it changes and deleted when it ends.
+/// keeps one checkpoint, replaced as it changes and deleted when it ends. What the kill left
+/// half-written (a blob without its record) is swept, by `cella snapshots sweep` and by the
+/// server at its start, and the checkpoint's own blob never.
 #[test]
 fn a_crash_loses_at_most_the_checkpoint_interval() {
     let dir = tempfile::tempdir().unwrap();
@@ -305,6 +307,24 @@ fn a_crash_loses_at_most_the_checkpoint_interval() {
     let out = run(&["snapshots", "delete", id, "--config", &path]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("--force"), "{}", stderr(&out));
+    // A kill between a blob and its record leaves the blob: `sweep` removes it once it is
+    // older than the grace (an hour by default), and never the checkpoint's own blob.
+    let blobs = dir.path().join("snapshots/tenants/default/blobs");
+    let checkpoint_blob: Vec<_> = std::fs::read_dir(&blobs).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(checkpoint_blob.len(), 1, "{checkpoint_blob:?}");
+    std::fs::write(blobs.join("snap_killed.partial"), vec![0u8; 4096]).unwrap();
+    let out = run(&["snapshots", "sweep", "--config", &path]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("removed 0 orphan blobs"), "{}", stderr(&out));
+    let out = run(&["snapshots", "sweep", "--grace-s", "0", "--config", &path]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("removed 1 orphan blobs"), "{}", stderr(&out));
+    let left: Vec<_> = std::fs::read_dir(&blobs).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, checkpoint_blob, "the orphan went, the checkpoint's blob stayed");
+    // The server sweeps at start too, with `orphan_grace_s`.
+    std::fs::write(blobs.join("snap_killed-00ff"), vec![0u8; 4096]).unwrap();
+    let mut config = config;
+    config["server"]["snapshots"]["orphan_grace_s"] = 0.into();
+    std::fs::write(&path, config.to_string()).unwrap();
 
     let (child, base) = serve_with(&["--config", &path]);
     rt.block_on(async {
@@ -317,6 +337,14 @@ fn a_crash_loses_at_most_the_checkpoint_interval() {
         let destroy = serde_json::json!({"worker_id": worker, "resource_type": "kv"});
         assert_eq!(post(&base, "/api/v1/session/destroy", destroy).await["code"], 0);
         assert_eq!(checkpoints(base.clone()).await, vec![], "an ended session leaves no checkpoint");
+        let orphan = blobs.join("snap_killed-00ff");
+        for _ in 0..100 {
+            if !orphan.exists() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(!orphan.exists(), "the server swept the orphan at its start");
     });
     interrupt(child);
 }

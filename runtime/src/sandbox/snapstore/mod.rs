@@ -12,6 +12,9 @@
 //!   the warm image's key and the blob's name).
 //! - `tenants/<tenant>/sandboxes/<id>/`: a sandbox snapshot's `manifest.json` and `files/`.
 //!
+//! What a crash leaves behind (a blob without its record, sandbox files without their
+//! manifest) is removed by [`SnapshotStore::sweep`] once it is an hour old ([`sweep`]).
+//!
 //! A tenant's records and blobs live under its own prefix, so no lookup ever reaches another
 //! tenant's. Every object is written whole (a local store writes a temporary file and renames
 //! it; S3's PUT is atomic), so a crash leaves either the old state or the new, never half.
@@ -20,9 +23,11 @@ pub mod blob;
 pub mod files;
 mod https;
 mod open;
+pub mod sweep;
 
 pub use blob::{Packed, encode};
 pub use files::{copy_tree, read_files, write_files};
+pub use sweep::Swept;
 
 use crate::engine::snapshot::StateImage;
 use bytes::Bytes;

@@ -149,3 +149,60 @@ async fn a_sandbox_snapshot_keeps_its_files_and_goes_whole() {
     assert_eq!(store.bytes_of("t").await, 0);
     assert!(matches!(store.delete_sandbox("t", "sbxsnap_1").await, Err(StoreError::NotFound(_))));
 }
+
+/// What a crash leaves (a blob no record names, a staged blob never renamed, sandbox files
+/// without their manifest) is swept once it is older than the grace; what a record names
+/// stays, and a tenant with a record that cannot be read is left whole.
+#[tokio::test]
+async fn a_sweep_removes_old_orphans_and_nothing_a_record_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SnapshotStore::local(dir.path()).unwrap();
+    let (bytes, content, image) = packed();
+    let captured = Captured { image: image.clone(), key: "k".into() };
+    let fresh = store.put_new(record("snap_new", "t1", String::new(), 0), encode(&captured, Vec::new()).unwrap());
+    let fresh = fresh.await.unwrap();
+    store.put(&record("snap_old", "t1", content.clone(), 0), bytes.clone()).await.unwrap();
+    let files = dir.path().join("files");
+    write_files(&files, &[("a.txt".into(), b"AB".to_vec())]).unwrap();
+    let manifest = SandboxManifest {
+        id: "sbxsnap_whole".into(),
+        names: Vec::new(),
+        tenant: "t1".into(),
+        source: "s".into(),
+        created_at: "now".into(),
+        template: "base".into(),
+        metadata: Default::default(),
+        env: Default::default(),
+        home: "/home/user".into(),
+        packages: Vec::new(),
+        files_bytes: 2,
+        contexts: Vec::new(),
+    };
+    store.put_sandbox(&manifest, &files).await.unwrap();
+    let kept_bytes = store.bytes_of("t1").await;
+
+    // The orphans: a blob whose record was never written, a staged one, a sandbox cut short.
+    store.write(&SnapshotStore::blob_key("t1", "snap_gone-00ff"), vec![1u8; 10]).await.unwrap();
+    store.write(&SnapshotStore::blob_key("t1", "snap_cut.partial"), vec![2u8; 20]).await.unwrap();
+    let cut = SnapshotStore::sandbox_key("t1", "sbxsnap_cut").join("files").join("b.txt");
+    store.write(&cut, vec![3u8; 5]).await.unwrap();
+    // Another tenant whose record is garbage: its orphan cannot be told from its blob.
+    store.write(&SnapshotStore::record_key("t2", "snap_bad"), b"{not json".to_vec()).await.unwrap();
+    store.write(&SnapshotStore::blob_key("t2", "snap_bad-00ff"), vec![4u8; 7]).await.unwrap();
+    assert_eq!(store.bytes_of("t1").await, kept_bytes + 35);
+
+    let young = store.sweep(sweep::GRACE).await;
+    assert_eq!(young, Swept { skipped: vec!["t2".into()], ..Swept::default() }, "nothing is an hour old");
+    assert_eq!(store.bytes_of("t1").await, kept_bytes + 35);
+
+    let swept = store.sweep(std::time::Duration::ZERO).await;
+    assert_eq!(swept, Swept { blobs: 2, sandboxes: 1, bytes: 35, skipped: vec!["t2".into()] });
+    assert_eq!(store.bytes_of("t1").await, kept_bytes, "only the orphans went");
+    for id in ["snap_new", "snap_old"] {
+        let (back, _) = store.body(&store.record("t1", id).await.unwrap()).await.unwrap();
+        assert_eq!(back, image, "{id} still reads back");
+    }
+    assert_eq!(fresh.blob_name(), format!("snap_new-{}", fresh.content));
+    assert_eq!(store.sandboxes("t1").await.len(), 1, "the whole sandbox snapshot stays");
+    assert_eq!(store.bytes_of("t2").await, 7, "the tenant with an unreadable record is left whole");
+}
