@@ -45,11 +45,15 @@ pub(crate) fn runs_to_map(state: &MemoryImage, baseline: Option<&Pages>) -> Vec<
 /// per mapping: its own and the split of the mapping it lands in).
 static LIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
-/// The most map entries restores may hold at once: an eighth of `vm.max_map_count`, so the
-/// pool and everything else keep theirs, and a put-back (which needs no new entry when the
-/// spans' edges are entries' edges) never meets the limit. Past it, runs are copied.
+/// The most map entries restores may hold at once: `CELLA_RESTORE_MAPS` when set, else an
+/// eighth of `vm.max_map_count`, so the pool and everything else keep theirs, and a put-back
+/// (which needs no new entry when the spans' edges are entries' edges) never meets the
+/// limit. Past it, runs are copied: restores go on, at the speed of a copy.
 fn budget() -> usize {
     static BUDGET: std::sync::LazyLock<usize> = std::sync::LazyLock::new(|| {
+        if let Some(set) = std::env::var("CELLA_RESTORE_MAPS").ok().and_then(|v| v.trim().parse().ok()) {
+            return set;
+        }
         let max = std::fs::read_to_string("/proc/sys/vm/max_map_count").ok().and_then(|s| s.trim().parse().ok());
         max.unwrap_or(65_530usize) / 8
     });

@@ -123,7 +123,7 @@ fn compile_fills_the_cache_for_every_backend() {
 }
 
 /// A `cella serve` child, killed when a failing test drops it: no server outlives its test.
-struct Served(Option<std::process::Child>);
+pub(crate) struct Served(pub(crate) Option<std::process::Child>);
 
 impl Drop for Served {
     fn drop(&mut self) {
@@ -147,9 +147,15 @@ fn serve() -> (Served, String) {
 
 /// `cella serve` with more arguments.
 fn serve_with(args: &[&str]) -> (Served, String) {
+    serve_env(args, &[])
+}
+
+/// [`serve_with`], with `envs` set for the server.
+pub(crate) fn serve_env(args: &[&str], envs: &[(&str, &str)]) -> (Served, String) {
     let mut child = cella()
         .args(["serve", "--port", "0"])
         .args(args)
+        .envs(envs.iter().copied())
         .current_dir(repo_root())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -164,7 +170,7 @@ fn serve_with(args: &[&str]) -> (Served, String) {
 }
 
 /// Ctrl-C; returns the server's log.
-fn interrupt(child: Served) -> String {
+pub(crate) fn interrupt(child: Served) -> String {
     let child = child.take();
     let pid = child.id().to_string();
     assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
@@ -184,7 +190,7 @@ async fn assert_back_paused(base: &str, worker: &str, session_id: &str) {
     );
 }
 
-async fn post(base: &str, path: &str, body: Value) -> Value {
+pub(crate) async fn post(base: &str, path: &str, body: Value) -> Value {
     reqwest::Client::new().post(format!("{base}{path}")).json(&body).send().await.unwrap().json().await.unwrap()
 }
 

@@ -7,6 +7,7 @@ mod common;
 
 mod cache;
 mod cli;
+mod cli_restores;
 mod concurrency;
 mod faults;
 mod scaffold;
