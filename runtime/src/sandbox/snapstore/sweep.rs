@@ -35,8 +35,13 @@ pub struct Swept {
 impl SnapshotStore {
     /// Removes every orphan older than `grace` (see the module's comment), every tenant's.
     pub async fn sweep(&self, grace: Duration) -> Swept {
-        let cutoff = chrono::Utc::now() - chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
         let mut swept = Swept::default();
+        // A grace beyond the calendar's reach: nothing is that old.
+        let Some(cutoff) =
+            chrono::Duration::from_std(grace).ok().and_then(|g| chrono::Utc::now().checked_sub_signed(g))
+        else {
+            return swept;
+        };
         for tenant in self.tenants().await {
             if let Err(e) = self.sweep_tenant(&tenant, cutoff, &mut swept).await {
                 tracing::warn!(store = %self.place, tenant = %tenant, error = %e, "snapshot store: tenant not swept");
