@@ -4,9 +4,11 @@
 //! alone, they hold disk and count against the tenant's snapshot quota forever.
 //!
 //! Only objects older than a grace period go: a blob is written before its record, and a
-//! second server sharing the store may be between the two right now. A tenant whose records
-//! cannot all be read (a store error, a record that does not parse) is skipped whole: a blob
-//! is removed only when every record that could name it has been read.
+//! second server sharing the store may be between the two right now. A sweep lists, it does
+//! not read: a blob's name starts with its record's id (a LIST per thousand objects on a
+//! bucket, however many records). Only a blob named the old way (by checksum alone, shared)
+//! needs every record read; a tenant with such a blob and a record that cannot be read is
+//! skipped whole.
 
 use super::*;
 use std::collections::HashSet;
@@ -60,30 +62,54 @@ impl SnapshotStore {
         cutoff: chrono::DateTime<chrono::Utc>,
         swept: &mut Swept,
     ) -> Result<(), StoreError> {
-        let named = self.blob_names(tenant).await?;
         let t = tenant_part(tenant);
+        let top = self.objects.list_with_delimiter(Some(&key(["tenants", &t]))).await.map_err(io)?;
+        let ids: HashSet<String> = top
+            .objects
+            .iter()
+            .filter_map(|o| o.location.filename()?.strip_suffix(".json").map(str::to_string))
+            .collect();
         let blobs: Vec<_> = self.objects.list(Some(&key(["tenants", &t, "blobs"]))).try_collect().await.map_err(io)?;
-        for meta in blobs {
-            let orphan = meta.location.filename().is_some_and(|name| !named.contains(name));
-            if orphan && meta.last_modified < cutoff {
+        let old: Vec<_> = blobs.into_iter().filter(|m| m.last_modified < cutoff).collect();
+        // A blob `<id>-<checksum>` belongs to record `<id>` alone and a staged `<id>.partial`
+        // is renamed before its record is written, so a listing tells them; a blob of a
+        // record written before 2026-11-30 is named `<checksum>` and may be shared, so only
+        // reading every record tells whether one still names it.
+        let shared = if old.iter().any(|m| m.location.filename().is_some_and(|n| !n.contains(['-', '.']))) {
+            Some(self.blob_names(&top.objects).await?)
+        } else {
+            None
+        };
+        for meta in old {
+            let Some(name) = meta.location.filename() else { continue };
+            let orphan = match (name.split_once('-'), &shared) {
+                _ if name.ends_with(".partial") => true,
+                (Some((id, _)), _) => !ids.contains(id),
+                (None, Some(named)) => !named.contains(name),
+                (None, None) => false,
+            };
+            if orphan {
                 self.remove(&meta.location).await?;
                 swept.blobs += 1;
                 swept.bytes += meta.size;
             }
         }
+        // Sandbox snapshots: one listing, grouped by id; one without its manifest and with
+        // nothing fresh (one being written has) was cut short.
         let sandboxes = key(["tenants", &t, "sandboxes"]);
-        let Some(listed) = self.listing(&sandboxes).await else { return Ok(()) };
-        for at in listed.common_prefixes {
-            let manifest = at.clone().join("manifest.json");
-            if self.read(&manifest).await?.is_some() {
+        let files: Vec<_> = self.objects.list(Some(&sandboxes)).try_collect().await.map_err(io)?;
+        let mut by_id: std::collections::BTreeMap<String, Vec<object_store::ObjectMeta>> = Default::default();
+        for meta in files {
+            let Some(id) = meta.location.prefix_match(&sandboxes).and_then(|mut parts| parts.next()) else { continue };
+            by_id.entry(id.as_ref().to_string()).or_default().push(meta);
+        }
+        for (id, metas) in by_id {
+            let manifest = sandboxes.clone().join(id).join("manifest.json");
+            let whole = metas.iter().any(|m| m.location == manifest);
+            if whole || metas.iter().any(|m| m.last_modified >= cutoff) {
                 continue;
             }
-            let files: Vec<_> = self.objects.list(Some(&at)).try_collect().await.map_err(io)?;
-            // Every file old: a snapshot still being written has a fresh one.
-            if files.is_empty() || files.iter().any(|m| m.last_modified >= cutoff) {
-                continue;
-            }
-            for meta in &files {
+            for meta in &metas {
                 self.remove(&meta.location).await?;
                 swept.bytes += meta.size;
             }
@@ -92,17 +118,16 @@ impl SnapshotStore {
         Ok(())
     }
 
-    /// The blob every record of `tenant` names; an error when any record cannot be read.
-    async fn blob_names(&self, tenant: &str) -> Result<HashSet<String>, StoreError> {
-        let listed: Vec<_> =
-            self.objects.list_with_delimiter(Some(&key(["tenants", &tenant_part(tenant)]))).await.map_err(io)?.objects;
-        let records = listed.into_iter().filter(|o| o.location.extension() == Some("json"));
+    /// The blob every one of `records` names; an error when one cannot be read.
+    async fn blob_names(&self, records: &[object_store::ObjectMeta]) -> Result<HashSet<String>, StoreError> {
+        let records: Vec<Key> =
+            records.iter().map(|o| o.location.clone()).filter(|at| at.extension() == Some("json")).collect();
         // A record deleted meanwhile names nothing: its blob goes with it, or is an orphan.
         let names: Vec<Result<Option<String>, StoreError>> = futures::stream::iter(records)
-            .map(|meta| async move {
-                let Some(text) = self.read(&meta.location).await? else { return Ok(None) };
+            .map(|at| async move {
+                let Some(text) = self.read(&at).await? else { return Ok(None) };
                 let record: Record = serde_json::from_slice(&text)
-                    .map_err(|e| StoreError::Corrupted(meta.location.to_string(), format!("record: {e}")))?;
+                    .map_err(|e| StoreError::Corrupted(at.to_string(), format!("record: {e}")))?;
                 Ok(Some(record.blob_name().to_string()))
             })
             .buffer_unordered(READ_AHEAD)
