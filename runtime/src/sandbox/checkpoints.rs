@@ -19,21 +19,10 @@ pub(super) fn spawn_checkpointer(inner: Weak<Inner>) {
     }) else {
         return;
     };
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(period);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        ticker.tick().await;
-        loop {
-            ticker.tick().await;
-            let Some(inner) = inner.upgrade() else { break };
-            if inner.closing.load(Ordering::Acquire) {
-                break;
-            }
-            let sandbox = Sandbox { inner };
-            let (taken, failed) = sandbox.checkpoint_round().await;
-            if taken + failed > 0 {
-                tracing::debug!(taken, failed, "checkpoint round");
-            }
+    super::reaper::repeat(inner, period, period, |inner| async move {
+        let (taken, failed) = Sandbox { inner }.checkpoint_round().await;
+        if taken + failed > 0 {
+            tracing::debug!(taken, failed, "checkpoint round");
         }
     });
 }
@@ -46,17 +35,10 @@ pub(super) fn spawn_sweeper(inner: Weak<Inner>) {
     }) else {
         return;
     };
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(snapstore::sweep::PERIOD);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticker.tick().await;
-            let Some(inner) = inner.upgrade() else { break };
-            if inner.closing.load(Ordering::Acquire) {
-                break;
-            }
-            let store = inner.snapshots.clone();
-            drop(inner);
+    super::reaper::repeat(inner, Duration::ZERO, snapstore::sweep::PERIOD, move |inner| {
+        let store = inner.snapshots.clone();
+        drop(inner);
+        async move {
             store.sweep(grace).await;
         }
     });

@@ -33,6 +33,24 @@ fn packed() -> (Vec<u8>, String, StateImage) {
     (packed.parts.concat(), packed.checksum(), image)
 }
 
+/// A sandbox snapshot's manifest for `tenant` with two bytes of files.
+fn manifest(id: &str, tenant: &str) -> SandboxManifest {
+    SandboxManifest {
+        id: id.into(),
+        names: vec!["n".into()],
+        tenant: tenant.into(),
+        source: "s".into(),
+        created_at: "now".into(),
+        template: "base".into(),
+        metadata: Default::default(),
+        env: Default::default(),
+        home: "/home/user".into(),
+        packages: Vec::new(),
+        files_bytes: 2,
+        contexts: Vec::new(),
+    }
+}
+
 /// Records as written today: each names its own blob, which goes with it.
 #[tokio::test]
 async fn a_record_owns_its_blob_and_takes_it_along() {
@@ -120,20 +138,7 @@ async fn a_sandbox_snapshot_keeps_its_files_and_goes_whole() {
     let store = SnapshotStore::local(&dir.path().join("store")).unwrap();
     let files = dir.path().join("files");
     write_files(&files, &[("a.txt".into(), b"A".to_vec()), ("sub/odd name%#.txt".into(), b"B".to_vec())]).unwrap();
-    let manifest = SandboxManifest {
-        id: "sbxsnap_1".into(),
-        names: vec!["n".into()],
-        tenant: "t".into(),
-        source: "s".into(),
-        created_at: "now".into(),
-        template: "base".into(),
-        metadata: Default::default(),
-        env: Default::default(),
-        home: "/home/user".into(),
-        packages: Vec::new(),
-        files_bytes: 2,
-        contexts: Vec::new(),
-    };
+    let manifest = manifest("sbxsnap_1", "t");
     store.put_sandbox(&manifest, &files).await.unwrap();
     assert_eq!(store.sandboxes("t").await.len(), 1);
     assert!(store.sandboxes("other").await.is_empty());
@@ -164,20 +169,7 @@ async fn a_sweep_removes_old_orphans_and_nothing_a_record_names() {
     store.put(&record("snap_old", "t1", content.clone(), 0), bytes.clone()).await.unwrap();
     let files = dir.path().join("files");
     write_files(&files, &[("a.txt".into(), b"AB".to_vec())]).unwrap();
-    let manifest = SandboxManifest {
-        id: "sbxsnap_whole".into(),
-        names: Vec::new(),
-        tenant: "t1".into(),
-        source: "s".into(),
-        created_at: "now".into(),
-        template: "base".into(),
-        metadata: Default::default(),
-        env: Default::default(),
-        home: "/home/user".into(),
-        packages: Vec::new(),
-        files_bytes: 2,
-        contexts: Vec::new(),
-    };
+    let manifest = manifest("sbxsnap_whole", "t1");
     store.put_sandbox(&manifest, &files).await.unwrap();
     let kept_bytes = store.bytes_of("t1").await;
 
