@@ -4,7 +4,7 @@
 //! bucket is refused; a sandbox snapshot's files go in and come back.
 
 use cella_e2e::code_server;
-use cella_runtime::sandbox::snapstore::{SandboxManifest, SnapshotStore};
+use cella_runtime::sandbox::snapstore::{Claim, SandboxManifest, SnapshotStore};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
@@ -193,4 +193,21 @@ async fn a_bucket_that_does_not_answer_fails_the_snapshot_and_the_session_goes_o
     }
     let (_, got) = s.execute(&w, "kv:get", json!({"key": "k"})).await;
     assert_eq!(got["data"]["value"], "kept", "the session is live and whole: {got}");
+}
+
+/// A claim in a bucket has one owner: S3's conditional create (`If-None-Match: *`) refuses a
+/// second node, and the owner's own claim is its own again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_in_the_bucket_has_one_owner() {
+    let s3 = s3_server().await;
+    let mut config = cella_e2e::base_config();
+    config["server"]["snapshots"] = s3.snapshots();
+    let config = cella_runtime::Config::from_json(&config.to_string(), &cella_e2e::repo_root()).unwrap();
+    let store = SnapshotStore::of(&config).unwrap();
+    assert_eq!(store.claim("t", "kv_w_001_ab", "node-a").await.unwrap(), Claim::Ours);
+    assert_eq!(store.claim("t", "kv_w_001_ab", "node-a").await.unwrap(), Claim::Ours);
+    assert_eq!(store.claim("t", "kv_w_001_ab", "node-b").await.unwrap(), Claim::Theirs("node-a".into()));
+    assert_eq!(s3.files_in("claims").len(), 1);
+    assert_eq!(store.release("node-a").await.unwrap(), 1);
+    assert_eq!(store.claim("t", "kv_w_001_ab", "node-b").await.unwrap(), Claim::Ours);
 }

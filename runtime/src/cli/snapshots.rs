@@ -1,5 +1,6 @@
 //! `cella snapshots`: the snapshot store of a configuration, offline: list what it holds,
-//! verify every blob (checksum and decoding), sweep what a crash left, delete a snapshot.
+//! verify every blob (checksum and decoding), sweep what a crash left, delete a snapshot,
+//! show which node owns which kept session and release a node's.
 
 use super::*;
 use cella_runtime::sandbox::snapstore::{Record, SnapshotStore};
@@ -30,6 +31,20 @@ pub(crate) enum SnapshotsCommand {
         /// so a younger one may belong to a snapshot being taken).
         #[arg(long, default_value_t = 3600)]
         grace_s: u64,
+    },
+    /// Lists which node owns each session kept in the store (paused, checkpointed or kept
+    /// over a stop): only that node brings it back when it starts.
+    Claims {
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Hands the kept sessions of a node that will not come back to whichever server of the
+    /// store starts next (removes that node's claims).
+    Release {
+        /// The node's id (`cella snapshots claims` lists them).
+        #[arg(long)]
+        node: String,
     },
     /// Deletes a snapshot (its blob too, when no other snapshot of the tenant shares it).
     Delete {
@@ -114,6 +129,30 @@ pub(crate) async fn snapshots(config: Option<PathBuf>, command: SnapshotsCommand
             }
             Ok(if swept.skipped.is_empty() { 0 } else { 1 })
         }
+        SnapshotsCommand::Claims { json } => {
+            let claims = store.claims().await?;
+            if json {
+                for c in &claims {
+                    println!("{}", serde_json::json!({"tenant": c.tenant, "session_id": c.session_id, "node": c.node}));
+                }
+                return Ok(0);
+            }
+            println!(
+                "store: {} ({} claimed sessions); this machine's node: {}",
+                store.place(),
+                claims.len(),
+                own_node(&config)
+            );
+            for c in &claims {
+                println!("{:<10} {:<24} {}", c.tenant, c.node, c.session_id);
+            }
+            Ok(0)
+        }
+        SnapshotsCommand::Release { node } => {
+            let released = store.release(&node).await?;
+            println!("released {released} sessions of node {node}: the next server to start brings them back");
+            Ok(0)
+        }
         SnapshotsCommand::Delete { id, tenant, force } => {
             let record = store.record(&tenant, &id).await?;
             let reason = record.info.reason.as_str();
@@ -128,4 +167,13 @@ pub(crate) async fn snapshots(config: Option<PathBuf>, command: SnapshotsCommand
             Ok(0)
         }
     }
+}
+
+/// The node id a server on this configuration runs as, if it has one yet.
+fn own_node(config: &cella_runtime::Config) -> String {
+    if let Some(node) = &config.server.snapshots.node {
+        return node.clone();
+    }
+    std::fs::read_to_string(config.state_dir().join("node-id"))
+        .map_or_else(|_| "(none yet)".into(), |n| n.trim().to_string())
 }

@@ -12,7 +12,7 @@
 mod env;
 pub mod home;
 mod snapshots;
-pub use snapshots::SnapshotsConfig;
+pub use snapshots::{SnapshotsConfig, valid_node};
 pub mod keys;
 mod validate;
 
@@ -403,6 +403,12 @@ impl Config {
         if path.is_absolute() { path.to_path_buf() } else { self.base_dir.join(path) }
     }
 
+    /// The state directory: `server.cache_dir` (compiled components, the default snapshot
+    /// store, the node id), else the user's cache directory.
+    pub fn state_dir(&self) -> PathBuf {
+        self.server.cache_dir.as_ref().map_or_else(home::user_cache_dir, |d| self.resolve(d))
+    }
+
     /// Resolves a resource's `component` to a file path.
     pub fn component_path(&self, name: &str, resource: &ResourceConfig) -> Result<PathBuf> {
         match resource.component.strip_prefix("builtin:") {
@@ -514,5 +520,11 @@ mod tests {
         assert_eq!(seconds(-1.0), Duration::ZERO);
         let err = Config::from_json(r#"{"server": {"port": "x"}}"#, Path::new(".")).unwrap_err().to_string();
         assert!(err.contains("server.port"), "{err}");
+        for node in ["", "a/b", "node 1", &"n".repeat(65)] {
+            let json = serde_json::json!({"server": {"snapshots": {"node": node}}}).to_string();
+            let err = Config::from_json(&json, Path::new(".")).unwrap_err().to_string();
+            assert!(err.contains("server.snapshots.node"), "{node}: {err}");
+        }
+        assert!(Config::from_json(r#"{"server": {"snapshots": {"node": "web-1_a"}}}"#, Path::new(".")).is_ok());
     }
 }

@@ -36,6 +36,11 @@ pub struct SnapshotsConfig {
     /// must be before the server's hourly sweep removes it, in seconds (default 3600: a
     /// younger one may belong to a snapshot another server sharing the store is writing).
     pub orphan_grace_s: f64,
+    /// This server's name among those sharing the store: the owner of the sessions it
+    /// pauses, checkpoints or keeps, which no other node brings back (default: a random name
+    /// made once and kept in the state directory's `node-id`; set it where that directory
+    /// does not outlive the server, e.g. a container's).
+    pub node: Option<String>,
 }
 
 impl Default for SnapshotsConfig {
@@ -50,6 +55,12 @@ impl Default for SnapshotsConfig {
             max_fork: 16,
             checkpoint_interval_s: 0.0,
             orphan_grace_s: 3600.0,
+            node: None,
         }
     }
+}
+
+/// Whether `node` can name a node (`server.snapshots.node`): 1-64 of `[A-Za-z0-9_-]`.
+pub fn valid_node(node: &str) -> bool {
+    (1..=64).contains(&node.len()) && node.chars().all(super::is_name_char)
 }

@@ -41,6 +41,11 @@ impl Config {
         if snap.url.is_none() && !snap.options.is_empty() {
             return Err(Error::Config("server.snapshots.options: they configure a url store; no url is given".into()));
         }
+        if let Some(node) = snap.node.as_deref().filter(|n| !super::valid_node(n)) {
+            return Err(Error::Config(format!(
+                "server.snapshots.node: '{node}' is not a node name (1-64 of A-Z, a-z, 0-9, _ and -)"
+            )));
+        }
         if snap.max_fork == 0 {
             return Err(Error::Config("server.snapshots.max_fork: must be at least 1".into()));
         }

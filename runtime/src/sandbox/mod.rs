@@ -6,6 +6,7 @@ pub(crate) mod detach;
 mod execute;
 mod fork;
 mod reaper;
+mod restarts;
 pub(crate) mod scratch;
 pub(crate) mod session;
 mod snapshots;
@@ -202,6 +203,9 @@ struct Inner {
     tenancy: Tenancy,
     /// Where session snapshots are kept.
     snapshots: snapstore::SnapshotStore,
+    /// This server's node id in the snapshot store (the owner of its sessions' claims), made
+    /// on first use; `None` when it cannot be kept.
+    node: std::sync::OnceLock<Option<String>>,
 }
 
 impl Sandbox {
@@ -257,6 +261,7 @@ impl Sandbox {
             closing: AtomicBool::new(false),
             tenancy,
             snapshots,
+            node: std::sync::OnceLock::new(),
         });
         reaper::spawn_reaper(Arc::downgrade(&inner));
         checkpoints::spawn_checkpointer(Arc::downgrade(&inner));

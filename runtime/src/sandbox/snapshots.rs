@@ -50,7 +50,7 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) 
     tokio::task::spawn_blocking(work).await.map_err(|e| stored(StoreError::Io(e.to_string())))
 }
 
-fn stored(e: StoreError) -> Refusal {
+pub(super) fn stored(e: StoreError) -> Refusal {
     match e {
         StoreError::NotFound(id) => {
             Refusal::new(codes::SNAPSHOT_NOT_FOUND, format!("no snapshot '{id}'"), json!({"snapshot_id": id}))
@@ -130,6 +130,10 @@ impl Sandbox {
         // Compression and checksum of many MiB (a Python session's): off the async threads,
         // which serve every other call meanwhile.
         let packed = blocking(move || encode(&captured, files)).await?.map_err(stored)?;
+        if matches!(reason, Reason::Pause | Reason::Shutdown | Reason::Checkpoint) {
+            // Owned before a restart could bring it back (see `restarts`).
+            self.claim(session).await?;
+        }
         let tenant = &session.caller.tenant;
         if let Some(quota) = self.inner.tenancy.snapshot_mb(tenant) {
             let used = self.store().bytes_of(tenant).await;
@@ -300,7 +304,7 @@ impl Sandbox {
         Ok(record.info)
     }
 
-    fn retention(&self) -> Duration {
+    pub(super) fn retention(&self) -> Duration {
         crate::config::seconds(self.inner.config.server.snapshots.retention_s)
     }
 
@@ -382,84 +386,5 @@ impl Sandbox {
     /// Deletes a stored snapshot of `tenant`.
     pub async fn delete_snapshot(&self, tenant: &str, id: &str) -> std::result::Result<SnapshotInfo, Refusal> {
         self.store().delete(tenant, id).await.map(|r| r.info).map_err(stored)
-    }
-
-    /// On graceful shutdown: snapshots every live session (no `cleanup`), so that each comes
-    /// back on its first use after the restart. Returns how many were kept.
-    pub(super) async fn keep_sessions(&self) -> usize {
-        let mut kept = 0;
-        for session in self.inner.sessions.drain() {
-            let mut slot = session.instance.lock().await;
-            if session.parked().is_some() {
-                kept += 1;
-                continue;
-            }
-            if slot.is_none() {
-                continue;
-            }
-            let result = async {
-                let (captured, files) = self.capture_locked(&session, &mut slot, false).await?;
-                self.put(&session, captured, files, Reason::Shutdown).await
-            }
-            .await;
-            match result {
-                Ok(_) => {
-                    self.forget_checkpoint(&session).await;
-                    kept += 1
-                }
-                Err(r) => {
-                    tracing::warn!(session_id = %session.id, reason = %r.message, "session not kept over the restart")
-                }
-            }
-            *slot = None;
-            session.drop_scratch();
-        }
-        kept
-    }
-
-    /// At start: registers, paused, every session a previous run kept (paused, or live at its
-    /// shutdown), under its own id. Each is restored on its first use.
-    pub(super) async fn bring_back_sessions(&self) -> usize {
-        let mut count = 0;
-        for tenant in self.store().tenants().await {
-            // Newest first: a session with two records (a checkpoint and a later shutdown
-            // snapshot, when a stop was cut short) comes back from the newer.
-            for record in self.store().list(&tenant).await.into_iter().rev() {
-                let reason = record.info.reason.as_str();
-                if ![Reason::Pause, Reason::Shutdown, Reason::Checkpoint].iter().any(|r| r.as_str() == reason) {
-                    continue;
-                }
-                let caller =
-                    Caller { tenant: Arc::from(record.tenant.as_str()), worker_id: record.info.worker_id.clone() };
-                let extras = Extras {
-                    identity: Some((record.info.session_name.clone(), record.info.session_id.clone())),
-                    pause_on_timeout: record.pause_on_timeout,
-                    ..Extras::default()
-                };
-                let rt = &record.info.resource_type;
-                if !self.inner.backends.contains_key(rt) {
-                    continue;
-                }
-                let lookup =
-                    self.inner.sessions.get_or_create(&caller, rt, record.info.config.clone(), None, None, &extras);
-                if let Lookup::Existing(_) = lookup {
-                    // An older record of a session already back.
-                    let _ = self.store().delete(&record.tenant, &record.info.snapshot_id).await;
-                } else if let Lookup::Created(fresh) = lookup {
-                    let keep = if reason == "pause" {
-                        self.retention()
-                    } else {
-                        Duration::from_secs_f64(record.info.ttl_remaining_s.max(1.0))
-                    };
-                    fresh.session.activate(record.info.data.clone());
-                    fresh.session.park(record.info.snapshot_id.clone(), keep);
-                    count += 1;
-                }
-            }
-        }
-        if count > 0 {
-            tracing::info!(sessions = count, "sessions kept by the previous run are back (restored on first use)");
-        }
-        count
     }
 }

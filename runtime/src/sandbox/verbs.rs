@@ -165,6 +165,7 @@ impl Sandbox {
                 // A paused session's snapshot is its own: it ends with it.
                 let _ = self.store().delete(&session.caller.tenant, &id).await;
             }
+            self.unclaim(session).await;
             tracing::info!("session ended");
         }
         .instrument(span)

@@ -15,11 +15,11 @@ fn component(name: &str) -> String {
     cella_runtime::config::home::home().component(name).unwrap().display().to_string()
 }
 
-fn run(args: &[&str]) -> Output {
+pub(crate) fn run(args: &[&str]) -> Output {
     cella().args(args).output().expect("cella runs")
 }
 
-fn stderr(out: &Output) -> String {
+pub(crate) fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).to_string()
 }
 
@@ -135,7 +135,7 @@ impl Drop for Served {
 }
 
 impl Served {
-    fn take(mut self) -> std::process::Child {
+    pub(crate) fn take(mut self) -> std::process::Child {
         self.0.take().expect("the server runs")
     }
 }

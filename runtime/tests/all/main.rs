@@ -12,6 +12,7 @@ mod concurrency;
 mod faults;
 mod scaffold;
 mod sessions;
+mod shared_store;
 mod snapshots;
 mod tools;
 mod warm;

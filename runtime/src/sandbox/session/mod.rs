@@ -110,6 +110,8 @@ pub struct Session {
     dirty: std::sync::atomic::AtomicBool,
     /// Pause instead of ending when the TTL runs out (`on_timeout: "pause"`).
     pub pause_on_timeout: bool,
+    /// This node claimed the session in the snapshot store (see `sandbox::restarts`).
+    pub claimed: std::sync::atomic::AtomicBool,
 }
 
 /// A call in progress in a session (see [`Session::begin_call`]); dropping it ends the call

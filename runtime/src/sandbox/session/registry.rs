@@ -143,6 +143,7 @@ impl Sessions {
             scratch: Mutex::new(None),
             parked: Mutex::new(None),
             checkpoint: Mutex::new(None),
+            claimed: std::sync::atomic::AtomicBool::new(false),
             dirty: std::sync::atomic::AtomicBool::new(true),
             pause_on_timeout: extras.pause_on_timeout,
         })

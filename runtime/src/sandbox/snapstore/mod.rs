@@ -11,6 +11,8 @@
 //! - `tenants/<tenant>/<snapshot id>.json`: the record (a [`SnapshotInfo`] plus the tenant,
 //!   the warm image's key and the blob's name).
 //! - `tenants/<tenant>/sandboxes/<id>/`: a sandbox snapshot's `manifest.json` and `files/`.
+//! - `tenants/<tenant>/claims/<session id>`: the node that owns a session whose state is
+//!   in the store, so that servers sharing it never both bring it back ([`claims`]).
 //!
 //! What a crash leaves behind (a blob without its record, sandbox files without their
 //! manifest) is removed by [`SnapshotStore::sweep`] once it is an hour old ([`sweep`]).
@@ -20,12 +22,14 @@
 //! it; S3's PUT is atomic), so a crash leaves either the old state or the new, never half.
 
 pub mod blob;
+pub mod claims;
 pub mod files;
 mod https;
 mod open;
 pub mod sweep;
 
 pub use blob::{Packed, encode};
+pub use claims::{Claim, Claimed};
 pub use files::{copy_tree, read_files, write_files};
 pub use sweep::Swept;
 
@@ -195,11 +199,7 @@ impl SnapshotStore {
         }
         SnapshotStore::local(&match &snap.dir {
             Some(dir) => config.resolve(dir),
-            None => {
-                crate::engine::cache::ComponentCache::new(config.server.cache_dir.as_ref().map(|d| config.resolve(d)))
-                    .dir()
-                    .join("snapshots")
-            }
+            None => config.state_dir().join("snapshots"),
         })
     }
 

@@ -202,3 +202,45 @@ async fn a_sweep_removes_old_orphans_and_nothing_a_record_names() {
     assert_eq!(store.sandboxes("t1").await.len(), 1, "the whole sandbox snapshot stays");
     assert_eq!(store.bytes_of("t2").await, 7, "the tenant with an unreadable record is left whole");
 }
+
+#[tokio::test]
+async fn a_session_is_claimed_by_one_node_until_it_is_released_or_given_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SnapshotStore::local(dir.path()).unwrap();
+    assert_eq!(store.claim("acme", "kv_w_001_ab", "node-a").await.unwrap(), Claim::Ours);
+    // Again by its owner (a restart of that node): still its own; by another: not.
+    assert_eq!(store.claim("acme", "kv_w_001_ab", "node-a").await.unwrap(), Claim::Ours);
+    assert_eq!(store.claim("acme", "kv_w_001_ab", "node-b").await.unwrap(), Claim::Theirs("node-a".into()));
+    // Per tenant: the same session id of another tenant is another claim.
+    assert_eq!(store.claim("other", "kv_w_001_ab", "node-b").await.unwrap(), Claim::Ours);
+    assert_eq!(store.claim("acme", "py_w_001_cd", "node-a").await.unwrap(), Claim::Ours);
+    let mut claims = store.claims().await.unwrap();
+    claims.sort_by(|a, b| (&a.tenant, &a.session_id).cmp(&(&b.tenant, &b.session_id)));
+    let owners: Vec<_> = claims.iter().map(|c| (c.tenant.as_str(), c.session_id.as_str(), c.node.as_str())).collect();
+    assert_eq!(
+        owners,
+        [("acme", "kv_w_001_ab", "node-a"), ("acme", "py_w_001_cd", "node-a"), ("other", "kv_w_001_ab", "node-b")]
+    );
+    // Giving up another node's claim does nothing; its own goes.
+    store.unclaim("acme", "py_w_001_cd", "node-b").await.unwrap();
+    assert_eq!(store.claim("acme", "py_w_001_cd", "node-b").await.unwrap(), Claim::Theirs("node-a".into()));
+    store.unclaim("acme", "py_w_001_cd", "node-a").await.unwrap();
+    assert_eq!(store.claim("acme", "py_w_001_cd", "node-b").await.unwrap(), Claim::Ours);
+    // Released: node-a's sessions go to the next node that claims them, node-b's stay.
+    assert_eq!(store.release("node-a").await.unwrap(), 1);
+    assert_eq!(store.claim("acme", "kv_w_001_ab", "node-b").await.unwrap(), Claim::Ours);
+    assert_eq!(store.release("node-a").await.unwrap(), 0);
+    assert_eq!(store.release("node-b").await.unwrap(), 3);
+    assert!(store.claims().await.unwrap().is_empty());
+}
+
+#[test]
+fn a_machine_keeps_one_node_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = claims::node_id(dir.path()).unwrap();
+    assert!(first.starts_with("node_") && crate::config::valid_node(&first), "{first}");
+    assert_eq!(claims::node_id(dir.path()).unwrap(), first);
+    std::fs::write(dir.path().join("node-id"), "not/a node").unwrap();
+    let err = claims::node_id(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("not a node id"), "{err}");
+}
