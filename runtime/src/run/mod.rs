@@ -88,7 +88,7 @@ impl Runner {
     /// The caller of an existing run session, or 4007.
     fn existing(&self, tenant: &std::sync::Arc<str>, session_id: &str) -> Result<Caller, Envelope> {
         let caller = Self::caller(tenant, session_id);
-        if !session_id.starts_with(RUN_PREFIX) || self.sandbox.list_sessions(&caller).is_empty() {
+        if !session_id.starts_with(RUN_PREFIX) || !self.sandbox.has_sessions(&caller) {
             return Err(fail(
                 codes::RESOURCE_NOT_INITIALIZED,
                 format!("no run session '{session_id}' (it was closed, it expired, or it never existed)"),
@@ -232,6 +232,11 @@ impl Runner {
             Some(id) => (self.existing(tenant, id)?, false),
             None => (Self::caller(tenant, &format!("{RUN_PREFIX}{}", uuid::Uuid::new_v4().simple())), true),
         };
+        if !new && let Some(session_id) = self.sandbox.session_id(&caller, rt) {
+            // The usual case of a kept-alive run session: its session is there (paused or
+            // live; the run resumes a paused one).
+            return Ok(Opened { caller, new, reused: true, session_id });
+        }
         let created = self
             .sandbox
             .create_session(&caller, rt, json!({}), None)

@@ -233,6 +233,17 @@ impl Sandbox {
         self.inner.sessions.list(caller).iter().map(|s| s.info()).collect()
     }
 
+    /// The id of the caller's session of `rt`, if it has one (what `create_session` answers
+    /// with `exists`, without building the session's description).
+    pub fn session_id(&self, caller: &Caller, rt: &str) -> Option<String> {
+        self.inner.sessions.get(caller, rt).map(|s| s.id.clone())
+    }
+
+    /// Whether the caller holds any session.
+    pub fn has_sessions(&self, caller: &Caller) -> bool {
+        self.inner.sessions.has_any(caller)
+    }
+
     /// Whether the worker is known to the session table.
     pub fn knows_worker(&self, caller: &Caller) -> bool {
         self.inner.sessions.knows_worker(caller)

@@ -238,6 +238,11 @@ impl Sessions {
             .collect()
     }
 
+    /// Whether the worker holds a session.
+    pub fn has_any(&self, caller: &Caller) -> bool {
+        self.table().workers.get(caller).is_some_and(|m| !m.is_empty())
+    }
+
     /// Whether the worker is known (it has or had sessions and has not disconnected).
     pub fn knows_worker(&self, caller: &Caller) -> bool {
         self.table().workers.contains_key(caller)
