@@ -32,8 +32,15 @@ for _ in $(seq 100); do grep -q "listening on" "$work/stdout" 2>/dev/null && bre
 base="$(sed -n 's/^cella listening on //p' "$work/stdout")"
 [[ -n "$base" ]] || { echo "error: the server did not start:" >&2; cat "$work/server.log" >&2; exit 1; }
 
-curl -s --json '{"worker_id": "load", "resource_type": "kv"}' "$base/api/v1/session/create" > /dev/null
-curl -s --json '{"worker_id": "load", "action": "kv:set", "params": {"key": "k", "value": 42}}' "$base/api/v1/execute" > /dev/null
+# Every measure must hit the live session: a call for a worker without one runs in a
+# temporary session (S-12), a new instance per call, and would be measured instead.
+must_succeed() {
+    local what="$1" answer="$2"
+    python3 -c 'import json, sys; a = json.loads(sys.argv[1]); sys.exit(a.get("code") != 0 or a["meta"].get("temporary_session", False))' "$answer" \
+        || { echo "error: $what did not answer success in the live session: $answer" >&2; exit 1; }
+}
+must_succeed "session/create" "$(curl -s --json '{"worker_id": "load", "resource_type": "kv"}' "$base/api/v1/session/create")"
+must_succeed "kv:set" "$(curl -s --json '{"worker_id": "load", "action": "kv:set", "params": {"key": "k", "value": 42}}' "$base/api/v1/execute")"
 cat > "$work/execute.lua" <<'LUA'
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -75,6 +82,9 @@ for round in $(seq "$rounds"); do
     done
     echo "round $round of $rounds done" >&2
 done
+
+# Still the live session at the end (its TTL renewed by every call).
+must_succeed "kv:get after the rounds" "$(curl -s --json '{"worker_id": "load", "action": "kv:get", "params": {"key": "k"}}' "$base/api/v1/execute")"
 
 printf '%-28s %10s %9s %9s %12s\n' measure req/s p50_us p99_us cpu_us/req
 for conns in 16 1; do
