@@ -93,7 +93,8 @@ impl Sandbox {
     /// At start: registers, paused, every session a previous run kept (paused, or live at its
     /// shutdown), under its own id. Each is restored on its first use.
     pub(super) async fn bring_back_sessions(&self) -> usize {
-        let (mut count, mut others) = (0, 0);
+        // Sessions left to other nodes (a session may have two records).
+        let (mut count, mut others) = (0, std::collections::HashSet::new());
         for tenant in self.store().tenants().await {
             // Newest first: a session with two records (a checkpoint and a later shutdown
             // snapshot, when a stop was cut short) comes back from the newer.
@@ -122,7 +123,7 @@ impl Sandbox {
                     Ok(Claim::Ours) => true,
                     Ok(Claim::Unsupported) => false,
                     Ok(Claim::Theirs(node)) => {
-                        others += 1;
+                        others.insert(record.info.session_id.clone());
                         tracing::debug!(session_id = %record.info.session_id, owner = %node, "left to its node");
                         continue;
                     }
@@ -152,9 +153,9 @@ impl Sandbox {
         if count > 0 {
             tracing::info!(sessions = count, "sessions kept by the previous run are back (restored on first use)");
         }
-        if others > 0 {
+        if !others.is_empty() {
             tracing::info!(
-                sessions = others,
+                sessions = others.len(),
                 node = self.node().unwrap_or_default(),
                 "kept sessions claimed by other nodes of the snapshot store are left to them"
             );
