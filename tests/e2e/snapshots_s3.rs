@@ -53,6 +53,14 @@ impl S3 {
         })
     }
 
+    /// The store a server of [`S3::snapshots`] opens, for the tests that use it directly.
+    fn store(&self) -> SnapshotStore {
+        let mut config = cella_e2e::base_config();
+        config["server"]["snapshots"] = self.snapshots();
+        let config = cella_runtime::Config::from_json(&config.to_string(), &cella_e2e::repo_root()).unwrap();
+        SnapshotStore::of(&config).unwrap()
+    }
+
     /// The bucket's files under `pool-a/` whose folder is `folder`.
     fn files_in(&self, folder: &str) -> Vec<PathBuf> {
         let mut out = Vec::new();
@@ -137,10 +145,7 @@ async fn servers_sharing_a_bucket_restore_each_others_snapshots_and_keep_session
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sandbox_snapshots_files_round_trip_through_the_bucket() {
     let s3 = s3_server().await;
-    let mut config = cella_e2e::base_config();
-    config["server"]["snapshots"] = s3.snapshots();
-    let config = cella_runtime::Config::from_json(&config.to_string(), &cella_e2e::repo_root()).unwrap();
-    let store = SnapshotStore::of(&config).unwrap();
+    let store = s3.store();
     assert_eq!(store.place(), format!("s3://{BUCKET}/pool-a"));
     let dir = tempfile::tempdir().unwrap();
     let files = dir.path().join("files");
@@ -200,10 +205,7 @@ async fn a_bucket_that_does_not_answer_fails_the_snapshot_and_the_session_goes_o
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claim_in_the_bucket_has_one_owner() {
     let s3 = s3_server().await;
-    let mut config = cella_e2e::base_config();
-    config["server"]["snapshots"] = s3.snapshots();
-    let config = cella_runtime::Config::from_json(&config.to_string(), &cella_e2e::repo_root()).unwrap();
-    let store = SnapshotStore::of(&config).unwrap();
+    let store = s3.store();
     assert_eq!(store.claim("t", "kv_w_001_ab", "node-a").await.unwrap(), Claim::Ours);
     assert_eq!(store.claim("t", "kv_w_001_ab", "node-a").await.unwrap(), Claim::Ours);
     assert_eq!(store.claim("t", "kv_w_001_ab", "node-b").await.unwrap(), Claim::Theirs("node-a".into()));
