@@ -11,6 +11,7 @@ pub mod fault;
 pub mod host;
 pub mod instance;
 pub mod overlay;
+pub mod pagemap;
 pub mod pages;
 pub mod preopens;
 pub mod snapshot;

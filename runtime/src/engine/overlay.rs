@@ -77,11 +77,11 @@ struct Span {
 #[derive(Default)]
 pub struct Overlays(Vec<Span>);
 
-/// Whether `pages` can be mapped, with `baseline` to put back: both in memfds, on a host of
-/// 4 KiB pages.
+/// Whether `pages` can be mapped (or moved), with `baseline` to put back: `pages` in a
+/// file or movable ([`Pages::movable`]), `baseline` in a memfd, on a host of 4 KiB pages.
 #[cfg(target_os = "linux")]
 pub fn mappable(pages: &Pages, baseline: &Pages) -> bool {
-    pages.file().is_some() && baseline.file().is_some() && host_page() == 4096
+    (pages.file().is_some() || pages.can_move()) && baseline.file().is_some() && host_page() == 4096
 }
 
 /// Whether `pages` can be mapped: never, off Linux.
@@ -90,8 +90,9 @@ pub fn mappable(_pages: &Pages, _baseline: &Pages) -> bool {
     false
 }
 
+/// The host's page size.
 #[cfg(target_os = "linux")]
-fn host_page() -> usize {
+pub(crate) fn host_page() -> usize {
     // SAFETY: a plain query.
     #[allow(unsafe_code)]
     let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
@@ -100,16 +101,17 @@ fn host_page() -> usize {
 
 impl Overlays {
     /// Maps `len` bytes of `pages` from `pages_at` private over the memory whose first byte
-    /// is at host address `base`, at byte `offset`; `baseline` is that memory's fresh image.
-    /// Returns false, mapping nothing, when the process's budget of map entries for restores
-    /// is spent: the caller copies the run instead.
+    /// is at host address `base`, at byte `offset` (or moves them there, when `pages` are
+    /// movable); `baseline` is that memory's fresh image. Returns false, mapping nothing,
+    /// when the process's budget of map entries for restores is spent, or the kernel cannot
+    /// move pages: the caller copies the run instead.
     ///
     /// # Safety
     ///
     /// `base + offset .. + len` must lie inside an accessible linear memory of a store that
     /// nothing else uses during the call and that lives (unmoved) as long as `self`; the
     /// offsets and `len` must be multiples of 4 KiB, `pages_at + len` within `pages`, and
-    /// [`mappable`] true of both buffers.
+    /// [`mappable`] true of both buffers. Movable pages, once moved, must not be read again.
     #[cfg(target_os = "linux")]
     #[allow(unsafe_code)]
     pub unsafe fn map(
@@ -123,9 +125,10 @@ impl Overlays {
     ) -> std::io::Result<bool> {
         use std::os::fd::AsRawFd;
         use std::sync::atomic::Ordering;
-        let Some((file, file_at)) = pages.file() else {
-            return Err(std::io::Error::other("the pages are not in a file"));
-        };
+        let file = pages.file();
+        if file.is_none() && !pages.can_move() {
+            return Err(std::io::Error::other("the pages are neither in a file nor movable"));
+        }
         // A run across the baseline's end is mapped in two, so that the put-back (the file's
         // bytes below that end, zeros above) finds an entry's edge there and needs no split.
         let end = offset + len;
@@ -146,7 +149,22 @@ impl Overlays {
             }
             None => self.0.push(Span { base, from: offset, to: end, baseline: baseline.clone(), entries }),
         }
-        for (from, to) in pieces {
+        for (n, (from, to)) in pieces.into_iter().enumerate() {
+            let Some((file, file_at)) = file else {
+                // SAFETY: as below; the caller guarantees no one reads the moved pages again.
+                match unsafe { pages.move_out(pages_at + from - offset, to - from, base + from) } {
+                    Ok(_) => continue,
+                    // Nothing moved yet (a kernel without MREMAP_DONTUNMAP): copy the run.
+                    Err(_) if n == 0 => {
+                        if let Some(span) = self.0.iter_mut().find(|s| s.base == base) {
+                            span.entries -= entries;
+                        }
+                        LIVE.fetch_sub(entries, Ordering::AcqRel);
+                        return Ok(false);
+                    }
+                    Err(e) => return Err(e),
+                }
+            };
             // SAFETY: the caller guarantees the target range is inside a live, unused linear
             // memory; MAP_FIXED replaces exactly that range and nothing outside it.
             let at = unsafe {
@@ -183,6 +201,13 @@ impl Overlays {
         _baseline: &Pages,
     ) -> std::io::Result<bool> {
         Ok(false)
+    }
+
+    /// The byte range of the memory at host address `base` that restores mapped other
+    /// files over (or moved pages into), when they did: there its pages may differ from the
+    /// warm image's without the kernel counting them written ([`crate::engine::pagemap`]).
+    pub fn span(&self, base: usize) -> Option<(usize, usize)> {
+        self.0.iter().find(|s| s.base == base).map(|s| (s.from, s.to))
     }
 
     /// Whether any mapping was made.

@@ -17,6 +17,7 @@ use crate::engine::bindings::BackendPre;
 use crate::engine::host::{HostState, Tags};
 use crate::engine::instance::Instance;
 use crate::engine::overlay::{self, Overlays};
+use crate::engine::pagemap;
 use crate::engine::pages::{BASELINE_FILE, Pages, SNAPSHOT_FILE};
 use crate::engine::preopens::{held_preopens, replay_preopens};
 use serde::{Deserialize, Serialize};
@@ -40,6 +41,19 @@ pub(crate) const PAGE: u64 = 65536;
 
 /// How long the accessor calls of one capture or restore may take.
 const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Where a capture keeps the pages it copies out of the instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// On the heap, to be stored: a snapshot, a pause, a checkpoint.
+    Store,
+    /// In a sealed memfd that each restore maps copy-on-write: a fork of several copies,
+    /// which share the pages until they write them.
+    Share,
+    /// In a buffer of their own that one restore moves into its instance: a fork of one
+    /// copy, which then needs neither a second copy of the pages nor a memfd to fill.
+    Move,
+}
 
 /// A captured instance state: what differs from the warm image it started from.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
@@ -193,14 +207,24 @@ static ZEROS: [u8; CHUNK] = [0; CHUNK];
 
 /// The chunks of `data` (which starts at chunk `first`) that differ from the fresh image
 /// (`hashes` and `image`), as runs `(first chunk, chunks)` appended to `runs`; returns how
-/// many chunks. Bytes are compared, not hashed: a changed chunk usually differs in its first
+/// many chunks. Chunks `written` says were not written are not read at all. Bytes are compared, not hashed: a changed chunk usually differs in its first
 /// bytes, so most comparisons stop at once (hashing every chunk took a fifth of a fork).
 /// The hashes say which of the image's chunks are zeros, which are compared with [`ZEROS`]
 /// rather than read from the image's file.
-fn changed_runs(first: u32, data: &[u8], hashes: &[u128], image: &[u8], runs: &mut Vec<(u32, u32)>) -> usize {
+fn changed_runs(
+    first: u32,
+    data: &[u8],
+    written: Option<&[bool]>,
+    hashes: &[u128],
+    image: &[u8],
+    runs: &mut Vec<(u32, u32)>,
+) -> usize {
     let zero = xxhash_rust::xxh3::xxh3_128(&ZEROS);
     let mut count = 0;
     for (i, chunk) in data.chunks(CHUNK).enumerate() {
+        if written.is_some_and(|w| w.get(i) == Some(&false)) {
+            continue;
+        }
         let index = first + i as u32;
         let at = index as usize * CHUNK;
         let same = match hashes.get(index as usize) {
@@ -219,13 +243,14 @@ fn changed_runs(first: u32, data: &[u8], hashes: &[u128], image: &[u8], runs: &m
     count
 }
 
-/// Captures the state of `store`'s instance as what differs from `base`; `mappable` keeps
-/// the pages where restores can map them (for a fork: [`Pages::writer`]).
+/// Captures the state of `store`'s instance as what differs from `base`, its pages kept as
+/// `keep` says.
 pub async fn capture(
     store: &mut Store<HostState>,
     fns: &Access,
     base: &Baseline,
-    mappable: bool,
+    keep: Keep,
+    overlays: &Overlays,
 ) -> Result<StateImage, CaptureError> {
     let preopens = held_preopens(store)?;
     if fns.memories.len() != base.memories.len() {
@@ -240,11 +265,25 @@ pub async fn capture(
         let mut runs = Vec::new();
         let mut count = 0;
         let bytes = read_all(store, memory, |offset, piece| {
-            count += changed_runs((offset / CHUNK as u64) as u32, piece, hashes, fresh, &mut runs);
+            let mut written = pagemap::written(piece);
+            // Pages a restore mapped from another file read as that file's bytes: compared.
+            if let (Some(written), Some((from, to))) =
+                (written.as_mut(), overlays.span(piece.as_ptr() as usize - offset as usize))
+            {
+                let (from, to) = (from.saturating_sub(offset as usize), to.saturating_sub(offset as usize));
+                for page in written.iter_mut().take(to.div_ceil(CHUNK)).skip(from / CHUNK) {
+                    *page = true;
+                }
+            }
+            count += changed_runs((offset / CHUNK as u64) as u32, piece, written.as_deref(), hashes, fresh, &mut runs);
         })
         .await?;
         // One file of the exact size, then one write per run, straight from the memory.
-        let mut data = Pages::writer(count * CHUNK, mappable.then_some(SNAPSHOT_FILE));
+        let mut data = match keep {
+            Keep::Store => Pages::writer(count * CHUNK, None),
+            Keep::Share => Pages::writer(count * CHUNK, Some(SNAPSHOT_FILE)),
+            Keep::Move => Pages::movable(count * CHUNK),
+        };
         let mut at = 0;
         for &(start, n) in &runs {
             let (mut offset, end) = (u64::from(start) * CHUNK as u64, (u64::from(start) + u64::from(n)) * CHUNK as u64);
@@ -316,6 +355,9 @@ pub async fn restore(
             fns.globals.len()
         )));
     }
+    if image.memories.iter().any(|m| m.data.spent()) {
+        return Err(CaptureError::Mismatch("its pages were already moved into another instance".into()));
+    }
     arm(store);
     if image.preopens > 0 {
         replay_preopens(store, fns, image.preopens).await?;
@@ -353,7 +395,8 @@ pub async fn restore(
                 // SAFETY: the run lies inside the memory (checked above, and the memory has
                 // grown to the image's size); the store is borrowed exclusively and its
                 // pooled memory never moves; offsets and lengths are whole chunks, and
-                // `mappable` held for both files.
+                // `mappable` held for both buffers. A moved run is never read again: a run is
+                // either mapped (moved) or copied, and a spent capture is refused above.
                 #[allow(unsafe_code)]
                 let mapped = unsafe { overlays.map(base, offset, len, &state.data, at, baseline) }.map_err(access)?;
                 if mapped {
@@ -436,17 +479,17 @@ impl Backend {
         Ok(base)
     }
 
-    /// Captures a live instance of this backend, between calls; `mappable` when the capture
-    /// is to be written into new instances as it is (a fork), not stored.
-    pub async fn capture(&self, instance: &mut Instance, mappable: bool) -> Result<Captured, CaptureError> {
+    /// Captures a live instance of this backend, between calls, its pages kept as `keep`
+    /// says (stored, or written into new instances as they are: a fork).
+    pub async fn capture(&self, instance: &mut Instance, keep: Keep) -> Result<Captured, CaptureError> {
         if let Some(fault) = instance.dead() {
             return Err(CaptureError::Access(format!("the instance has ended: {fault}")));
         }
         let (key, pre) = self.snapshot_image()?;
         let base = self.baseline_of(&key, &pre).await?;
-        let (store, handle, _) = instance.parts();
+        let (store, handle, overlays) = instance.parts();
         let fns = Access::of(store, handle)?;
-        let image = capture(store, &fns, &base, mappable).await?;
+        let image = capture(store, &fns, &base, keep, overlays).await?;
         Ok(Captured { image, key })
     }
 

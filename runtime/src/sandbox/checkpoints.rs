@@ -10,6 +10,7 @@
 
 use super::snapshots::Reason;
 use super::*;
+use crate::engine::snapshot::Keep;
 
 /// Starts the checkpointer when the interval is set; it stops with the sandbox.
 pub(super) fn spawn_checkpointer(inner: Weak<Inner>) {
@@ -78,7 +79,7 @@ impl Sandbox {
         if slot.is_none() || session.parked().is_some() || !registered {
             return Ok(false);
         }
-        let (captured, files) = self.capture_locked(session, &mut slot, false).await?;
+        let (captured, files) = self.capture_locked(session, &mut slot, Keep::Store).await?;
         let record = self.put(session, captured, files, Reason::Checkpoint).await?;
         if let Some(old) = session.set_checkpoint(Some(record.info.snapshot_id)) {
             let _ = self.store().delete(&session.caller.tenant, &old).await;

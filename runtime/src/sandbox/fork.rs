@@ -3,6 +3,7 @@
 
 use super::verbs::internal;
 use super::*;
+use crate::engine::snapshot::Keep;
 
 impl Sandbox {
     /// Refuses a fork of `count` copies beyond the server's `snapshots.max_fork` (4000) or
@@ -89,11 +90,13 @@ impl Sandbox {
         let session = self.session_of(caller, rt)?;
         let this = self.clone();
         let work = async move {
+            // One copy takes the captured pages as they are; several share them.
+            let keep = if targets.len() == 1 { Keep::Move } else { Keep::Share };
             let (captured, files) = {
                 let _busy = session.begin_call();
                 let mut slot = session.instance.lock().await;
                 this.resume_locked(&session, &mut slot).await?;
-                this.capture_locked(&session, &mut slot, true).await?
+                this.capture_locked(&session, &mut slot, keep).await?
             };
             let info = session.info();
             let mut made = Vec::with_capacity(targets.len());

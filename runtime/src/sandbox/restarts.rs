@@ -9,6 +9,7 @@
 use super::snapshots::Reason;
 use super::snapstore::Claim;
 use super::*;
+use crate::engine::snapshot::Keep;
 
 impl Sandbox {
     /// This server's node id among those sharing the snapshot store: `server.snapshots.node`,
@@ -71,7 +72,7 @@ impl Sandbox {
                 continue;
             }
             let result = async {
-                let (captured, files) = self.capture_locked(&session, &mut slot, false).await?;
+                let (captured, files) = self.capture_locked(&session, &mut slot, Keep::Store).await?;
                 self.put(&session, captured, files, Reason::Shutdown).await
             }
             .await;

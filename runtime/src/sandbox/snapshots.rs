@@ -5,7 +5,7 @@
 use super::snapstore::{Record, SnapshotStore, StoreError, encode, read_files, write_files};
 use super::verbs::{denied, internal};
 use super::*;
-use crate::engine::snapshot::{CaptureError, Captured};
+use crate::engine::snapshot::{CaptureError, Captured, Keep};
 use cella_protocol::SnapshotInfo;
 
 /// Why a snapshot was taken.
@@ -90,13 +90,13 @@ impl Sandbox {
     }
 
     /// Captures a live session whose instance lock is held: its instance state and its
-    /// scratch files. `mappable` for a fork, whose copies map the pages (see
-    /// [`crate::engine::overlay`]); a capture to be stored keeps them on the heap.
+    /// scratch files, its pages kept as `keep` says: on the heap to be stored, or where a
+    /// fork's copies map or move them (see [`crate::engine::overlay`]).
     pub(super) async fn capture_locked(
         &self,
         session: &Session,
         slot: &mut Option<Instance>,
-        mappable: bool,
+        keep: Keep,
     ) -> std::result::Result<(Captured, Vec<(String, Vec<u8>)>), Refusal> {
         let backend = self.backend_for(&session.resource_type)?.clone();
         let Some(instance) = slot.as_mut() else {
@@ -106,7 +106,7 @@ impl Sandbox {
                 json!({"session_id": session.id}),
             ));
         };
-        let captured = backend.capture(instance, mappable).await.map_err(refused)?;
+        let captured = backend.capture(instance, keep).await.map_err(refused)?;
         let files = match self.session_scratch(session) {
             // File reads off the async threads; a failed task fails the capture, never drops files.
             Some(dir) => blocking(move || read_files(&dir)).await?,
@@ -203,7 +203,7 @@ impl Sandbox {
                 let _busy = session.begin_call();
                 let mut slot = session.instance.lock().await;
                 this.resume_locked(&session, &mut slot).await?;
-                this.capture_locked(&session, &mut slot, false).await?
+                this.capture_locked(&session, &mut slot, Keep::Store).await?
             };
             let record = this.put(&session, captured, files, reason).await?;
             tracing::info!(snapshot_id = %record.info.snapshot_id, stored_bytes = record.info.stored_bytes, "session snapshotted");
@@ -294,7 +294,7 @@ impl Sandbox {
         if let Some(id) = session.parked() {
             return self.store().record(&session.caller.tenant, &id).await.map(|r| r.info).map_err(stored);
         }
-        let (captured, files) = self.capture_locked(session, &mut slot, false).await?;
+        let (captured, files) = self.capture_locked(session, &mut slot, Keep::Store).await?;
         let record = self.put(session, captured, files, Reason::Pause).await?;
         self.forget_checkpoint(session).await;
         // The instance is dropped without `cleanup`: the session goes on after a resume.

@@ -216,8 +216,8 @@ fn mapped_files(name: &str) -> usize {
     std::fs::read_to_string("/proc/self/maps").map_or(0, |maps| maps.lines().filter(|l| l.contains(name)).count())
 }
 
-/// A fork's copies map the source's large runs of pages copy-on-write (engine::overlay).
-/// When a copy ends, its pool slot must hold the fresh image again: sessions made after it in
+/// A fork's copies map the source's large runs of pages copy-on-write (engine::overlay), or,
+/// when there is one copy, have them moved into their memory. When a copy ends, its pool slot must hold the fresh image again: sessions made after it in
 /// the same slots start from exactly the state a session made before any fork had, and the
 /// copies never see each other's writes.
 #[tokio::test]
@@ -240,10 +240,15 @@ async fn sessions_after_forked_ones_start_fresh() {
     // 1 MiB in one value: a run of pages long enough to be mapped, not copied.
     let big = "s".repeat(1 << 20);
     ok(exec(&sb, &source, "kv:set", json!({"key": "big", "value": big})).await);
-    for round in 0..3 {
-        let copies = sb.fork_session(&source, "kv", 2, vec![]).await.unwrap();
+    // Two copies share the captured pages (mapped from a memfd); one copy takes them (moved).
+    for (round, count) in [2, 1, 2].into_iter().enumerate() {
+        let copies = sb.fork_session(&source, "kv", count, vec![]).await.unwrap();
         #[cfg(target_os = "linux")]
-        assert!(mapped_files("memfd:cella-snapshot") > 0, "round {round}: the copies map the source's pages");
+        assert_eq!(
+            mapped_files("memfd:cella-snapshot") > 0,
+            count > 1,
+            "round {round}: several copies map the source's pages, one copy takes them"
+        );
         for (k, (fork, _)) in copies.iter().enumerate() {
             let copy = Caller::new(fork.clone());
             assert_eq!(
@@ -303,4 +308,42 @@ async fn a_restore_maps_the_stored_file_and_the_slot_starts_fresh_after() {
     let python = sb.backend("python").unwrap();
     python.verify_fresh_instances(4, 16).await.unwrap();
     assert_eq!(py(&sb, &source, "hashlib.sha256(data).hexdigest() == digest").await["result"], "True");
+}
+
+/// A capture skips the pages the kernel says were never written since they were mapped
+/// (engine::pagemap); a restored session's mapped pages are such pages, yet they are not the
+/// warm image's. Snapshotting a restored session that has not touched its data, and forking
+/// a copy that has not, must keep all of it.
+#[tokio::test]
+async fn a_restored_session_captured_again_keeps_the_pages_it_never_wrote() {
+    let store = tempfile::tempdir().unwrap();
+    let sb = sandbox_with(json!({
+        "server": {"limits": {"max_instances": 6, "memory_mb": 256}, "snapshots": {"dir": store.path()}},
+        "resources": {"python": {"component": "builtin:python"}}
+    }))
+    .await;
+    let source = worker("again-source");
+    sb.create_session(&source, "python", json!({}), None).await.unwrap();
+    py(
+        &sb,
+        &source,
+        "import random, hashlib\ndata = random.randbytes(4 << 20)\ndigest = hashlib.sha256(data).hexdigest()",
+    )
+    .await;
+    let first = sb.snapshot_session(&source, "python").await.unwrap();
+    let restored = worker("again-restored");
+    sb.restore_snapshot(&restored, &first.snapshot_id).await.unwrap();
+    // Snapshot the restored session before any call reads or writes its data.
+    let second = sb.snapshot_session(&restored, "python").await.unwrap();
+    assert!(second.changed_bytes >= 4 << 20, "the mapped pages count as changed: {second:?}");
+    let again = worker("again-twice");
+    sb.restore_snapshot(&again, &second.snapshot_id).await.unwrap();
+    assert_eq!(py(&sb, &again, "hashlib.sha256(data).hexdigest() == digest").await["result"], "True");
+    // A fork of two copies maps the capture; a copy of such a copy, forked untouched, keeps it.
+    let copies = sb.fork_session(&again, "python", 2, vec![]).await.unwrap();
+    let copy = Caller::new(copies[0].0.clone());
+    let grandchild = sb.fork_session(&copy, "python", 1, vec![]).await.unwrap();
+    let grandchild = Caller::new(grandchild[0].0.clone());
+    assert_eq!(py(&sb, &grandchild, "hashlib.sha256(data).hexdigest() == digest").await["result"], "True");
+    assert_eq!(py(&sb, &copy, "hashlib.sha256(data).hexdigest() == digest").await["result"], "True");
 }

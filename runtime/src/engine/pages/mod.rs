@@ -29,6 +29,9 @@ enum Inner {
     /// `len` bytes of a mapped file from byte `at`.
     #[cfg(target_os = "linux")]
     Slice(Arc<FileBytes>, usize, usize),
+    /// Pages a restore moves out ([`Pages::move_out`]).
+    #[cfg(target_os = "linux")]
+    Movable(anon::Buffer),
 }
 
 /// A whole file mapped read-only, for [`Pages::slice`]: a stored snapshot's blob, read
@@ -107,6 +110,19 @@ impl Pages {
         Writer(WriterInner::Heap(huge_vec(len), len))
     }
 
+    /// A writer of `len` bytes whose pages a restore can move into a linear memory
+    /// ([`Pages::move_out`]) rather than copy: for a capture restored exactly once. On the
+    /// heap, as [`Pages::writer`]'s, when the platform cannot or `len` is below [`FILE_MIN`].
+    pub fn movable(len: usize) -> Writer {
+        #[cfg(target_os = "linux")]
+        if len >= FILE_MIN
+            && let Some(buffer) = anon::Buffer::new(len)
+        {
+            return Writer(WriterInner::Anon(buffer));
+        }
+        Pages::writer(len, None)
+    }
+
     /// A mappable copy of `bytes` (a file named [`SNAPSHOT_FILE`]).
     pub fn copy_of(bytes: &[u8]) -> std::io::Result<Pages> {
         let mut writer = Pages::writer(bytes.len(), Some(SNAPSHOT_FILE));
@@ -129,7 +145,43 @@ impl Pages {
         match &*self.0 {
             Inner::Sealed(sealed) => Some((sealed.fd(), 0)),
             Inner::Slice(file, at, _) => Some((file.0.fd(), *at)),
-            Inner::Heap(_) => None,
+            Inner::Heap(_) | Inner::Movable(_) => None,
+        }
+    }
+
+    /// Whether the pages can be moved out ([`Pages::movable`]), and none have been yet.
+    pub fn can_move(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        if let Inner::Movable(buffer) = &*self.0 {
+            return !buffer.moved();
+        }
+        false
+    }
+
+    /// Whether some of the pages were moved out: they read as zeros now, and the capture
+    /// holding them cannot be restored again.
+    pub fn spent(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        if let Inner::Movable(buffer) = &*self.0 {
+            return buffer.moved();
+        }
+        false
+    }
+
+    /// Moves `len` bytes from `at` to host address `to` (see [`anon::Buffer::move_out`]);
+    /// `Ok(false)`, moving nothing, when these pages cannot be moved.
+    ///
+    /// # Safety
+    ///
+    /// As [`anon::Buffer::move_out`]: `to .. to + len` a writable private mapping the caller
+    /// may replace, all three multiples of 4 KiB, and no one reading the moved range again.
+    #[cfg(target_os = "linux")]
+    #[allow(unsafe_code)]
+    pub unsafe fn move_out(&self, at: usize, len: usize, to: usize) -> std::io::Result<bool> {
+        match &*self.0 {
+            // SAFETY: forwarded from the caller.
+            Inner::Movable(buffer) => unsafe { buffer.move_out(at, len, to) }.map(|()| true),
+            _ => Ok(false),
         }
     }
 }
@@ -144,6 +196,8 @@ impl std::ops::Deref for Pages {
             Inner::Sealed(sealed) => sealed.bytes(),
             #[cfg(target_os = "linux")]
             Inner::Slice(file, at, len) => &file[*at..*at + *len],
+            #[cfg(target_os = "linux")]
+            Inner::Movable(buffer) => buffer.bytes(),
         }
     }
 }
@@ -180,6 +234,8 @@ impl std::fmt::Debug for Pages {
             Inner::Sealed(_) => "memfd",
             #[cfg(target_os = "linux")]
             Inner::Slice(..) => "file",
+            #[cfg(target_os = "linux")]
+            Inner::Movable(_) => "anonymous",
         };
         write!(f, "Pages({} bytes, {place})", self.len())
     }
@@ -211,6 +267,8 @@ enum WriterInner {
     Heap(Vec<u8>, usize),
     #[cfg(target_os = "linux")]
     Memfd(memfd::Open),
+    #[cfg(target_os = "linux")]
+    Anon(anon::Buffer),
 }
 
 impl Writer {
@@ -223,6 +281,8 @@ impl Writer {
             }
             #[cfg(target_os = "linux")]
             WriterInner::Memfd(file) => Inner::Sealed(file.seal()?),
+            #[cfg(target_os = "linux")]
+            WriterInner::Anon(buffer) => Inner::Movable(buffer),
         };
         Ok(Pages(Arc::new(inner)))
     }
@@ -246,6 +306,8 @@ impl Writer {
             }
             #[cfg(target_os = "linux")]
             WriterInner::Memfd(file) => file.write_at(offset, bytes),
+            #[cfg(target_os = "linux")]
+            WriterInner::Anon(buffer) => buffer.write_at(offset, bytes),
         }
     }
 }
@@ -280,114 +342,11 @@ impl<'de> Deserialize<'de> for Pages {
 
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
-mod memfd {
-    //! A memfd written with `pwrite`, then sealed against any change and mapped read-only.
+mod memfd;
 
-    use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-
-    /// A memfd being written.
-    pub struct Open {
-        file: std::fs::File,
-        len: usize,
-    }
-
-    impl Open {
-        /// A memfd of `len` bytes (zeros, no memory used until written), or `None` when
-        /// the kernel refuses one.
-        pub fn new(name: &std::ffi::CStr, len: usize) -> Option<Open> {
-            // SAFETY: a plain syscall on a NUL-terminated name; the fd is checked.
-            let raw = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
-            if raw < 0 {
-                return None;
-            }
-            // SAFETY: `raw` is a fresh fd owned by nobody else.
-            let file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(raw) });
-            file.set_len(len as u64).ok()?;
-            Some(Open { file, len })
-        }
-
-        /// Writes `bytes` at `offset`.
-        pub fn write_at(&mut self, offset: usize, bytes: &[u8]) -> std::io::Result<()> {
-            if offset.checked_add(bytes.len()).is_none_or(|end| end > self.len) {
-                return Err(std::io::Error::other("a write past the end of the pages"));
-            }
-            std::os::unix::fs::FileExt::write_all_at(&self.file, bytes, offset as u64)
-        }
-
-        /// Seals the file (no write, no resize, ever again) and maps it for reading.
-        pub fn seal(self) -> std::io::Result<Mapped> {
-            let seals = libc::F_SEAL_WRITE | libc::F_SEAL_GROW | libc::F_SEAL_SHRINK | libc::F_SEAL_SEAL;
-            // SAFETY: a plain syscall on an fd this owns.
-            if unsafe { libc::fcntl(self.file.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Mapped::new(self.file.into(), self.len, false)
-        }
-    }
-
-    /// A file that does not change (a sealed memfd, a stored blob) and its read-only mapping.
-    pub struct Mapped {
-        fd: OwnedFd,
-        map: std::ptr::NonNull<u8>,
-        len: usize,
-    }
-
-    // SAFETY: the mapping is read-only and its file never changes (sealed against writes, or
-    // a blob written once): no one can change the bytes, so sharing references across threads
-    // is sound.
-    unsafe impl Send for Mapped {}
-    // SAFETY: as above.
-    unsafe impl Sync for Mapped {}
-
-    impl Mapped {
-        /// Maps the first `len` bytes of `fd` read-only, shared; `populate` reads its pages in
-        /// at once (one call, where reading them would fault per page).
-        pub fn new(fd: OwnedFd, len: usize, populate: bool) -> std::io::Result<Mapped> {
-            if len == 0 {
-                return Ok(Mapped { fd, map: std::ptr::NonNull::dangling(), len: 0 });
-            }
-            // SAFETY: a new read-only shared mapping of the file, placed by the kernel.
-            let map = unsafe {
-                libc::mmap(
-                    std::ptr::null_mut(),
-                    len,
-                    libc::PROT_READ,
-                    if populate { libc::MAP_SHARED | libc::MAP_POPULATE } else { libc::MAP_SHARED },
-                    fd.as_raw_fd(),
-                    0,
-                )
-            };
-            if map == libc::MAP_FAILED {
-                return Err(std::io::Error::last_os_error());
-            }
-            let map =
-                std::ptr::NonNull::new(map.cast::<u8>()).ok_or_else(|| std::io::Error::other("mmap gave null"))?;
-            Ok(Mapped { fd, map, len })
-        }
-
-        /// The bytes.
-        pub fn bytes(&self) -> &[u8] {
-            // SAFETY: `map` is a live read-only mapping of `len` bytes (or dangling with
-            // `len` 0) that lives as long as `self`, of a file that never changes.
-            unsafe { std::slice::from_raw_parts(self.map.as_ptr(), self.len) }
-        }
-
-        /// The file.
-        pub fn fd(&self) -> BorrowedFd<'_> {
-            self.fd.as_fd()
-        }
-    }
-
-    impl Drop for Mapped {
-        fn drop(&mut self) {
-            if self.len > 0 {
-                // SAFETY: the mapping was made by `seal` and is unmapped once, here; no
-                // borrow of `bytes` outlives `self`.
-                unsafe { libc::munmap(self.map.as_ptr().cast(), self.len) };
-            }
-        }
-    }
-}
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+pub mod anon;
 
 #[cfg(test)]
 mod tests {
