@@ -164,6 +164,18 @@ pub(crate) async fn snapshots(config: Option<PathBuf>, command: SnapshotsCommand
             }
             let gone = store.delete(&tenant, &id).await?;
             println!("deleted {} ({:.2} MiB)", gone.info.snapshot_id, gone.info.stored_bytes as f64 / 1048576.0);
+            // The session's last record that could bring it back is gone: so is its owner.
+            let session = &gone.info.session_id;
+            if reason != "snapshot"
+                && !store
+                    .list(&tenant)
+                    .await
+                    .iter()
+                    .any(|r| &r.info.session_id == session && r.info.reason != "snapshot")
+            {
+                store.drop_claim(&tenant, session).await?;
+                println!("session {session} has no record left to come back from; its claim is removed");
+            }
             Ok(0)
         }
     }

@@ -132,4 +132,22 @@ fn servers_sharing_a_store_bring_back_each_kept_session_once() {
         assert_eq!(claims(&b_config), [(live_id.clone(), "node-b".to_string())]);
     });
     interrupt(b);
+
+    // Deleting (with --force) the last record a kept session could come back from removes
+    // its claim too; until then the claim stays.
+    let out = run(&["snapshots", "list", "--json", "--config", &b_config]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let held: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|r| r["session_id"] == live_id.as_str() && r["reason"] != "snapshot")
+        .map(|r| r["snapshot_id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!held.is_empty(), "the stopped server kept the live session");
+    for (n, id) in held.iter().enumerate() {
+        let out = run(&["snapshots", "delete", id, "--force", "--config", &b_config]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let left = if n + 1 < held.len() { vec![(live_id.clone(), "node-b".to_string())] } else { vec![] };
+        assert_eq!(claims(&b_config), left, "after deleting {} of {} records", n + 1, held.len());
+    }
 }

@@ -123,15 +123,27 @@ impl SnapshotStore {
         }
     }
 
+    /// Removes the claim of `tenant`'s session `session_id`, whoever holds it: its last
+    /// record was deleted, so no server can bring it back.
+    pub async fn drop_claim(&self, tenant: &str, session_id: &str) -> Result<(), StoreError> {
+        self.remove(&Self::claim_key(tenant, session_id)).await
+    }
+
     /// Every claim in the store.
     pub async fn claims(&self) -> Result<Vec<Claimed>, StoreError> {
         let mut out = Vec::new();
         for tenant in self.tenants().await {
             let prefix = key(["tenants", &tenant, "claims"]);
             let listed: Vec<_> = self.objects.list(Some(&prefix)).try_collect().await.map_err(io)?;
-            for meta in listed {
-                let Some(session_id) = meta.location.filename().map(str::to_string) else { continue };
-                if let Some(node) = self.owner(&meta.location).await? {
+            // Read side by side: one GET each, which on a bucket is a round trip.
+            let owners: Vec<_> = futures::stream::iter(listed)
+                .filter_map(|meta| async move { meta.location.filename().map(str::to_string).map(|id| (id, meta)) })
+                .map(|(session_id, meta)| async move { (session_id, self.owner(&meta.location).await) })
+                .buffer_unordered(READ_AHEAD)
+                .collect()
+                .await;
+            for (session_id, owner) in owners {
+                if let Some(node) = owner? {
                     out.push(Claimed { tenant: tenant.clone(), session_id, node });
                 }
             }
