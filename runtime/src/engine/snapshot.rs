@@ -262,11 +262,12 @@ pub async fn capture(
         return Err(CaptureError::Mismatch("the warm image's baseline has no bytes".into()));
     }
     for ((memory, hashes), fresh) in fns.memories.iter().zip(&base.memories).zip(&base.images) {
-        let mut runs = Vec::new();
-        let mut count = 0;
-        let bytes = read_all(store, memory, |offset, piece| {
+        // Which pages may have changed, from the kernel's page map (all of them without it);
+        // a restore's mapped spans read as another file's bytes, so they are compared too.
+        let mut maps = Vec::new();
+        let mut most = 0;
+        read_all(store, memory, |offset, piece| {
             let mut written = pagemap::written(piece);
-            // Pages a restore mapped from another file read as that file's bytes: compared.
             if let (Some(written), Some((from, to))) =
                 (written.as_mut(), overlays.span(piece.as_ptr() as usize - offset as usize))
             {
@@ -275,25 +276,43 @@ pub async fn capture(
                     *page = true;
                 }
             }
-            count += changed_runs((offset / CHUNK as u64) as u32, piece, written.as_deref(), hashes, fresh, &mut runs);
+            most += written.as_ref().map_or(piece.len(), |w| w.iter().filter(|w| **w).count() * CHUNK);
+            maps.push(written);
         })
         .await?;
-        // One file of the exact size, then one write per run, straight from the memory.
+        // Then one pass: each run of changed pages is written out as soon as it is found,
+        // while its pages are at hand, into a buffer sized for every page that may have
+        // changed (cut to what was written after).
         let mut data = match keep {
-            Keep::Store => Pages::writer(count * CHUNK, None),
-            Keep::Share => Pages::writer(count * CHUNK, Some(SNAPSHOT_FILE)),
-            Keep::Move => Pages::movable(count * CHUNK),
+            Keep::Store => Pages::writer(most, None),
+            Keep::Share => Pages::writer(most, Some(SNAPSHOT_FILE)),
+            Keep::Move => Pages::movable(most),
         };
-        let mut at = 0;
-        for &(start, n) in &runs {
-            let (mut offset, end) = (u64::from(start) * CHUNK as u64, (u64::from(start) + u64::from(n)) * CHUNK as u64);
-            while offset < end {
-                let len = (end - offset).min(u64::from(READ_BYTES));
-                let list = borrow(store, memory, offset, len).await?;
-                data.write_at(at, list.as_le_slice(&*store)).map_err(access)?;
-                (offset, at) = (offset + len, at + len as usize);
+        let (mut runs, mut at, mut failed) = (Vec::<(u32, u32)>::new(), 0, None);
+        let mut maps = maps.into_iter();
+        let bytes = read_all(store, memory, |offset, piece| {
+            let written = maps.next().flatten();
+            let first = (offset / CHUNK as u64) as u32;
+            let mut found = Vec::new();
+            changed_runs(first, piece, written.as_deref(), hashes, fresh, &mut found);
+            for (start, n) in found {
+                let from = (start - first) as usize * CHUNK;
+                let run = &piece[from..(from + n as usize * CHUNK).min(piece.len())];
+                if let Err(e) = data.write_at(at, run) {
+                    failed.get_or_insert(e);
+                }
+                at += run.len();
+                match runs.last_mut() {
+                    Some((s, m)) if *s + *m == start => *m += n,
+                    _ => runs.push((start, n)),
+                }
             }
+        })
+        .await?;
+        if let Some(e) = failed {
+            return Err(access(e));
         }
+        data.shrink(at).map_err(access)?;
         image.memories.push(MemoryImage { bytes, runs, data: data.finish().map_err(access)? });
     }
     for global in &fns.globals {

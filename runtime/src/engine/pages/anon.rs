@@ -11,7 +11,10 @@ const HUGE_MIN: usize = 4 << 20;
 /// A private anonymous mapping of whole pages, written once, then read or moved out.
 pub struct Buffer {
     map: std::ptr::NonNull<u8>,
+    /// The bytes the buffer holds…
     len: usize,
+    /// …of the bytes mapped.
+    mapped: usize,
     /// Some of the pages were moved out (they read as zeros since).
     moved: AtomicBool,
 }
@@ -48,7 +51,7 @@ impl Buffer {
             // what they hold.
             let _ = unsafe { libc::madvise(map, len, libc::MADV_HUGEPAGE) };
         }
-        Some(Buffer { map: std::ptr::NonNull::new(map.cast::<u8>())?, len, moved: AtomicBool::new(false) })
+        Some(Buffer { map: std::ptr::NonNull::new(map.cast::<u8>())?, len, mapped: len, moved: AtomicBool::new(false) })
     }
 
     /// Writes `bytes` at `offset`; the range must lie inside the buffer.
@@ -59,6 +62,16 @@ impl Buffer {
         // SAFETY: the range is inside the live mapping (checked), `&mut self` excludes every
         // other borrow of it, and `bytes` cannot overlap it (no `&[u8]` of it exists).
         unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.map.as_ptr().add(offset), bytes.len()) };
+        Ok(())
+    }
+
+    /// Cuts the buffer to its first `len` bytes (no more than it has); the rest stays
+    /// mapped, unused (it was never written, so it holds no memory), until the buffer goes.
+    pub fn shrink(&mut self, len: usize) -> std::io::Result<()> {
+        if len > self.len {
+            return Err(std::io::Error::other("cannot grow the pages"));
+        }
+        self.len = len;
         Ok(())
     }
 
@@ -112,6 +125,6 @@ impl Drop for Buffer {
     fn drop(&mut self) {
         // SAFETY: the mapping was made by `new` and is unmapped once, here; no borrow of
         // `bytes` outlives `self`.
-        unsafe { libc::munmap(self.map.as_ptr().cast(), self.len) };
+        unsafe { libc::munmap(self.map.as_ptr().cast(), self.mapped) };
     }
 }

@@ -31,6 +31,16 @@ impl Open {
         std::os::unix::fs::FileExt::write_all_at(&self.file, bytes, offset as u64)
     }
 
+    /// Cuts the file to its first `len` bytes (no more than it has).
+    pub fn shrink(&mut self, len: usize) -> std::io::Result<()> {
+        if len > self.len {
+            return Err(std::io::Error::other("cannot grow the pages"));
+        }
+        self.file.set_len(len as u64)?;
+        self.len = len;
+        Ok(())
+    }
+
     /// Seals the file (no write, no resize, ever again) and maps it for reading.
     pub fn seal(self) -> std::io::Result<Mapped> {
         let seals = libc::F_SEAL_WRITE | libc::F_SEAL_GROW | libc::F_SEAL_SHRINK | libc::F_SEAL_SEAL;

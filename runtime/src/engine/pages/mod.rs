@@ -287,6 +287,24 @@ impl Writer {
         Ok(Pages(Arc::new(inner)))
     }
 
+    /// Cuts the buffer to its first `len` bytes (no more than it has).
+    pub fn shrink(&mut self, len: usize) -> std::io::Result<()> {
+        match &mut self.0 {
+            WriterInner::Heap(buffer, most) => {
+                if len > *most {
+                    return Err(std::io::Error::other("cannot grow the pages"));
+                }
+                buffer.truncate(len);
+                *most = len;
+                Ok(())
+            }
+            #[cfg(target_os = "linux")]
+            WriterInner::Memfd(file) => file.shrink(len),
+            #[cfg(target_os = "linux")]
+            WriterInner::Anon(buffer) => buffer.shrink(len),
+        }
+    }
+
     /// Writes `bytes` at `offset`; the range must lie inside the buffer.
     pub fn write_at(&mut self, offset: usize, bytes: &[u8]) -> std::io::Result<()> {
         match &mut self.0 {
@@ -384,5 +402,60 @@ mod tests {
         let empty = Pages::writer(0, Some(SNAPSHOT_FILE)).finish().expect("sealed");
         assert!(empty.is_empty());
         assert_eq!(Pages::default(), empty);
+    }
+
+    #[test]
+    fn a_writer_is_cut_to_what_was_written() {
+        for writer in [
+            Pages::writer(4 * FILE_MIN, None),
+            Pages::writer(4 * FILE_MIN, Some(SNAPSHOT_FILE)),
+            Pages::movable(4 * FILE_MIN),
+        ] {
+            let mut writer = writer;
+            writer.write_at(0, &[3; FILE_MIN]).expect("written");
+            writer.write_at(FILE_MIN, &[4; 4096]).expect("written");
+            assert!(writer.shrink(8 * FILE_MIN).is_err(), "a writer does not grow");
+            writer.shrink(FILE_MIN + 4096).expect("cut");
+            assert!(writer.write_at(FILE_MIN + 4096, &[1]).is_err(), "nothing is written past the cut");
+            let pages = writer.finish().expect("finished");
+            assert_eq!(pages.len(), FILE_MIN + 4096, "{pages:?}");
+            assert!(pages[..FILE_MIN].iter().all(|b| *b == 3) && pages[FILE_MIN..].iter().all(|b| *b == 4));
+        }
+    }
+
+    /// Movable pages go to another mapping whole; the buffer reads zeros there after, and
+    /// says it is spent.
+    #[test]
+    #[cfg(target_os = "linux")]
+    #[allow(unsafe_code)]
+    fn movable_pages_move_out_once() {
+        let mut writer = Pages::movable(2 * FILE_MIN);
+        writer.write_at(0, &[9; 2 * FILE_MIN]).expect("written");
+        let pages = writer.finish().expect("finished");
+        assert!(pages.can_move() && !pages.spent());
+        // SAFETY: a fresh private anonymous mapping, used only here and unmapped at the end.
+        let target = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                FILE_MIN,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(target, libc::MAP_FAILED);
+        // SAFETY: the target is ours to replace, all offsets are whole pages, and the moved
+        // range of `pages` is read below only to check that it is zeros now.
+        let moved = unsafe { pages.move_out(FILE_MIN, FILE_MIN, target as usize) }.expect("moved");
+        assert!(moved);
+        // SAFETY: the target mapping is FILE_MIN bytes, now holding the moved pages.
+        let there = unsafe { std::slice::from_raw_parts(target.cast::<u8>(), FILE_MIN) };
+        assert!(there.iter().all(|b| *b == 9), "the pages arrived");
+        assert!(pages[FILE_MIN..].iter().all(|b| *b == 0), "the buffer reads zeros where they left");
+        assert!(pages[..FILE_MIN].iter().all(|b| *b == 9), "the rest stays");
+        assert!(pages.spent() && !pages.can_move());
+        // SAFETY: unmapping the target made above; `there` is not used again.
+        unsafe { libc::munmap(target, FILE_MIN) };
     }
 }
