@@ -1,8 +1,10 @@
 //! The state of a live instance, captured between calls and written into a fresh instance of
 //! the same warm image: every linear memory (only the 4 KiB pages that differ from the
 //! image) and every mutable global of every core instance inside the component, through the
-//! accessor functions [`crate::engine::access`] adds. Captured pages live in a sealed
-//! memfd ([`Pages`]); a restore maps the large runs of them copy-on-write
+//! accessor functions [`crate::engine::access`] adds. Only pages the kernel's page map says
+//! were written are compared ([`crate::engine::pagemap`]). Captured pages live on the heap
+//! (to be stored), in a sealed memfd (a fork of several copies) or in a buffer of their own
+//! (a fork of one) ([`Keep`]); a restore maps (or moves) the large runs of them
 //! ([`crate::engine::overlay`]) and copies the rest.
 //!
 //! Host resources (WASI streams, open files, sockets) are host state the guest holds by
@@ -206,9 +208,10 @@ pub async fn baseline(store: &mut Store<HostState>, fns: &Access) -> Result<Base
 static ZEROS: [u8; CHUNK] = [0; CHUNK];
 
 /// The chunks of `data` (which starts at chunk `first`) that differ from the fresh image
-/// (`hashes` and `image`), as runs `(first chunk, chunks)` appended to `runs`; returns how
-/// many chunks. Chunks `written` says were not written are not read at all. Bytes are compared, not hashed: a changed chunk usually differs in its first
-/// bytes, so most comparisons stop at once (hashing every chunk took a fifth of a fork).
+/// (`hashes` and `image`), as runs `(first chunk, chunks)` appended to `runs`. Chunks
+/// `written` says were not written are not read at all. Bytes are compared, not hashed: a
+/// changed chunk usually differs in its first bytes, so most comparisons stop at once
+/// (hashing every chunk took a fifth of a fork).
 /// The hashes say which of the image's chunks are zeros, which are compared with [`ZEROS`]
 /// rather than read from the image's file.
 fn changed_runs(
@@ -218,9 +221,8 @@ fn changed_runs(
     hashes: &[u128],
     image: &[u8],
     runs: &mut Vec<(u32, u32)>,
-) -> usize {
+) {
     let zero = xxhash_rust::xxh3::xxh3_128(&ZEROS);
-    let mut count = 0;
     for (i, chunk) in data.chunks(CHUNK).enumerate() {
         if written.is_some_and(|w| w.get(i) == Some(&false)) {
             continue;
@@ -234,13 +236,11 @@ fn changed_runs(
         if same {
             continue;
         }
-        count += 1;
         match runs.last_mut() {
             Some((start, n)) if *start + *n == index => *n += 1,
             _ => runs.push((index, 1)),
         }
     }
-    count
 }
 
 /// Captures the state of `store`'s instance as what differs from `base`, its pages kept as
