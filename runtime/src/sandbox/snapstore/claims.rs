@@ -148,6 +148,8 @@ impl SnapshotStore {
                 }
             }
         }
+        // Read in any order; listed in the store's.
+        out.sort_by(|a, b| (&a.tenant, &a.session_id).cmp(&(&b.tenant, &b.session_id)));
         Ok(out)
     }
 
