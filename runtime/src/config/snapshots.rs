@@ -41,6 +41,12 @@ pub struct SnapshotsConfig {
     /// made once and kept in the state directory's `node-id`; set it where that directory
     /// does not outlive the server, e.g. a container's).
     pub node: Option<String>,
+    /// Flush each blob, record and claim of a local store to disk (`fsync`, and its
+    /// directory) before the snapshot, pause or checkpoint answers, so that a power loss or a
+    /// kernel crash loses none of them (default false: a crash of the server loses nothing
+    /// either way, but a power loss may lose what the kernel had not yet written, by default
+    /// up to about 30 s). S3 stores are durable when they answer.
+    pub fsync: bool,
 }
 
 impl Default for SnapshotsConfig {
@@ -56,6 +62,7 @@ impl Default for SnapshotsConfig {
             checkpoint_interval_s: 0.0,
             orphan_grace_s: 3600.0,
             node: None,
+            fsync: false,
         }
     }
 }

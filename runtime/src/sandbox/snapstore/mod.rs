@@ -183,7 +183,12 @@ fn key<'a>(parts: impl IntoIterator<Item = &'a str>) -> Key {
 impl SnapshotStore {
     /// A store in the local directory `dir` (created if missing).
     pub fn local(dir: &Path) -> Result<SnapshotStore, StoreError> {
-        Ok(SnapshotStore { objects: open::local(dir)?, place: dir.display().to_string(), local: true })
+        SnapshotStore::local_with(dir, false)
+    }
+
+    /// [`SnapshotStore::local`], each write on disk before it returns when `fsync`.
+    pub fn local_with(dir: &Path, fsync: bool) -> Result<SnapshotStore, StoreError> {
+        Ok(SnapshotStore { objects: open::local(dir, fsync)?, place: dir.display().to_string(), local: true })
     }
 
     /// The store a configuration names: `server.snapshots.url`, else `server.snapshots.dir`,
@@ -192,15 +197,16 @@ impl SnapshotStore {
         let snap = &config.server.snapshots;
         if let Some(url) = &snap.url {
             return Ok(SnapshotStore {
-                objects: open::from_url(url, &snap.options)?,
+                objects: open::from_url(url, &snap.options, snap.fsync)?,
                 place: url.clone(),
                 local: url.starts_with("file://"),
             });
         }
-        SnapshotStore::local(&match &snap.dir {
+        let dir = match &snap.dir {
             Some(dir) => config.resolve(dir),
             None => config.state_dir().join("snapshots"),
-        })
+        };
+        SnapshotStore::local_with(&dir, snap.fsync)
     }
 
     /// Where the store is: its directory, or its URL.

@@ -18,22 +18,28 @@ use std::time::Duration;
 const RETRY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A store in the local directory `dir` (created if missing). Writes go to a temporary name
-/// and are renamed; folders left empty by a delete are removed.
-pub(super) fn local(dir: &Path) -> Result<Arc<dyn ObjectStore>, StoreError> {
+/// and are renamed; folders left empty by a delete are removed; with `fsync`, each write is
+/// on disk (file and directory) before it returns.
+pub(super) fn local(dir: &Path, fsync: bool) -> Result<Arc<dyn ObjectStore>, StoreError> {
     std::fs::create_dir_all(dir).map_err(|e| io(format!("cannot create the snapshot store {}: {e}", dir.display())))?;
     let fs = LocalFileSystem::new_with_prefix(dir)
         .map_err(|e| io(format!("cannot open the snapshot store {}: {e}", dir.display())))?
-        .with_automatic_cleanup(true);
+        .with_automatic_cleanup(true)
+        .with_fsync(fsync);
     Ok(Arc::new(fs))
 }
 
-/// The store `url` names, with `options` (S3's settings).
-pub(super) fn from_url(url: &str, options: &BTreeMap<String, String>) -> Result<Arc<dyn ObjectStore>, StoreError> {
+/// The store `url` names, with `options` (S3's settings); `fsync` for a `file://` one.
+pub(super) fn from_url(
+    url: &str,
+    options: &BTreeMap<String, String>,
+    fsync: bool,
+) -> Result<Arc<dyn ObjectStore>, StoreError> {
     if let Some(path) = url.strip_prefix("file://") {
         if !options.is_empty() {
             return Err(io("server.snapshots.options: a file:// store takes none"));
         }
-        return local(Path::new(path));
+        return local(Path::new(path), fsync);
     }
     let Some(rest) = url.strip_prefix("s3://") else {
         return Err(io(format!("server.snapshots.url '{url}': use s3://bucket[/prefix] or file:///a/directory")));

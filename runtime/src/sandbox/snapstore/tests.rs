@@ -74,7 +74,8 @@ async fn a_record_owns_its_blob_and_takes_it_along() {
 
 /// A new snapshot's blob is named by its id and checksum, whether the checksum was computed
 /// beside a staged write (a local store) or before the write (a bucket: here the same
-/// directory, told it is not local); nothing staged is left behind.
+/// directory, told it is not local); nothing staged is left behind. The same with every
+/// write synced to disk (`server.snapshots.fsync`), claims included.
 #[tokio::test]
 async fn a_new_snapshot_is_named_by_its_checksum_and_leaves_nothing_staged() {
     let image = StateImage {
@@ -83,9 +84,10 @@ async fn a_new_snapshot_is_named_by_its_checksum_and_leaves_nothing_staged() {
         globals: vec![GlobalValue::I32(1)],
     };
     let captured = Captured { image: image.clone(), key: "k".into() };
-    for local in [true, false] {
+    // A local store, a bucket (told it is not local), and a local store that syncs each write.
+    for (local, fsync) in [(true, false), (false, false), (true, true)] {
         let dir = tempfile::tempdir().unwrap();
-        let store = SnapshotStore { local, ..SnapshotStore::local(dir.path()).unwrap() };
+        let store = SnapshotStore { local, ..SnapshotStore::local_with(dir.path(), fsync).unwrap() };
         let packed = encode(&captured, vec![("f.txt".into(), b"x".to_vec())]).unwrap();
         let (bytes, len) = (packed.parts.concat(), packed.len);
         let stored = store.put_new(record("snap_n", "t1", String::new(), len), packed).await.unwrap();
@@ -98,6 +100,8 @@ async fn a_new_snapshot_is_named_by_its_checksum_and_leaves_nothing_staged() {
         assert_eq!(names, [format!("snap_n-{}", stored.content)], "local {local}");
         let (back, files) = store.body(&store.record("t1", "snap_n").await.unwrap()).await.unwrap();
         assert_eq!((back, files), (image.clone(), vec![("f.txt".to_string(), b"x".to_vec())]));
+        assert_eq!(store.claim("t1", "s", "node-1").await.unwrap(), Claim::Ours, "fsync {fsync}");
+        assert_eq!(store.claim("t1", "s", "node-2").await.unwrap(), Claim::Theirs("node-1".into()));
     }
 }
 
