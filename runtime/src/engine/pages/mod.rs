@@ -2,8 +2,10 @@
 //! or in a stored snapshot's file ([`FileBytes`], mapped read-only), so a restore can map them
 //! copy-on-write into a linear memory ([`crate::engine::overlay`]) instead of copying them: N
 //! forks of one session share its pages until each writes, and a session restored from a local
-//! store shares them with the file's page cache until it writes. Elsewhere, or when a memfd
-//! cannot be made, they are plain heap bytes.
+//! store shares them with the file's page cache until it writes. A fork of one copy keeps
+//! them in an anonymous buffer of their own ([`Pages::movable`], [`anon`]), whose pages its
+//! restore moves into the copy. Captures to be stored, small ones, other platforms, and
+//! whatever cannot get a memfd or buffer use plain heap bytes.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::sync::Arc;
