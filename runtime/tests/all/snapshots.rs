@@ -272,22 +272,29 @@ async fn sessions_after_forked_ones_start_fresh() {
     assert_eq!(kept["value"].as_str().map(str::len), Some(1 << 20), "the source is unaffected");
 }
 
+/// A sandbox serving Python with a store of its own (`max_instances` slots) and one session
+/// of `name` holding 4 MiB of random bytes (`data`) and their sha256 (`digest`).
+async fn python_holding_random_data(max_instances: u32, name: &str) -> (tempfile::TempDir, Sandbox, Caller) {
+    let store = tempfile::tempdir().unwrap();
+    let sb = sandbox_with(json!({
+        "server": {"limits": {"max_instances": max_instances, "memory_mb": 256}, "snapshots": {"dir": store.path()}},
+        "resources": {"python": {"component": "builtin:python"}}
+    }))
+    .await;
+    let source = worker(name);
+    sb.create_session(&source, "python", json!({}), None).await.unwrap();
+    let made = "import random, hashlib\ndata = random.randbytes(4 << 20)\ndigest = hashlib.sha256(data).hexdigest()";
+    py(&sb, &source, made).await;
+    (store, sb, source)
+}
+
 /// A stored snapshot's pages that do not compress are kept as they are and mapped from the
 /// store's file into the restored session (not read and copied); the restored session sees
 /// them and diverges on its own, the file is no longer mapped once it ends, and its pool
 /// slot holds the fresh image again.
 #[tokio::test]
 async fn a_restore_maps_the_stored_file_and_the_slot_starts_fresh_after() {
-    let store = tempfile::tempdir().unwrap();
-    let sb = sandbox_with(json!({
-        "server": {"limits": {"max_instances": 3, "memory_mb": 256}, "snapshots": {"dir": store.path()}},
-        "resources": {"python": {"component": "builtin:python"}}
-    }))
-    .await;
-    let source = worker("mapped-source");
-    sb.create_session(&source, "python", json!({}), None).await.unwrap();
-    let made = "import random, hashlib\ndata = random.randbytes(4 << 20)\ndigest = hashlib.sha256(data).hexdigest()";
-    py(&sb, &source, made).await;
+    let (store, sb, source) = python_holding_random_data(3, "mapped-source").await;
     let snap = sb.snapshot_session(&source, "python").await.unwrap();
     assert!(snap.stored_bytes >= 4 << 20, "random bytes are stored as they are: {snap:?}");
     let in_store = store.path().to_str().unwrap().to_string();
@@ -316,20 +323,7 @@ async fn a_restore_maps_the_stored_file_and_the_slot_starts_fresh_after() {
 /// a copy that has not, must keep all of it.
 #[tokio::test]
 async fn a_restored_session_captured_again_keeps_the_pages_it_never_wrote() {
-    let store = tempfile::tempdir().unwrap();
-    let sb = sandbox_with(json!({
-        "server": {"limits": {"max_instances": 6, "memory_mb": 256}, "snapshots": {"dir": store.path()}},
-        "resources": {"python": {"component": "builtin:python"}}
-    }))
-    .await;
-    let source = worker("again-source");
-    sb.create_session(&source, "python", json!({}), None).await.unwrap();
-    py(
-        &sb,
-        &source,
-        "import random, hashlib\ndata = random.randbytes(4 << 20)\ndigest = hashlib.sha256(data).hexdigest()",
-    )
-    .await;
+    let (_store, sb, source) = python_holding_random_data(6, "again-source").await;
     let first = sb.snapshot_session(&source, "python").await.unwrap();
     let restored = worker("again-restored");
     sb.restore_snapshot(&restored, &first.snapshot_id).await.unwrap();

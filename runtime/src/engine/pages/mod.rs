@@ -435,29 +435,15 @@ mod tests {
         writer.write_at(0, &[9; 2 * FILE_MIN]).expect("written");
         let pages = writer.finish().expect("finished");
         assert!(pages.can_move() && !pages.spent());
-        // SAFETY: a fresh private anonymous mapping, used only here and unmapped at the end.
-        let target = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                FILE_MIN,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        assert_ne!(target, libc::MAP_FAILED);
-        // SAFETY: the target is ours to replace, all offsets are whole pages, and the moved
-        // range of `pages` is read below only to check that it is zeros now.
-        let moved = unsafe { pages.move_out(FILE_MIN, FILE_MIN, target as usize) }.expect("moved");
+        let target = anon::Buffer::new(FILE_MIN).expect("a mapping to move into");
+        // SAFETY: the target buffer is ours to replace (no borrow of it is alive), all
+        // offsets are whole pages, and the moved range of `pages` is read below only to
+        // check that it is zeros now.
+        let moved = unsafe { pages.move_out(FILE_MIN, FILE_MIN, target.bytes().as_ptr() as usize) }.expect("moved");
         assert!(moved);
-        // SAFETY: the target mapping is FILE_MIN bytes, now holding the moved pages.
-        let there = unsafe { std::slice::from_raw_parts(target.cast::<u8>(), FILE_MIN) };
-        assert!(there.iter().all(|b| *b == 9), "the pages arrived");
+        assert!(target.bytes().iter().all(|b| *b == 9), "the pages arrived");
         assert!(pages[FILE_MIN..].iter().all(|b| *b == 0), "the buffer reads zeros where they left");
         assert!(pages[..FILE_MIN].iter().all(|b| *b == 9), "the rest stays");
         assert!(pages.spent() && !pages.can_move());
-        // SAFETY: unmapping the target made above; `there` is not used again.
-        unsafe { libc::munmap(target, FILE_MIN) };
     }
 }
