@@ -90,3 +90,56 @@ fn restores_past_the_map_budget_copy_their_pages() {
     });
     interrupt(child);
 }
+
+/// A fork of one copy moves the captured pages into it; a fork of several maps them from one
+/// memfd into each copy. Counted in a server of its own: `/proc/PID/maps` is process-wide,
+/// and the in-process tests fork side by side.
+#[test]
+#[cfg(target_os = "linux")]
+fn one_copy_takes_the_pages_several_map_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = serde_json::json!({
+        "server": {"cache_dir": shared_cache(), "limits": {"max_instances": 8},
+                   "snapshots": {"dir": dir.path().join("snapshots"), "keep_on_shutdown": false}},
+        "resources": {"kv": {"component": "builtin:kv"}}
+    });
+    let path = dir.path().join("cella.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+    let path = path.display().to_string();
+    let (child, base) = serve_env(&["--config", &path], &[]);
+    let pid = child.0.as_ref().unwrap().id();
+    let worker = format!("takes-{}", uuid::Uuid::new_v4().simple());
+    let call = |worker: &str, action: &str, params: serde_json::Value| serde_json::json!({"worker_id": worker, "action": action, "params": params});
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let created =
+            post(&base, "/api/v1/session/create", serde_json::json!({"worker_id": worker, "resource_type": "kv"}))
+                .await;
+        assert_eq!(created["code"], 0, "{created}");
+        let big = "s".repeat(1 << 20);
+        let set =
+            post(&base, "/api/v1/execute", call(&worker, "kv:set", serde_json::json!({"key": "big", "value": big})))
+                .await;
+        assert_eq!(set["code"], 0, "{set}");
+        for count in [1, 2, 1] {
+            let fork = serde_json::json!({"worker_id": worker, "resource_type": "kv", "count": count});
+            let forked = post(&base, "/api/v1/session/fork", fork).await;
+            let copies: Vec<String> = forked["data"]["sessions"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{forked}"))
+                .iter()
+                .filter_map(|c| c["worker_id"].as_str().map(str::to_string))
+                .collect();
+            assert_eq!(copies.len(), count);
+            assert_eq!(snapshot_mappings(pid) > 0, count > 1, "a fork of {count}: several copies map, one takes");
+            for copy in &copies {
+                let got = post(&base, "/api/v1/execute", call(copy, "kv:get", serde_json::json!({"key": "big"}))).await;
+                assert_eq!(got["data"]["value"].as_str().map(str::len), Some(1 << 20), "{copy}");
+                let destroy = serde_json::json!({"worker_id": copy, "resource_type": "kv"});
+                assert_eq!(post(&base, "/api/v1/session/destroy", destroy).await["code"], 0);
+            }
+            assert_eq!(snapshot_mappings(pid), 0, "no snapshot pages mapped once the copies ended");
+        }
+    });
+    interrupt(child);
+}

@@ -25,7 +25,9 @@ pub fn base_config() -> Value {
             "session_ttl": 300,
             "cache_dir": shared_cache(),
             // Test servers are thrown away: their sessions are not kept for a next start.
-            "snapshots": {"keep_on_shutdown": false},
+            // Each is a node of its own: the default store (in the shared cache) also holds
+            // what other tests' servers pause or keep, which no other server may bring back.
+            "snapshots": {"keep_on_shutdown": false, "node": format!("test-{}", uuid::Uuid::new_v4().simple())},
             "limits": {"max_instances": 64, "memory_mb": 64, "call_timeout_s": 10}
         },
         "resources": {

@@ -242,13 +242,9 @@ async fn sessions_after_forked_ones_start_fresh() {
     ok(exec(&sb, &source, "kv:set", json!({"key": "big", "value": big})).await);
     // Two copies share the captured pages (mapped from a memfd); one copy takes them (moved).
     for (round, count) in [2, 1, 2].into_iter().enumerate() {
+        // (Which of the two a fork did is asserted in a server of its own, where no other
+        // test's forks map memfds: cli_restores::one_copy_takes_the_pages_several_map_them.)
         let copies = sb.fork_session(&source, "kv", count, vec![]).await.unwrap();
-        #[cfg(target_os = "linux")]
-        assert_eq!(
-            mapped_files("memfd:cella-snapshot") > 0,
-            count > 1,
-            "round {round}: several copies map the source's pages, one copy takes them"
-        );
         for (k, (fork, _)) in copies.iter().enumerate() {
             let copy = Caller::new(fork.clone());
             assert_eq!(
