@@ -20,7 +20,8 @@ pub struct Local {
 }
 
 fn config_for(name: &str, component: &Path, backend_config: &Value, cache_dir: Option<&Path>) -> Result<Config> {
-    let mut server = json!({"limits": {"max_instances": 16}});
+    // One-shot: no session is kept for a next `cella call`, nor brought back from one.
+    let mut server = json!({"limits": {"max_instances": 16}, "snapshots": {"enabled": false}});
     if let Some(dir) = cache_dir {
         server["cache_dir"] = json!(dir);
     }

@@ -40,17 +40,20 @@ fn inspect_shows_the_manifest_and_schemas() {
 
 #[test]
 fn call_runs_one_tool_locally() {
-    let out = run(&[
-        "call",
-        &component("kv"),
-        "kv:incr",
-        r#"{"key": "n", "by": 5}"#,
-        "--session-config",
-        r#"{"max_keys": 1}"#,
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let envelope: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!((envelope["code"].as_i64(), envelope["data"]["value"].as_i64()), (Some(0), Some(5)));
+    // Each call is a session of its own: the second does not find the first's key.
+    for _ in 0..2 {
+        let out = run(&[
+            "call",
+            &component("kv"),
+            "kv:incr",
+            r#"{"key": "n", "by": 5}"#,
+            "--session-config",
+            r#"{"max_keys": 1}"#,
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let envelope: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!((envelope["code"].as_i64(), envelope["data"]["value"].as_i64()), (Some(0), Some(5)));
+    }
     // A tool error prints the envelope and exits 2.
     let out = run(&["call", &component("kv"), "kv:get", r#"{"key": "absent"}"#]);
     assert_eq!(out.status.code(), Some(2));
