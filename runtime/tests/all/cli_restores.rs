@@ -10,6 +10,50 @@ fn snapshot_mappings(pid: u32) -> usize {
     maps.lines().filter(|l| l.contains("memfd:cella-snapshot")).count()
 }
 
+/// A `cella serve` of its own (kv only, `max_instances` slots, a store in a temporary
+/// directory), with `envs` set, and a kv session of `worker` holding 1 MiB under "big".
+/// Returns the directory (kept alive), the server, its base URL and its pid.
+fn kv_server_holding_big(
+    max_instances: u32,
+    envs: &[(&str, &str)],
+    worker: &str,
+    rt: &tokio::runtime::Runtime,
+) -> (tempfile::TempDir, crate::cli::Served, String, u32) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = serde_json::json!({
+        "server": {"cache_dir": shared_cache(), "limits": {"max_instances": max_instances},
+                   "snapshots": {"dir": dir.path().join("snapshots"), "keep_on_shutdown": false}},
+        "resources": {"kv": {"component": "builtin:kv"}}
+    });
+    let path = dir.path().join("cella.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+    let (child, base) = serve_env(&["--config", &path.display().to_string()], envs);
+    let pid = child.0.as_ref().unwrap().id();
+    rt.block_on(async {
+        let created =
+            post(&base, "/api/v1/session/create", serde_json::json!({"worker_id": worker, "resource_type": "kv"}))
+                .await;
+        assert_eq!(created["code"], 0, "{created}");
+        let big = serde_json::json!({"worker_id": worker, "action": "kv:set",
+                                     "params": {"key": "big", "value": "s".repeat(1 << 20)}});
+        let set = post(&base, "/api/v1/execute", big).await;
+        assert_eq!(set["code"], 0, "{set}");
+    });
+    (dir, child, base, pid)
+}
+
+/// Forks `worker`'s kv session into `count` copies; returns their worker ids.
+async fn fork_kv(base: &str, worker: &str, count: usize) -> Vec<String> {
+    let fork = serde_json::json!({"worker_id": worker, "resource_type": "kv", "count": count});
+    let forked = post(base, "/api/v1/session/fork", fork).await;
+    forked["data"]["sessions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{forked}"))
+        .iter()
+        .filter_map(|c| c["worker_id"].as_str().map(str::to_string))
+        .collect()
+}
+
 /// Copy-on-write restores hold kernel map entries, at most `CELLA_RESTORE_MAPS` at once
 /// (default an eighth of `vm.max_map_count`); past it a restore copies its pages instead.
 /// With room for one copy's mappings, three copies of a kv session holding 1 MiB all see it
@@ -18,45 +62,12 @@ fn snapshot_mappings(pid: u32) -> usize {
 #[test]
 #[cfg(target_os = "linux")]
 fn restores_past_the_map_budget_copy_their_pages() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = serde_json::json!({
-        "server": {"cache_dir": shared_cache(), "limits": {"max_instances": 4},
-                   "snapshots": {"dir": dir.path().join("snapshots")}},
-        "resources": {"kv": {"component": "builtin:kv"}}
-    });
-    let path = dir.path().join("cella.json");
-    std::fs::write(&path, config.to_string()).unwrap();
-    let path = path.display().to_string();
-    let (child, base) = serve_env(&["--config", &path], &[("CELLA_RESTORE_MAPS", "4")]);
-    let pid = child.0.as_ref().unwrap().id();
     let worker = format!("budget-{}", uuid::Uuid::new_v4().simple());
-    let exec = |worker: String, action: &str, params: serde_json::Value| serde_json::json!({"worker_id": worker, "action": action, "params": params});
     let rt = tokio::runtime::Runtime::new().unwrap();
+    let (_dir, child, base, pid) = kv_server_holding_big(4, &[("CELLA_RESTORE_MAPS", "4")], &worker, &rt);
+    let exec = |worker: String, action: &str, params: serde_json::Value| serde_json::json!({"worker_id": worker, "action": action, "params": params});
     rt.block_on(async {
-        let created =
-            post(&base, "/api/v1/session/create", serde_json::json!({"worker_id": worker, "resource_type": "kv"}))
-                .await;
-        assert_eq!(created["code"], 0, "{created}");
-        let big = "s".repeat(1 << 20);
-        let set = post(
-            &base,
-            "/api/v1/execute",
-            exec(worker.clone(), "kv:set", serde_json::json!({"key": "big", "value": big})),
-        )
-        .await;
-        assert_eq!(set["code"], 0, "{set}");
-        let forked = post(
-            &base,
-            "/api/v1/session/fork",
-            serde_json::json!({"worker_id": worker, "resource_type": "kv", "count": 3}),
-        )
-        .await;
-        let copies: Vec<String> = forked["data"]["sessions"]
-            .as_array()
-            .unwrap_or_else(|| panic!("{forked}"))
-            .iter()
-            .map(|c| c["worker_id"].as_str().unwrap().to_string())
-            .collect();
+        let copies = fork_kv(&base, &worker, 3).await;
         assert_eq!(copies.len(), 3);
         let mapped = snapshot_mappings(pid);
         assert!(
@@ -97,39 +108,13 @@ fn restores_past_the_map_budget_copy_their_pages() {
 #[test]
 #[cfg(target_os = "linux")]
 fn one_copy_takes_the_pages_several_map_them() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = serde_json::json!({
-        "server": {"cache_dir": shared_cache(), "limits": {"max_instances": 8},
-                   "snapshots": {"dir": dir.path().join("snapshots"), "keep_on_shutdown": false}},
-        "resources": {"kv": {"component": "builtin:kv"}}
-    });
-    let path = dir.path().join("cella.json");
-    std::fs::write(&path, config.to_string()).unwrap();
-    let path = path.display().to_string();
-    let (child, base) = serve_env(&["--config", &path], &[]);
-    let pid = child.0.as_ref().unwrap().id();
     let worker = format!("takes-{}", uuid::Uuid::new_v4().simple());
-    let call = |worker: &str, action: &str, params: serde_json::Value| serde_json::json!({"worker_id": worker, "action": action, "params": params});
     let rt = tokio::runtime::Runtime::new().unwrap();
+    let (_dir, child, base, pid) = kv_server_holding_big(8, &[], &worker, &rt);
+    let call = |worker: &str, action: &str, params: serde_json::Value| serde_json::json!({"worker_id": worker, "action": action, "params": params});
     rt.block_on(async {
-        let created =
-            post(&base, "/api/v1/session/create", serde_json::json!({"worker_id": worker, "resource_type": "kv"}))
-                .await;
-        assert_eq!(created["code"], 0, "{created}");
-        let big = "s".repeat(1 << 20);
-        let set =
-            post(&base, "/api/v1/execute", call(&worker, "kv:set", serde_json::json!({"key": "big", "value": big})))
-                .await;
-        assert_eq!(set["code"], 0, "{set}");
         for count in [1, 2, 1] {
-            let fork = serde_json::json!({"worker_id": worker, "resource_type": "kv", "count": count});
-            let forked = post(&base, "/api/v1/session/fork", fork).await;
-            let copies: Vec<String> = forked["data"]["sessions"]
-                .as_array()
-                .unwrap_or_else(|| panic!("{forked}"))
-                .iter()
-                .filter_map(|c| c["worker_id"].as_str().map(str::to_string))
-                .collect();
+            let copies = fork_kv(&base, &worker, count).await;
             assert_eq!(copies.len(), count);
             assert_eq!(snapshot_mappings(pid) > 0, count > 1, "a fork of {count}: several copies map, one takes");
             for copy in &copies {
