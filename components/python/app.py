@@ -17,7 +17,7 @@ override `workdir`):
 # while the component is built, so everything a user may import is imported here (the README
 # lists it). Modules that need threads, sockets or subprocesses are left out: the sandbox has
 # none of them.
-import ast, importlib, io, json, os, re, sys, traceback
+import ast, gc, importlib, io, json, os, re, sys, traceback
 
 STDLIB = """abc argparse array base64 binascii bisect calendar cmath codecs collections
 collections.abc colorsys contextlib copy csv dataclasses datetime decimal difflib dis email
@@ -251,6 +251,10 @@ class Guest(exports.Guest):
         # Warm the compiler and the traceback machinery once, for the snapshot.
         run("x = [i * i for i in range(10)]\nsum(x)")
         run("1/0")
+        # Every object made so far goes into the warm image, which sessions share copy-on-write:
+        # a garbage collection walking them would write to all their pages in every session.
+        gc.collect()
+        gc.freeze()
 
     def shutdown(self):
         pass

@@ -2,8 +2,10 @@
 //! the resident memory (RSS), the unshared part (private pages, from `smaps_rollup`), the
 //! page tables (`VmPTE`) and the memory mappings; then how long ending them all takes, and
 //! the RSS after (memory after churn).
-//! Run with: `cargo bench -p cella-runtime --bench memory [-- COUNT...]`
-//! (e.g. `-- 1000 100000`; `CELLA_MEMORY_SESSIONS=1000,100000` works too).
+//! Run with: `cargo bench -p cella-runtime --bench memory [-- [BACKEND] COUNT...]`
+//! (e.g. `-- 1000 100000`; `CELLA_MEMORY_SESSIONS=1000,100000` works too). BACKEND is `kv`
+//! (the default), `python` or `javascript`: each session then runs one small cell
+//! (`x = 1`, `let x = 1`) instead of a `kv:set`, in the backend's own memory limit.
 //!
 //! Each session holds about four memory mappings: 100,000 sessions need `vm.max_map_count`
 //! above 400,000 (Linux's default is 65,530). When creating a session fails, the report says
@@ -95,8 +97,9 @@ fn mib(bytes: u64) -> f64 {
 }
 
 /// The session counts to measure: the numbers among the arguments (`cargo bench` adds
-/// `--bench`, which is skipped), else `CELLA_MEMORY_SESSIONS`, else 1,000 and 10,000.
-fn counts() -> Vec<usize> {
+/// `--bench`, which is skipped), else `CELLA_MEMORY_SESSIONS`, else 1,000 and 10,000 kv
+/// sessions or 200 interpreter sessions.
+fn counts(resource: &str) -> Vec<usize> {
     let from_args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.replace('_', "").parse().ok()).collect();
     if !from_args.is_empty() {
         return from_args;
@@ -106,25 +109,54 @@ fn counts() -> Vec<usize> {
         .split(',')
         .filter_map(|c| c.trim().replace('_', "").parse().ok())
         .collect();
-    if from_env.is_empty() { vec![1_000, 10_000] } else { from_env }
+    match (from_env.is_empty(), resource) {
+        (false, _) => from_env,
+        (true, "kv") => vec![1_000, 10_000],
+        (true, _) => vec![200],
+    }
+}
+
+/// The backend measured: `kv` unless an argument names `python` or `javascript`; with the
+/// tool each session calls once and its parameters for session `i`.
+fn backend() -> (&'static str, &'static str, fn(usize) -> Value) {
+    let named = std::env::args().skip(1).find_map(|a| match a.as_str() {
+        "python" => Some("python"),
+        "javascript" => Some("javascript"),
+        _ => None,
+    });
+    match named {
+        Some("python") => ("python", "python:run", |_| json!({"code": "x = 1"})),
+        Some(_) => ("javascript", "javascript:run", |_| json!({"code": "let x = 1"})),
+        None => ("kv", "kv:set", |i| json!({"key": "k", "value": i})),
+    }
 }
 
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    for count in counts() {
-        let config =
-            common::config(&["kv"], json!({"server": {"limits": {"max_instances": count + 100, "memory_mb": 16}}}));
+    let (resource, tool, call) = backend();
+    for count in counts(resource) {
+        // kv sessions get a 16 MiB memory limit (they use well under 1); the interpreters keep
+        // their backends' own, and a pool four times larger: the pool holds four core instances
+        // per instance slot, and an interpreter is sixteen.
+        let limits = if resource == "kv" {
+            json!({"max_instances": count + 100, "memory_mb": 16})
+        } else {
+            json!({"max_instances": 4 * count + 100})
+        };
+        let config = common::config(&[resource], json!({"server": {"limits": limits}}));
         rt.block_on(async {
             let sb = Sandbox::start(config).await.unwrap();
             sb.warmup(None).await;
             // One session first, so one-time costs are not counted per session.
-            sb.create_session(&Caller::new("first"), "kv", Value::Null, None).await.unwrap();
+            let first = Caller::new("first");
+            sb.create_session(&first, resource, Value::Null, None).await.unwrap();
+            sb.execute(&first, tool, params(call(0)), Default::default()).await;
             let before = usage();
             let started = std::time::Instant::now();
             let mut held = 0;
             for i in 0..count {
                 let caller = Caller::new(format!("mem-{i}"));
-                match sb.create_session(&caller, "kv", Value::Null, None).await {
+                match sb.create_session(&caller, resource, Value::Null, None).await {
                     Ok(c) if c.session.status == "active" => held += 1,
                     Ok(c) => {
                         println!("session {i} failed: {:?}", c.session.error);
@@ -135,15 +167,14 @@ fn main() {
                         break;
                     }
                 }
-                let env =
-                    sb.execute(&caller, "kv:set", params(json!({"key": "k", "value": i})), Default::default()).await;
+                let env = sb.execute(&caller, tool, params(call(i)), Default::default()).await;
                 assert_eq!(env.code, 0, "{env:?}");
             }
             let created = started.elapsed();
             let after = usage();
             let per = |f: fn(&Usage) -> u64| f(&after).saturating_sub(f(&before)) as f64 / held.max(1) as f64;
             println!(
-                "kv sessions: {held} live (asked {count}) in {:.1} s; RSS {:.1} -> {:.1} MiB; per session: \
+                "{resource} sessions: {held} live (asked {count}) in {:.1} s; RSS {:.1} -> {:.1} MiB; per session: \
                  {:.1} KiB RSS, {:.1} KiB unshared, {:.1} KiB page tables, {:.1} mappings",
                 created.as_secs_f64(),
                 mib(before.rss),
