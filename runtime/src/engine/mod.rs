@@ -40,6 +40,9 @@ const MEMORY_GUARD: u64 = 32 << 20;
 /// Pooled linear memories per instance (a component may have more than one core memory).
 const MEMORIES_PER_INSTANCE: u32 = 2;
 
+/// The most core instances one component may have (the Python interpreter has 16).
+const CORE_INSTANCES_PER_COMPONENT: u32 = 64;
+
 /// Address space a process may reserve for its pool: x86-64 and aarch64 give user space
 /// 128 TiB; the rest is left to the heap, code, stacks and the kernel's own needs.
 const ADDRESS_SPACE_BUDGET: u64 = 96 << 40;
@@ -122,9 +125,12 @@ impl EngineHandle {
         let keep_resident = keep_resident_bytes(limits, memories);
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(instances)
-            // A small Rust guest has 3 core instances; interpreters have more.
-            .max_core_instances_per_component(64)
-            .total_core_instances(instances.saturating_mul(4))
+            // A small Rust guest has 3 core instances, the Python interpreter 16 (CPython and
+            // its libraries are linked dynamically). The total is only a count in wasmtime
+            // (nothing is reserved for it), so every instance slot may hold the most: with 4
+            // per slot, a pool of 1,000 held 258 Python sessions.
+            .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
+            .total_core_instances(instances.saturating_mul(CORE_INSTANCES_PER_COMPONENT))
             .max_memories_per_component(8)
             .total_memories(memories)
             .max_tables_per_component(16)

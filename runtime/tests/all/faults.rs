@@ -265,23 +265,53 @@ async fn with_fuel_an_endless_loop_runs_out_of_fuel() {
 async fn a_full_instance_pool_refuses_new_sessions_and_leaves_nothing_behind() {
     // One configured instance (plus the pool's spares): fill it.
     let sb = sandbox_with(json!({"server": {"limits": {"max_instances": 1}}})).await;
-    let mut holders = Vec::new();
-    let refused = loop {
-        assert!(holders.len() < 200, "the pool never filled");
-        let w = worker("fill");
-        match sb.create_session(&w, "kv", json!({}), None).await {
-            Ok(c) => {
-                assert_eq!(c.status, CreateStatus::Created);
-                holders.push(w);
-            }
-            Err(r) => break (w, r),
-        }
-    };
-    let (w, refusal) = refused;
+    let (holders, w, refusal) = fill_pool(&sb, "kv").await;
     assert_eq!(refusal.code, codes::CAPACITY_EXHAUSTED, "{refusal:?}");
     assert!(sb.list_sessions(&w).is_empty(), "a refused session is not left in the table");
     // Stateless and temporary calls get the same clear answer, then work once there is room.
     assert_eq!(exec(&sb, &w, "kv:keys", json!({})).await.code, codes::CAPACITY_EXHAUSTED);
     sb.destroy_session(&holders[0], "kv").await.unwrap();
     assert_eq!(sb.create_session(&w, "kv", json!({}), None).await.unwrap().status, CreateStatus::Created);
+}
+
+/// Fills the pool with sessions of `resource` (one worker each) until one is refused; gives
+/// the workers holding them, the worker refused and the refusal.
+async fn fill_pool(sb: &Sandbox, resource: &str) -> (Vec<Caller>, Caller, cella_runtime::sandbox::Refusal) {
+    let mut holders = Vec::new();
+    loop {
+        assert!(holders.len() < 200, "the pool never filled with {resource}");
+        let w = worker("fill");
+        match sb.create_session(&w, resource, json!({}), None).await {
+            Ok(c) => {
+                assert_eq!(c.status, CreateStatus::Created);
+                holders.push(w);
+            }
+            Err(r) => return (holders, w, r),
+        }
+    }
+}
+
+/// An interpreter session takes one slot of the pool, as a kv session does: the Python
+/// component is 16 core instances (CPython and its libraries linked dynamically), and the
+/// pool once counted 4 per slot, so a pool of 1,000 held 258 Python sessions, refused with a
+/// message about "core instances".
+#[tokio::test]
+async fn a_python_session_takes_one_pool_slot_like_a_kv_session() {
+    let sb = sandbox_with(json!({
+        "server": {"limits": {"max_instances": 1}},
+        "resources": {"python": {"component": "builtin:python"}}
+    }))
+    .await;
+    let (kv, _, refusal) = fill_pool(&sb, "kv").await;
+    assert_eq!(refusal.code, codes::CAPACITY_EXHAUSTED, "{refusal:?}");
+    for w in &kv {
+        sb.destroy_session(w, "kv").await.unwrap();
+    }
+    let (python, _, refusal) = fill_pool(&sb, "python").await;
+    assert_eq!(refusal.code, codes::CAPACITY_EXHAUSTED, "{refusal:?}");
+    assert!(!refusal.message.contains("core instances"), "the refusal is the pool's, not a count's: {refusal:?}");
+    assert_eq!(python.len(), kv.len(), "as many Python sessions as kv sessions fill the pool");
+    let last = python.last().expect("Python sessions were held");
+    let data = ok(exec(&sb, last, "python:run", json!({"code": "6 * 7"})).await);
+    assert_eq!(data["result"], "42", "{data}");
 }
