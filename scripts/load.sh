@@ -10,6 +10,12 @@
 # CELLA_BIN=<binary> to measure another build (before/after a change).
 # CELLA_LOG is passed through to the server (default info, as served), to compare logging costs.
 # The last run's raw wrk output is kept in /tmp/wrk-last.log.
+#
+# AGENTFLOW_DIR=<a checkout of github.com/OpenDCAI/AgentFlow> adds issue #17's baseline:
+# AgentFlow's own server (its sandbox-server.py, default settings) serving the same kv tool
+# (scripts/agentflow/kv_backend.py), measured with the same `execute kv:get` in the same
+# rounds, and Cella's rate as a multiple of it. Its Python packages are installed, pinned
+# (scripts/agentflow/requirements.txt), into target/venvs/agentflow on first use.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -20,7 +26,8 @@ command -v wrk >/dev/null || { echo "error: wrk is not installed (apt-get instal
 [[ -x "$bin" ]] || { echo "error: $bin is missing: cargo build --release" >&2; exit 1; }
 
 work="$(mktemp -d)"
-trap 'kill "$pid" 2>/dev/null || true; cp "$work/wrk.log" /tmp/wrk-last.log 2>/dev/null; rm -rf "$work"' EXIT
+af_pid=""
+trap 'kill "$pid" $af_pid 2>/dev/null || true; cp "$work/wrk.log" /tmp/wrk-last.log 2>/dev/null; rm -rf "$work"' EXIT
 cat > "$work/cella.json" <<JSON
 {"server": {"host": "127.0.0.1", "port": 0, "connection_close": "never",
             "cache_dir": "$root/target/bench-cache", "limits": {"max_instances": 200}},
@@ -41,24 +48,45 @@ must_succeed() {
 }
 must_succeed "session/create" "$(curl -s --json '{"worker_id": "load", "resource_type": "kv"}' "$base/api/v1/session/create")"
 must_succeed "kv:set" "$(curl -s --json '{"worker_id": "load", "action": "kv:set", "params": {"key": "k", "value": 42}}' "$base/api/v1/execute")"
+
+if [[ -n "${AGENTFLOW_DIR:-}" ]]; then
+    [[ -f "$AGENTFLOW_DIR/sandbox/cli/sandbox-server.py" ]] \
+        || { echo "error: AGENTFLOW_DIR=$AGENTFLOW_DIR has no sandbox/cli/sandbox-server.py" >&2; exit 1; }
+    af_python="$("$root/scripts/python-venv.sh" "$root/target/venvs/agentflow" "$root/scripts/agentflow/requirements.txt")"
+    af_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+    cat > "$work/agentflow.json" <<JSON
+{"server": {"url": "http://127.0.0.1:$af_port", "session_ttl": 300},
+ "resources": {"kv": {"enabled": true, "backend_class": "kv_backend.KvBackend", "config": {}}}}
+JSON
+    PYTHONPATH="$root/scripts/agentflow:$AGENTFLOW_DIR" "$af_python" "$AGENTFLOW_DIR/sandbox/cli/sandbox-server.py" \
+        --config "$work/agentflow.json" > "$work/agentflow.log" 2>&1 &
+    af_pid=$!
+    af_base="http://127.0.0.1:$af_port"
+    for _ in $(seq 200); do curl -sf "$af_base/health" >/dev/null 2>&1 && break; sleep 0.1; done
+    curl -sf "$af_base/health" >/dev/null || { echo "error: AgentFlow's server did not start:" >&2; cat "$work/agentflow.log" >&2; exit 1; }
+    must_succeed "AgentFlow session/create" "$(curl -s --json '{"worker_id": "load", "resource_type": "kv"}' "$af_base/api/v1/session/create")"
+    must_succeed "AgentFlow kv:set" "$(curl -s --json '{"worker_id": "load", "action": "kv:set", "params": {"key": "k", "value": 42}}' "$af_base/api/v1/execute")"
+fi
 cat > "$work/execute.lua" <<'LUA'
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"worker_id": "load", "action": "kv:get", "params": {"key": "k"}}'
 LUA
 
-# CPU ticks (user + system) the server has used so far.
-ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+# CPU ticks (user + system) process $1 has used so far.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz="$(getconf CLK_TCK)"
 
-# One wrk run: prints "req/s p50_us p99_us cpu_us_per_request".
+# One wrk run against Cella (or, with a fourth argument "agentflow", AgentFlow's server):
+# prints "req/s p50_us p99_us cpu_us_per_request".
 measure() {
-    local conns="$1" path="$2" script="${3:-}"
-    local before after out
-    before="$(ticks)"
-    out="$(wrk -t1 -c"$conns" -d"${seconds}s" --latency ${script:+-s "$script"} "$base$path")"
+    local conns="$1" path="$2" script="${3:-}" server="${4:-cella}"
+    local before after out target=$pid url=$base
+    [[ $server == agentflow ]] && target=$af_pid url=$af_base
+    before="$(ticks "$target")"
+    out="$(wrk -t1 -c"$conns" -d"${seconds}s" --latency ${script:+-s "$script"} "$url$path")"
     echo "$out" >> "$work/wrk.log"
-    after="$(ticks)"
+    after="$(ticks "$target")"
     python3 - "$out" "$before" "$after" "$hz" <<'PY'
 import re, sys
 out, before, after, hz = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
@@ -79,6 +107,9 @@ for round in $(seq "$rounds"); do
     for conns in 16 1; do
         results["health-$conns"]+="$(measure "$conns" /health)"$'\n'
         results["execute-$conns"]+="$(measure "$conns" /api/v1/execute "$work/execute.lua")"$'\n'
+        if [[ -n $af_pid ]]; then
+            results["agentflow-$conns"]+="$(measure "$conns" /api/v1/execute "$work/execute.lua" agentflow)"$'\n'
+        fi
     done
     echo "round $round of $rounds done" >&2
 done
@@ -86,14 +117,20 @@ done
 # Still the live session at the end (its TTL renewed by every call).
 must_succeed "kv:get after the rounds" "$(curl -s --json '{"worker_id": "load", "action": "kv:get", "params": {"key": "k"}}' "$base/api/v1/execute")"
 
-printf '%-28s %10s %9s %9s %12s\n' measure req/s p50_us p99_us cpu_us/req
+printf '%-38s %10s %9s %9s %12s\n' measure req/s p50_us p99_us cpu_us/req
 for conns in 16 1; do
-    for what in health execute; do
+    for what in health execute ${af_pid:+agentflow}; do
         median="$(printf '%s' "${results[$what-$conns]}" | sort -n -k1 | awk -v n="$rounds" 'NR == int((n + 1) / 2)')"
-        printf '%-28s %10s %9s %9s %12s\n' "$what, $conns connection(s)" $median
+        label="$what"
+        [[ $what == agentflow ]] && label="AgentFlow's execute"
+        printf '%-38s %10s %9s %9s %12s\n' "$label, $conns connection(s)" $median
         results["median-$what-$conns"]="$median"
     done
     h="$(echo "${results[median-health-$conns]}" | cut -d' ' -f1)"
     e="$(echo "${results[median-execute-$conns]}" | cut -d' ' -f1)"
     python3 -c "print(f'execute / health at $conns connection(s): {100 * $e / $h:.1f}%')"
+    if [[ -n $af_pid ]]; then
+        a="$(echo "${results[median-agentflow-$conns]}" | cut -d' ' -f1)"
+        python3 -c "print(f'Cella execute / AgentFlow execute at $conns connection(s): {$e / $a:.1f}x')"
+    fi
 done
