@@ -136,12 +136,11 @@ fn main() {
     let (resource, tool, call) = backend();
     for count in counts(resource) {
         // kv sessions get a 16 MiB memory limit (they use well under 1); the interpreters keep
-        // their backends' own, and a pool four times larger: the pool holds four core instances
-        // per instance slot, and an interpreter is sixteen.
+        // their backends' own.
         let limits = if resource == "kv" {
             json!({"max_instances": count + 100, "memory_mb": 16})
         } else {
-            json!({"max_instances": 4 * count + 100})
+            json!({"max_instances": count + 100})
         };
         let config = common::config(&[resource], json!({"server": {"limits": limits}}));
         rt.block_on(async {
