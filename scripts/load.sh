@@ -16,6 +16,7 @@
 # (scripts/agentflow/kv_backend.py), measured with the same `execute kv:get` in the same
 # rounds, and Cella's rate as a multiple of it. Its Python packages are installed, pinned
 # (scripts/agentflow/requirements.txt), into target/venvs/agentflow on first use.
+# AGENTFLOW_LOG sets its --log-level (default INFO, its own default), as CELLA_LOG does Cella's.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -59,7 +60,7 @@ if [[ -n "${AGENTFLOW_DIR:-}" ]]; then
  "resources": {"kv": {"enabled": true, "backend_class": "kv_backend.KvBackend", "config": {}}}}
 JSON
     PYTHONPATH="$root/scripts/agentflow:$AGENTFLOW_DIR" "$af_python" "$AGENTFLOW_DIR/sandbox/cli/sandbox-server.py" \
-        --config "$work/agentflow.json" > "$work/agentflow.log" 2>&1 &
+        --config "$work/agentflow.json" --log-level "${AGENTFLOW_LOG:-INFO}" > "$work/agentflow.log" 2>&1 &
     af_pid=$!
     af_base="http://127.0.0.1:$af_port"
     for _ in $(seq 200); do curl -sf "$af_base/health" >/dev/null 2>&1 && break; sleep 0.1; done
