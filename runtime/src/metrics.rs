@@ -96,6 +96,8 @@ pub struct Metrics {
     pub faults: Family<FaultLabels, Counter>,
     /// Live sessions by tenant and backend (set when read).
     pub sessions: Family<SessionLabels, Gauge>,
+    /// Bytes kept ready for captures (set when read).
+    pub spare_bytes: Gauge,
     /// Serialises encoding (the gauge is reset and refilled for each read).
     encoding: Mutex<()>,
 }
@@ -116,6 +118,7 @@ impl Default for Metrics {
         let cache = Family::<CacheLabels, Counter>::default();
         let faults = Family::<FaultLabels, Counter>::default();
         let sessions = Family::<SessionLabels, Gauge>::default();
+        let spare_bytes = Gauge::default();
         registry.register("calls", "Tool calls by tenant, tool and result code", calls.clone());
         registry.register("call_duration_seconds", "Tool call latency by backend", call_seconds.clone());
         registry.register(
@@ -131,6 +134,11 @@ impl Default for Metrics {
         registry.register("cache_lookups", "Compile cache lookups by kind and result", cache.clone());
         registry.register("faults", "Guest faults (traps, timeouts, memory) by backend and kind", faults.clone());
         registry.register("live_sessions", "Live sessions by tenant and backend", sessions.clone());
+        registry.register(
+            "snapshot_spare_bytes",
+            "Memory kept ready for snapshot and fork captures (server.snapshots.spare_mb)",
+            spare_bytes.clone(),
+        );
         Metrics {
             registry,
             calls,
@@ -140,6 +148,7 @@ impl Default for Metrics {
             cache,
             faults,
             sessions,
+            spare_bytes,
             encoding: Mutex::new(()),
         }
     }
@@ -162,6 +171,8 @@ impl Metrics {
                 .get_or_create(&SessionLabels { tenant: tenant.clone(), backend: backend.clone() })
                 .set(*n as i64);
         }
+        #[cfg(target_os = "linux")]
+        self.spare_bytes.set(i64::try_from(crate::engine::pages::spares::held()).unwrap_or(i64::MAX));
         let mut out = String::new();
         if encode(&mut out, &self.registry).is_err() {
             out.clear();

@@ -47,6 +47,11 @@ pub struct SnapshotsConfig {
     /// either way, but a power loss may lose what the kernel had not yet written, by default
     /// up to about 30 s). S3 stores are durable when they answer.
     pub fsync: bool,
+    /// Memory kept ready for captures, in MiB: buffers a snapshot or fork is done with are
+    /// zeroed and faulted in again in the background and kept (for a minute unused) for the
+    /// next capture of about their size, which then copies the session's pages without a
+    /// page fault per page (default 128; 0: none kept).
+    pub spare_mb: u64,
 }
 
 impl Default for SnapshotsConfig {
@@ -63,6 +68,7 @@ impl Default for SnapshotsConfig {
             orphan_grace_s: 3600.0,
             node: None,
             fsync: false,
+            spare_mb: 128,
         }
     }
 }

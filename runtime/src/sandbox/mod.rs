@@ -219,6 +219,10 @@ impl Sandbox {
     /// [`Sandbox::start`], telling `progress` the name of each backend once it has loaded.
     pub async fn start_observed(config: Config, progress: &(dyn Fn(&str) + Sync)) -> Result<Sandbox> {
         let engine = EngineHandle::new(&config.server.limits)?;
+        #[cfg(target_os = "linux")]
+        crate::engine::pages::spares::set_budget(
+            usize::try_from(config.server.snapshots.spare_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX),
+        );
         let cache = ComponentCache::new(config.server.cache_dir.as_ref().map(|d| config.resolve(d)));
         let shared = Arc::new(Shared::new(
             engine.engine.clone(),

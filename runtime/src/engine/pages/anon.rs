@@ -1,20 +1,18 @@
 //! Pages in a private anonymous mapping of their own, which a restore can *move* into a
 //! linear memory (`mremap`) instead of copying or sharing them: a fork of one copy hands its
-//! captured pages to the copy, with no second copy of them and no memfd to fill.
+//! captured pages to the copy, with no second copy of them and no memfd to fill. Large
+//! buffers come ready from [`spares`] where one is kept, and go back to it when dropped.
 
+use super::spares::{self, Mapping};
+use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicBool, Ordering};
-
-/// Buffers this large are backed by transparent huge pages where the system gives them on
-/// request (`madvise` mode): fewer faults while they are filled.
-const HUGE_MIN: usize = 4 << 20;
 
 /// A private anonymous mapping of whole pages, written once, then read or moved out.
 pub struct Buffer {
-    map: std::ptr::NonNull<u8>,
-    /// The bytes the buffer holds…
+    /// The mapping; taken only by `drop`.
+    map: ManuallyDrop<Mapping>,
+    /// The bytes the buffer holds (of the mapping's).
     len: usize,
-    /// …of the bytes mapped.
-    mapped: usize,
     /// Some of the pages were moved out (they read as zeros since).
     moved: AtomicBool,
 }
@@ -26,32 +24,15 @@ unsafe impl Send for Buffer {}
 unsafe impl Sync for Buffer {}
 
 impl Buffer {
-    /// A buffer of `len` bytes (zeros, no memory used until written), or `None` when the
-    /// kernel refuses the mapping.
+    /// A buffer of `len` bytes, all zeros: a ready spare when one of about that size is kept,
+    /// else a fresh mapping (no memory used until written); `None` when the kernel refuses
+    /// the mapping.
     pub fn new(len: usize) -> Option<Buffer> {
         if len == 0 {
             return None;
         }
-        // SAFETY: a new private anonymous mapping, placed by the kernel.
-        let map = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if map == libc::MAP_FAILED {
-            return None;
-        }
-        if len >= HUGE_MIN {
-            // SAFETY: advice on this buffer's own, unwritten pages: how they are backed, not
-            // what they hold.
-            let _ = unsafe { libc::madvise(map, len, libc::MADV_HUGEPAGE) };
-        }
-        Some(Buffer { map: std::ptr::NonNull::new(map.cast::<u8>())?, len, mapped: len, moved: AtomicBool::new(false) })
+        let map = spares::take(len).or_else(|| Mapping::new(len))?;
+        Some(Buffer { map: ManuallyDrop::new(map), len, moved: AtomicBool::new(false) })
     }
 
     /// Writes `bytes` at `offset`; the range must lie inside the buffer.
@@ -61,12 +42,12 @@ impl Buffer {
         }
         // SAFETY: the range is inside the live mapping (checked), `&mut self` excludes every
         // other borrow of it, and `bytes` cannot overlap it (no `&[u8]` of it exists).
-        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.map.as_ptr().add(offset), bytes.len()) };
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.map.map.as_ptr().add(offset), bytes.len()) };
         Ok(())
     }
 
     /// Cuts the buffer to its first `len` bytes (no more than it has); the rest stays
-    /// mapped, unused (it was never written, so it holds no memory), until the buffer goes.
+    /// mapped, unused, until the buffer goes.
     pub fn shrink(&mut self, len: usize) -> std::io::Result<()> {
         if len > self.len {
             return Err(std::io::Error::other("cannot grow the pages"));
@@ -80,7 +61,7 @@ impl Buffer {
         // SAFETY: `map` is a live mapping of `len` bytes that lives as long as `self`; its
         // bytes change only through `&mut self` or `move_out`, whose callers promise that no
         // borrow of the moved range is alive.
-        unsafe { std::slice::from_raw_parts(self.map.as_ptr(), self.len) }
+        unsafe { std::slice::from_raw_parts(self.map.map.as_ptr(), self.len) }
     }
 
     /// Whether pages were moved out of the buffer.
@@ -106,7 +87,7 @@ impl Buffer {
         // buffer stays readable.
         let moved = unsafe {
             libc::mremap(
-                self.map.as_ptr().add(at).cast(),
+                self.map.map.as_ptr().add(at).cast(),
                 len,
                 len,
                 libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED | libc::MREMAP_DONTUNMAP,
@@ -123,8 +104,9 @@ impl Buffer {
 
 impl Drop for Buffer {
     fn drop(&mut self) {
-        // SAFETY: the mapping was made by `new` and is unmapped once, here; no borrow of
-        // `bytes` outlives `self`.
-        unsafe { libc::munmap(self.map.as_ptr().cast(), self.mapped) };
+        // SAFETY: taken once, here; `self.map` is never used again.
+        let map = unsafe { ManuallyDrop::take(&mut self.map) };
+        // Made ready for the next capture, or unmapped; no borrow of `bytes` outlives `self`.
+        spares::give(map);
     }
 }

@@ -4,7 +4,8 @@
 //! forks of one session share its pages until each writes, and a session restored from a local
 //! store shares them with the file's page cache until it writes. A fork of one copy keeps
 //! them in an anonymous buffer of their own ([`Pages::movable`], [`anon`]), whose pages its
-//! restore moves into the copy. Captures to be stored, small ones, other platforms, and
+//! restore moves into the copy. Captures to be stored go to such a buffer too (not movable),
+//! which comes ready from [`spares`] where one is kept; small ones, other platforms, and
 //! whatever cannot get a memfd or buffer use plain heap bytes.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -31,9 +32,10 @@ enum Inner {
     /// `len` bytes of a mapped file from byte `at`.
     #[cfg(target_os = "linux")]
     Slice(Arc<FileBytes>, usize, usize),
-    /// Pages a restore moves out ([`Pages::move_out`]).
+    /// Pages in an anonymous buffer; a restore moves them out ([`Pages::move_out`]) when
+    /// they are movable (`true`).
     #[cfg(target_os = "linux")]
-    Movable(anon::Buffer),
+    Anon(anon::Buffer, bool),
 }
 
 /// A whole file mapped read-only, for [`Pages::slice`]: a stored snapshot's blob, read
@@ -98,7 +100,8 @@ impl Pages {
     /// A writer of `len` bytes (all zero until written); [`Writer::finish`] makes them
     /// pages. `file` asks for a file of that name (as `/proc/*/maps` shows it), when the
     /// platform has them and `len` is worth one ([`FILE_MIN`] or more); otherwise, and
-    /// whenever the file cannot be made, the bytes are on the heap.
+    /// whenever the file cannot be made, the bytes are on the heap, or, several MiB of them
+    /// on Linux, in an anonymous buffer (a ready spare where one is kept: [`spares`]).
     pub fn writer(len: usize, file: Option<&std::ffi::CStr>) -> Writer {
         #[cfg(target_os = "linux")]
         if let Some(name) = file
@@ -106,6 +109,13 @@ impl Pages {
             && let Some(file) = memfd::Open::new(name, len)
         {
             return Writer(WriterInner::Memfd(file));
+        }
+        #[cfg(target_os = "linux")]
+        if file.is_none()
+            && len >= spares::HUGE_MIN
+            && let Some(buffer) = anon::Buffer::new(len)
+        {
+            return Writer(WriterInner::Anon(buffer, false));
         }
         #[cfg(not(target_os = "linux"))]
         let _ = file;
@@ -120,7 +130,7 @@ impl Pages {
         if len >= FILE_MIN
             && let Some(buffer) = anon::Buffer::new(len)
         {
-            return Writer(WriterInner::Anon(buffer));
+            return Writer(WriterInner::Anon(buffer, true));
         }
         Pages::writer(len, None)
     }
@@ -147,14 +157,14 @@ impl Pages {
         match &*self.0 {
             Inner::Sealed(sealed) => Some((sealed.fd(), 0)),
             Inner::Slice(file, at, _) => Some((file.0.fd(), *at)),
-            Inner::Heap(_) | Inner::Movable(_) => None,
+            Inner::Heap(_) | Inner::Anon(..) => None,
         }
     }
 
     /// Whether the pages can be moved out ([`Pages::movable`]), and none have been yet.
     pub fn can_move(&self) -> bool {
         #[cfg(target_os = "linux")]
-        if let Inner::Movable(buffer) = &*self.0 {
+        if let Inner::Anon(buffer, true) = &*self.0 {
             return !buffer.moved();
         }
         false
@@ -164,7 +174,7 @@ impl Pages {
     /// holding them cannot be restored again.
     pub fn spent(&self) -> bool {
         #[cfg(target_os = "linux")]
-        if let Inner::Movable(buffer) = &*self.0 {
+        if let Inner::Anon(buffer, _) = &*self.0 {
             return buffer.moved();
         }
         false
@@ -182,7 +192,7 @@ impl Pages {
     pub unsafe fn move_out(&self, at: usize, len: usize, to: usize) -> std::io::Result<bool> {
         match &*self.0 {
             // SAFETY: forwarded from the caller.
-            Inner::Movable(buffer) => unsafe { buffer.move_out(at, len, to) }.map(|()| true),
+            Inner::Anon(buffer, true) => unsafe { buffer.move_out(at, len, to) }.map(|()| true),
             _ => Ok(false),
         }
     }
@@ -199,7 +209,7 @@ impl std::ops::Deref for Pages {
             #[cfg(target_os = "linux")]
             Inner::Slice(file, at, len) => &file[*at..*at + *len],
             #[cfg(target_os = "linux")]
-            Inner::Movable(buffer) => buffer.bytes(),
+            Inner::Anon(buffer, _) => buffer.bytes(),
         }
     }
 }
@@ -237,7 +247,7 @@ impl std::fmt::Debug for Pages {
             #[cfg(target_os = "linux")]
             Inner::Slice(..) => "file",
             #[cfg(target_os = "linux")]
-            Inner::Movable(_) => "anonymous",
+            Inner::Anon(..) => "anonymous",
         };
         write!(f, "Pages({} bytes, {place})", self.len())
     }
@@ -269,8 +279,9 @@ enum WriterInner {
     Heap(Vec<u8>, usize),
     #[cfg(target_os = "linux")]
     Memfd(memfd::Open),
+    /// A buffer, and whether its pages may be moved out.
     #[cfg(target_os = "linux")]
-    Anon(anon::Buffer),
+    Anon(anon::Buffer, bool),
 }
 
 impl Writer {
@@ -284,7 +295,7 @@ impl Writer {
             #[cfg(target_os = "linux")]
             WriterInner::Memfd(file) => Inner::Sealed(file.seal()?),
             #[cfg(target_os = "linux")]
-            WriterInner::Anon(buffer) => Inner::Movable(buffer),
+            WriterInner::Anon(buffer, movable) => Inner::Anon(buffer, movable),
         };
         Ok(Pages(Arc::new(inner)))
     }
@@ -303,7 +314,7 @@ impl Writer {
             #[cfg(target_os = "linux")]
             WriterInner::Memfd(file) => file.shrink(len),
             #[cfg(target_os = "linux")]
-            WriterInner::Anon(buffer) => buffer.shrink(len),
+            WriterInner::Anon(buffer, _) => buffer.shrink(len),
         }
     }
 
@@ -327,7 +338,7 @@ impl Writer {
             #[cfg(target_os = "linux")]
             WriterInner::Memfd(file) => file.write_at(offset, bytes),
             #[cfg(target_os = "linux")]
-            WriterInner::Anon(buffer) => buffer.write_at(offset, bytes),
+            WriterInner::Anon(buffer, _) => buffer.write_at(offset, bytes),
         }
     }
 }
@@ -367,6 +378,10 @@ mod memfd;
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
 pub mod anon;
+
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+pub mod spares;
 
 #[cfg(test)]
 mod tests {
@@ -423,6 +438,29 @@ mod tests {
             assert_eq!(pages.len(), FILE_MIN + 4096, "{pages:?}");
             assert!(pages[..FILE_MIN].iter().all(|b| *b == 3) && pages[FILE_MIN..].iter().all(|b| *b == 4));
         }
+    }
+
+    /// A large capture buffer, once dropped, is made ready in the background and handed to
+    /// the next capture of its size: all zeros again, whatever the last one wrote.
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn a_dropped_buffer_comes_back_zeroed_for_the_next_capture() {
+        // A size no other test uses, so that the spare found is this one.
+        let len = 3 * spares::HUGE_MIN + 5 * 4096;
+        let mut writer = Pages::writer(len, None);
+        writer.write_at(0, &vec![0xAB; len]).expect("written");
+        let pages = writer.finish().expect("finished");
+        assert!(format!("{pages:?}").contains("anonymous") && !pages.can_move(), "{pages:?}");
+        let first = pages.as_ptr() as usize;
+        let before = spares::held();
+        drop(pages);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while spares::held() < before + len && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let again = Pages::writer(len, None).finish().expect("finished");
+        assert_eq!(again.as_ptr() as usize, first, "the spare was reused");
+        assert!(again.iter().all(|b| *b == 0), "a reused buffer reads zeros");
     }
 
     /// Movable pages go to another mapping whole; the buffer reads zeros there after, and
