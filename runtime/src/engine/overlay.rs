@@ -12,7 +12,6 @@
 //! reaches the slot's next session. Failing that mapping would leave another session's
 //! bytes in the slot; the process aborts rather than hand them on.
 
-use crate::engine::access::functions::Access;
 use crate::engine::backend::Backend;
 use crate::engine::host::Tags;
 use crate::engine::pages::Pages;
@@ -306,7 +305,7 @@ impl Backend {
         }
         for (n, instance) in instances.iter_mut().enumerate() {
             let (store, handle, _) = instance.parts();
-            let fns = Access::of(store, handle).map_err(|e| e.to_string())?;
+            let fns = base.exports.functions(store, handle).map_err(|e| e.to_string())?;
             arm(store);
             for (m, (memory, image)) in fns.memories.iter().zip(&base.images).enumerate() {
                 let (old,) = memory.grow.call_async(&mut *store, (grow,)).await.map_err(|e| e.to_string())?;

@@ -88,32 +88,78 @@ impl Sandbox {
         self.snapshots_on()?;
         self.check_fork_count(&caller.tenant, targets.len())?;
         let session = self.session_of(caller, rt)?;
+        let backend = self.backend_for(rt)?.clone();
         let this = self.clone();
         let work = async move {
             // One copy takes the captured pages as they are; several share them.
             let keep = if targets.len() == 1 { Keep::Move } else { Keep::Share };
-            let (captured, files) = {
+            // One copy is registered first and its instance made on another thread while the
+            // source is captured: the two do not depend on each other.
+            let early = match &targets[..] {
+                [(target, extras)] => {
+                    match this.register_new(target, &session.resource_type, &session.info().config, extras) {
+                        Ok(fresh) => {
+                            let (this, backend, copy) = (this.clone(), backend.clone(), fresh.session.clone());
+                            let blank = tokio::spawn(async move { this.blank_for(&backend, &copy).await });
+                            Some((fresh, blank))
+                        }
+                        Err(refusal) => return Ok(vec![Err(refusal)]),
+                    }
+                }
+                _ => None,
+            };
+            let taken = {
                 let _busy = session.begin_call();
                 let mut slot = session.instance.lock().await;
-                this.resume_locked(&session, &mut slot).await?;
-                this.capture_locked(&session, &mut slot, keep).await?
+                match this.resume_locked(&session, &mut slot).await {
+                    Ok(()) => this.capture_locked(&session, &mut slot, keep).await,
+                    Err(refusal) => Err(refusal),
+                }
             };
             let info = session.info();
-            let mut made = Vec::with_capacity(targets.len());
-            for (target, extras) in targets {
-                let copy = this
-                    .restore_into_new(
-                        &target,
-                        &session.resource_type,
-                        &info.config,
-                        &info.data,
-                        &captured,
-                        &files,
-                        extras,
-                    )
-                    .await;
-                made.push(copy.map(|s| s.info()));
-            }
+            let (captured, files) = match taken {
+                Ok(taken) => taken,
+                Err(refusal) => {
+                    if let Some((fresh, blank)) = early {
+                        blank.abort();
+                        this.abandon(&fresh.session);
+                    }
+                    return Err(refusal);
+                }
+            };
+            let made = match early {
+                Some((fresh, blank)) => {
+                    let blank = match blank.await {
+                        Ok(Ok(blank)) => Some(blank),
+                        Ok(Err(refusal)) => {
+                            this.abandon(&fresh.session);
+                            return Ok(vec![Err(refusal)]);
+                        }
+                        // The task panicked (or was cancelled): the restore makes its own.
+                        Err(_) => None,
+                    };
+                    let copy = this.fill(&backend, fresh, &info.data, &captured, &files, blank).await;
+                    vec![copy.map(|s| s.info())]
+                }
+                None => {
+                    let mut made = Vec::with_capacity(targets.len());
+                    for (target, extras) in targets {
+                        let copy = this
+                            .restore_into_new(
+                                &target,
+                                &session.resource_type,
+                                &info.config,
+                                &info.data,
+                                &captured,
+                                &files,
+                                extras,
+                            )
+                            .await;
+                        made.push(copy.map(|s| s.info()));
+                    }
+                    made
+                }
+            };
             tracing::info!(copies = made.iter().filter(|m| m.is_ok()).count(), "session forked");
             Ok(made)
         };

@@ -5,7 +5,7 @@
 use super::snapstore::{Record, SnapshotStore, StoreError, encode, read_files, write_files};
 use super::verbs::{denied, internal};
 use super::*;
-use crate::engine::snapshot::{CaptureError, Captured, Keep};
+use crate::engine::snapshot::{Blank, CaptureError, Captured, Keep};
 use cella_protocol::SnapshotInfo;
 
 /// Why a snapshot was taken.
@@ -225,9 +225,23 @@ impl Sandbox {
         extras: Extras,
     ) -> std::result::Result<Arc<Session>, Refusal> {
         let backend = self.backend_for(rt)?.clone();
+        let fresh = self.register_new(caller, rt, config, &extras)?;
+        self.fill(&backend, fresh, data, captured, files, None).await
+    }
+
+    /// Registers a new session of `rt` for `caller`, to be restored into ([`Sandbox::fill`]):
+    /// refused when the tenant may not use `rt`, holds its quota of sessions, or the worker
+    /// has a session of `rt` already.
+    pub(super) fn register_new(
+        &self,
+        caller: &Caller,
+        rt: &str,
+        config: &Value,
+        extras: &Extras,
+    ) -> std::result::Result<Fresh, Refusal> {
         self.inner.tenancy.check_resource(&caller.tenant, rt).map_err(denied)?;
         let max = self.inner.tenancy.max_sessions(&caller.tenant);
-        match self.inner.sessions.get_or_create(caller, rt, config.clone(), None, max, &extras) {
+        match self.inner.sessions.get_or_create(caller, rt, config.clone(), None, max, extras) {
             Lookup::QuotaExceeded(max) => Err(Refusal::new(
                 codes::QUOTA_EXCEEDED,
                 format!("tenant '{}' holds its quota of {max} live sessions", caller.tenant),
@@ -238,45 +252,77 @@ impl Sandbox {
                 format!("worker '{}' already has a session of {rt} ({})", caller.worker_id, existing.id),
                 json!({"worker_id": caller.worker_id, "session_id": existing.id}),
             )),
-            Lookup::Created(mut fresh) => {
-                let session = fresh.session.clone();
-                let busy = session.begin_call();
-                let restored = self.restore_instance(&backend, &session, captured, files).await;
-                drop(busy);
-                match restored {
-                    Ok(instance) => {
-                        *fresh.slot = Some(instance);
-                        session.activate(data.clone());
-                        Ok(session)
-                    }
-                    Err(refusal) => {
-                        self.inner.sessions.remove_exact(&session);
-                        session.drop_scratch();
-                        Err(refusal)
-                    }
-                }
+            Lookup::Created(fresh) => Ok(fresh),
+        }
+    }
+
+    /// Writes `captured` and `files` into a session [`Sandbox::register_new`] made (into
+    /// `blank`, when one was made for it: [`Sandbox::blank_for`]) and makes it live; ends it
+    /// when that fails.
+    pub(super) async fn fill(
+        &self,
+        backend: &Backend,
+        mut fresh: Fresh,
+        data: &Value,
+        captured: &Captured,
+        files: &[(String, Vec<u8>)],
+        blank: Option<Blank>,
+    ) -> std::result::Result<Arc<Session>, Refusal> {
+        let session = fresh.session.clone();
+        let busy = session.begin_call();
+        let restored = self.restore_instance(backend, &session, captured, files, blank).await;
+        drop(busy);
+        match restored {
+            Ok(instance) => {
+                *fresh.slot = Some(instance);
+                session.activate(data.clone());
+                Ok(session)
+            }
+            Err(refusal) => {
+                self.abandon(&session);
+                Err(refusal)
             }
         }
     }
 
-    /// A restored instance for `session`, its scratch files written back.
+    /// Ends a registered session that was never made live.
+    pub(super) fn abandon(&self, session: &Arc<Session>) {
+        self.inner.sessions.remove_exact(session);
+        session.drop_scratch();
+    }
+
+    /// A fresh instance of `backend`'s warm image for `session` (its tags, its scratch
+    /// directory made and owned), for a restore to write into.
+    pub(super) async fn blank_for(&self, backend: &Backend, session: &Session) -> std::result::Result<Blank, Refusal> {
+        backend.warm_up(false).await.map_err(|e| Refusal::new(codes::BACKEND_NOT_INITIALIZED, e, Value::Null))?;
+        let mut tags = self.tags(backend, &session.caller, Some(&session.id));
+        tags.mount = session.mount.clone();
+        if let Some(dir) = &tags.scratch {
+            session.own_scratch_once(dir);
+        }
+        backend.blank(tags).await.map_err(refused)
+    }
+
+    /// A restored instance for `session` (written into `blank`, or a new one), its scratch
+    /// files written back.
     async fn restore_instance(
         &self,
         backend: &Backend,
         session: &Session,
         captured: &Captured,
         files: &[(String, Vec<u8>)],
+        blank: Option<Blank>,
     ) -> std::result::Result<Instance, Refusal> {
-        backend.warm_up(false).await.map_err(|e| Refusal::new(codes::BACKEND_NOT_INITIALIZED, e, Value::Null))?;
-        let mut tags = self.tags(backend, &session.caller, Some(&session.id));
-        tags.mount = session.mount.clone();
-        if let Some(dir) = &tags.scratch {
-            session.own_scratch_once(dir);
-            write_files(dir, files).map_err(|e| {
+        let blank = match blank {
+            Some(blank) => blank,
+            None => self.blank_for(backend, session).await?,
+        };
+        if let Some(dir) = self.session_scratch(session) {
+            write_files(&dir, files).map_err(|e| {
                 Refusal::new(codes::UNEXPECTED_ERROR, format!("cannot restore files: {e}"), Value::Null)
             })?;
         }
-        backend.restore(captured, tags).await.map_err(refused)
+        backend.restore_into(blank, captured).await.map_err(refused)
     }
 
     /// Pauses the caller's session of `rt`: snapshots it, frees its instance, and keeps it
@@ -336,7 +382,7 @@ impl Sandbox {
         let (image, files) = self.store().body(&record).await.map_err(stored)?;
         let backend = self.backend_for(&session.resource_type)?.clone();
         let captured = Captured { image, key: record.image_key.clone() };
-        let instance = self.restore_instance(&backend, session, &captured, &files).await?;
+        let instance = self.restore_instance(&backend, session, &captured, &files, None).await?;
         *slot = Some(instance);
         session.unpark();
         // Pause and shutdown snapshots belong to the session: gone once it is live again.

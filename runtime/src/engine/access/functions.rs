@@ -5,7 +5,7 @@ use super::ACCESS_INSTANCE;
 use crate::engine::host::HostState;
 use crate::engine::snapshot::CaptureError;
 use wasmtime::Store;
-use wasmtime::component::{Instance as Component, TypedFunc, WasmList};
+use wasmtime::component::{ComponentExportIndex, Instance as Component, TypedFunc, WasmList};
 
 /// A memory's accessor functions.
 pub(crate) struct MemoryFns {
@@ -34,9 +34,22 @@ pub struct Access {
     pub(crate) replay: Option<TypedFunc<(), ()>>,
 }
 
-impl Access {
-    /// Finds the accessor functions of `instance`.
-    pub fn of(store: &mut Store<HostState>, instance: &Component) -> Result<Access, CaptureError> {
+/// Where an instrumented component's accessor functions are among its exports: found by
+/// name once per warm image ([`crate::engine::snapshot::Baseline`]), then looked up by index
+/// in each of its instances (finding them by name took a third of a millisecond per capture
+/// or restore of a Python session, whose 14 core modules have a few hundred globals).
+#[derive(Debug, Clone, Default)]
+pub struct Exports {
+    /// Per memory: `size`, `grow`, `read`, `dest`, `write`.
+    memories: Vec<[ComponentExportIndex; 5]>,
+    /// Per global: its type, `get` and `set`.
+    globals: Vec<(&'static str, ComponentExportIndex, ComponentExportIndex)>,
+    replay: Option<ComponentExportIndex>,
+}
+
+impl Exports {
+    /// Finds the accessor functions among `instance`'s exports.
+    pub fn find(store: &mut Store<HostState>, instance: &Component) -> Result<Exports, CaptureError> {
         let Some(root) = instance.get_export_index(&mut *store, None, ACCESS_INSTANCE) else {
             return Err(CaptureError::NotInstrumented(format!(
                 "it exports no `{ACCESS_INSTANCE}`: its warm image could not take the accessors (the server's log says why \
@@ -44,60 +57,71 @@ impl Access {
             )));
         };
         let mut find = |name: &str| instance.get_export_index(&mut *store, Some(&root), name);
-        let mut memory_names = Vec::new();
-        while let Some(size) = find(&format!("m{}-size", memory_names.len())) {
-            let m = memory_names.len();
-            let names = ["grow", "read", "dest", "write"].map(|f| find(&format!("m{m}-{f}")));
-            memory_names.push((size, names));
+        let missing = || CaptureError::NotInstrumented("an accessor function is missing".into());
+        let mut memories = Vec::new();
+        while let Some(size) = find(&format!("m{}-size", memories.len())) {
+            let m = memories.len();
+            let [grow, read, dest, write] = ["grow", "read", "dest", "write"].map(|f| find(&format!("m{m}-{f}")));
+            memories.push([
+                size,
+                grow.ok_or_else(missing)?,
+                read.ok_or_else(missing)?,
+                dest.ok_or_else(missing)?,
+                write.ok_or_else(missing)?,
+            ]);
         }
-        let mut global_names = Vec::new();
+        let mut globals = Vec::new();
         'globals: loop {
-            let g = global_names.len();
+            let g = globals.len();
             for ty in ["i32", "i64", "f32", "f64"] {
                 if let (Some(get), Some(set)) = (find(&format!("g{g}-{ty}-get")), find(&format!("g{g}-{ty}-set"))) {
-                    global_names.push((ty, get, set));
+                    globals.push((ty, get, set));
                     continue 'globals;
                 }
             }
             break;
         }
+        let replay = find("replay-preopens");
+        Ok(Exports { memories, globals, replay })
+    }
+
+    /// The accessor functions of `instance`, an instance of the component they were found in.
+    pub fn functions(&self, store: &mut Store<HostState>, instance: &Component) -> Result<Access, CaptureError> {
         let bad = |e: wasmtime::Error| CaptureError::NotInstrumented(format!("{e}"));
-        let mut memories = Vec::new();
-        for (size, [grow, read, dest, write]) in memory_names {
-            let missing = || CaptureError::NotInstrumented("an accessor function is missing".into());
+        let missing = || CaptureError::NotInstrumented("an accessor function is missing".into());
+        let mut memories = Vec::with_capacity(self.memories.len());
+        for [size, grow, read, dest, write] in &self.memories {
             memories.push(MemoryFns {
                 size: instance.get_typed_func(&mut *store, size).map_err(bad)?,
-                grow: instance.get_typed_func(&mut *store, grow.ok_or_else(missing)?).map_err(bad)?,
-                read: instance.get_typed_func(&mut *store, read.ok_or_else(missing)?).map_err(bad)?,
-                dest: instance.get_typed_func(&mut *store, dest.ok_or_else(missing)?).map_err(bad)?,
-                write: instance.get_func(&mut *store, write.ok_or_else(missing)?).ok_or_else(missing)?,
+                grow: instance.get_typed_func(&mut *store, grow).map_err(bad)?,
+                read: instance.get_typed_func(&mut *store, read).map_err(bad)?,
+                dest: instance.get_typed_func(&mut *store, dest).map_err(bad)?,
+                write: instance.get_func(&mut *store, write).ok_or_else(missing)?,
             });
         }
-        let mut globals = Vec::new();
-        for (ty, get, set) in global_names {
-            let mut typed = |g, s| -> Result<GlobalFns, wasmtime::Error> {
-                Ok(match ty {
-                    "i32" => GlobalFns::I32(
-                        instance.get_typed_func(&mut *store, g)?,
-                        instance.get_typed_func(&mut *store, s)?,
-                    ),
-                    "i64" => GlobalFns::I64(
-                        instance.get_typed_func(&mut *store, g)?,
-                        instance.get_typed_func(&mut *store, s)?,
-                    ),
-                    "f32" => GlobalFns::F32(
-                        instance.get_typed_func(&mut *store, g)?,
-                        instance.get_typed_func(&mut *store, s)?,
-                    ),
-                    _ => GlobalFns::F64(
-                        instance.get_typed_func(&mut *store, g)?,
-                        instance.get_typed_func(&mut *store, s)?,
-                    ),
-                })
+        let mut globals = Vec::with_capacity(self.globals.len());
+        for (ty, g, s) in &self.globals {
+            let typed = match *ty {
+                "i32" => GlobalFns::I32(
+                    instance.get_typed_func(&mut *store, g).map_err(bad)?,
+                    instance.get_typed_func(&mut *store, s).map_err(bad)?,
+                ),
+                "i64" => GlobalFns::I64(
+                    instance.get_typed_func(&mut *store, g).map_err(bad)?,
+                    instance.get_typed_func(&mut *store, s).map_err(bad)?,
+                ),
+                "f32" => GlobalFns::F32(
+                    instance.get_typed_func(&mut *store, g).map_err(bad)?,
+                    instance.get_typed_func(&mut *store, s).map_err(bad)?,
+                ),
+                _ => GlobalFns::F64(
+                    instance.get_typed_func(&mut *store, g).map_err(bad)?,
+                    instance.get_typed_func(&mut *store, s).map_err(bad)?,
+                ),
             };
-            globals.push(typed(&get, &set).map_err(bad)?);
+            globals.push(typed);
         }
-        let replay = match instance.get_export_index(&mut *store, Some(&root), "replay-preopens") {
+        let replay = match &self.replay {
             Some(index) => Some(instance.get_typed_func(&mut *store, index).map_err(bad)?),
             None => None,
         };
