@@ -144,6 +144,39 @@ async fn snapshots_restore_and_refuse_what_they_must() {
     sb.delete_snapshot("default", &snap.snapshot_id).await.unwrap();
 }
 
+/// A fork of one copy registers the copy before it captures the source: when it is refused,
+/// into a worker that has a session already (that session stays as it was) or because the
+/// source cannot be captured (a paused session whose stored state is corrupted), no copy is
+/// left behind.
+#[tokio::test]
+async fn a_refused_fork_of_one_leaves_no_copy() {
+    let store = tempfile::tempdir().unwrap();
+    let sb = sandbox_with(json!({"server": {"snapshots": {"dir": store.path()}}})).await;
+    let w = worker("fork-refused");
+    sb.create_session(&w, "kv", json!({}), None).await.unwrap();
+    ok(exec(&sb, &w, "kv:set", json!({"key": "k", "value": "v"})).await);
+    let taken = worker("fork-refused-taken");
+    sb.create_session(&taken, "kv", json!({}), None).await.unwrap();
+    ok(exec(&sb, &taken, "kv:set", json!({"key": "mine", "value": 1})).await);
+    let err = sb.fork_session(&w, "kv", 1, vec![taken.worker_id.clone()]).await.unwrap_err();
+    assert_eq!(err.code, codes::INVALID_INPUT, "{err:?}");
+    assert_eq!(ok(exec(&sb, &taken, "kv:keys", json!({})).await)["keys"], json!(["mine"]));
+    sb.pause_session(&w, "kv").await.unwrap();
+    let blobs = store.path().join("tenants").join("default").join("blobs");
+    for entry in std::fs::read_dir(&blobs).unwrap() {
+        let path = entry.unwrap().path();
+        let mut bytes = std::fs::read(&path).unwrap();
+        let n = bytes.len() / 2;
+        bytes[n] ^= 0xff;
+        std::fs::write(&path, bytes).unwrap();
+    }
+    let copy = worker("fork-refused-copy");
+    let err = sb.fork_session(&w, "kv", 1, vec![copy.worker_id.clone()]).await.unwrap_err();
+    assert_eq!(err.code, codes::SNAPSHOT_INVALID, "{err:?}");
+    assert!(sb.list_sessions(&copy).is_empty(), "the copy registered before the capture is gone");
+    sb.create_session(&copy, "kv", json!({}), None).await.expect("the copy's worker is free");
+}
+
 /// A fork asked for while a call runs waits for the call: the copies see its result, never a
 /// torn state.
 #[tokio::test]
