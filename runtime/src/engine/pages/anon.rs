@@ -13,6 +13,8 @@ pub struct Buffer {
     map: ManuallyDrop<Mapping>,
     /// The bytes the buffer holds (of the mapping's).
     len: usize,
+    /// The end of the bytes ever written (all zeros past it).
+    written: usize,
     /// Some of the pages were moved out (they read as zeros since).
     moved: AtomicBool,
 }
@@ -32,7 +34,7 @@ impl Buffer {
             return None;
         }
         let map = spares::take(len).or_else(|| Mapping::new(len))?;
-        Some(Buffer { map: ManuallyDrop::new(map), len, moved: AtomicBool::new(false) })
+        Some(Buffer { map: ManuallyDrop::new(map), len, written: 0, moved: AtomicBool::new(false) })
     }
 
     /// Writes `bytes` at `offset`; the range must lie inside the buffer.
@@ -43,6 +45,7 @@ impl Buffer {
         // SAFETY: the range is inside the live mapping (checked), `&mut self` excludes every
         // other borrow of it, and `bytes` cannot overlap it (no `&[u8]` of it exists).
         unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.map.map.as_ptr().add(offset), bytes.len()) };
+        self.written = self.written.max(offset + bytes.len());
         Ok(())
     }
 
@@ -107,6 +110,6 @@ impl Drop for Buffer {
         // SAFETY: taken once, here; `self.map` is never used again.
         let map = unsafe { ManuallyDrop::take(&mut self.map) };
         // Made ready for the next capture, or unmapped; no borrow of `bytes` outlives `self`.
-        spares::give(map);
+        spares::give(map, (!self.moved()).then_some(self.written));
     }
 }

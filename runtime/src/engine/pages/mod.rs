@@ -441,7 +441,8 @@ mod tests {
     }
 
     /// A large capture buffer, once dropped, is made ready in the background and handed to
-    /// the next capture of its size: all zeros again, whatever the last one wrote.
+    /// the next capture of its size: all zeros again, whatever the last one wrote, whether
+    /// its pages stayed (zeroed in place) or were moved out (faulted in again).
     #[test]
     #[cfg(target_os = "linux")]
     fn a_dropped_buffer_comes_back_zeroed_for_the_next_capture() {
@@ -461,6 +462,30 @@ mod tests {
         let again = Pages::writer(len, None).finish().expect("finished");
         assert_eq!(again.as_ptr() as usize, first, "the spare was reused");
         assert!(again.iter().all(|b| *b == 0), "a reused buffer reads zeros");
+
+        // One whose pages were partly moved out comes back whole: zeros, where they left and
+        // where they stayed. (Another size, so that the spare found is this one.)
+        let len = 5 * spares::HUGE_MIN + 7 * 4096;
+        let mut writer = Pages::movable(len);
+        writer.write_at(0, &vec![0xCD; len]).expect("written");
+        let pages = writer.finish().expect("finished");
+        let first = pages.as_ptr() as usize;
+        let target = anon::Buffer::new(FILE_MIN).expect("a mapping to move into");
+        // SAFETY: the target buffer is ours to replace (no borrow of it is alive), all offsets
+        // are whole pages, and the moved range of `pages` is never read again.
+        #[allow(unsafe_code)]
+        let moved = unsafe { pages.move_out(0, FILE_MIN, target.bytes().as_ptr() as usize) }.expect("moved");
+        assert!(moved && target.bytes().iter().all(|b| *b == 0xCD));
+        let before = spares::held();
+        drop(pages);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while spares::held() < before + len && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let again = Pages::movable(len).finish().expect("finished");
+        assert_eq!(again.as_ptr() as usize, first, "the spare was reused");
+        assert!(again.iter().all(|b| *b == 0), "a reused buffer reads zeros");
+        assert!(again.can_move(), "and its pages can be moved again");
     }
 
     /// Movable pages go to another mapping whole; the buffer reads zeros there after, and

@@ -5,9 +5,10 @@
 //! faulted-in ones 7.
 //!
 //! A buffer that is done with (its capture stored, or its pages moved into a fork's copy) is
-//! handed to one background thread, at low priority, which discards and faults its pages in
-//! again (`MADV_DONTNEED`, then `MADV_POPULATE_WRITE`: zeros, resident) and keeps it for the
-//! next capture of about its size. Spares hold at most [`set_budget`]'s bytes in all (the
+//! handed to one background thread, at low priority, which zeroes what was written in place,
+//! or, where pages were moved out, discards and faults them in again (`MADV_DONTNEED`, then
+//! `MADV_POPULATE_WRITE`: zeros, resident), and keeps it for the next capture of about its
+//! size. Spares hold at most [`set_budget`]'s bytes in all (the
 //! server's `snapshots.spare_mb`) and are unmapped after [`IDLE`] unused.
 
 use std::ptr::NonNull;
@@ -77,14 +78,27 @@ impl Mapping {
     }
 
     /// Makes every page zeros and resident; false when the kernel cannot (before Linux
-    /// 5.14), or has no memory for it.
-    fn ready(&self) -> bool {
+    /// 5.14), or has no memory for it. `written`: bytes past the first `n` were never
+    /// written and every page is still there (none moved out), so zeroing those in place is
+    /// enough (half the time of discarding and faulting in again); `None` when pages may
+    /// have been moved out.
+    fn ready(&self, written: Option<usize>) -> bool {
         let (at, len) = (self.map.as_ptr().cast::<libc::c_void>(), self.len);
-        // SAFETY: both act on this mapping alone, which no one else uses while it is being
-        // made ready (it is owned here); discarded private anonymous pages read as zeros.
-        unsafe {
-            libc::madvise(at, len, libc::MADV_DONTNEED) == 0 && libc::madvise(at, len, libc::MADV_POPULATE_WRITE) == 0
+        match written {
+            Some(n) => {
+                // SAFETY: the range lies inside this mapping, which no one else uses while it
+                // is being made ready (it is owned here).
+                unsafe { std::ptr::write_bytes(self.map.as_ptr(), 0, n.min(len)) };
+            }
+            None => {
+                // SAFETY: as above; discarded private anonymous pages read as zeros.
+                if unsafe { libc::madvise(at, len, libc::MADV_DONTNEED) } != 0 {
+                    return false;
+                }
+            }
         }
+        // SAFETY: as above; faulting pages in changes nothing they hold.
+        unsafe { libc::madvise(at, len, libc::MADV_POPULATE_WRITE) == 0 }
     }
 }
 
@@ -112,20 +126,20 @@ pub fn take(len: usize) -> Option<Mapping> {
 }
 
 /// Hands back a mapping done with: made ready and kept, when it is large enough to be worth
-/// it and the budget has room; unmapped otherwise.
-pub fn give(mapping: Mapping) {
+/// it and the budget has room; unmapped otherwise. `written` as [`Mapping::ready`] takes it.
+pub fn give(mapping: Mapping, written: Option<usize>) {
     if mapping.len < HUGE_MIN || mapping.len > BUDGET.load(Ordering::Relaxed) {
         return;
     }
     if let Some(sender) = refiller() {
         // A send fails only if the thread is gone; the mapping is then unmapped with it.
-        let _ = sender.send(mapping);
+        let _ = sender.send((mapping, written));
     }
 }
 
 /// The background thread's queue, started on first use; `None` if it cannot start.
-fn refiller() -> Option<&'static mpsc::Sender<Mapping>> {
-    static SENDER: OnceLock<Option<mpsc::Sender<Mapping>>> = OnceLock::new();
+fn refiller() -> Option<&'static mpsc::Sender<(Mapping, Option<usize>)>> {
+    static SENDER: OnceLock<Option<mpsc::Sender<(Mapping, Option<usize>)>>> = OnceLock::new();
     SENDER
         .get_or_init(|| {
             let (sender, receiver) = mpsc::channel();
@@ -137,15 +151,15 @@ fn refiller() -> Option<&'static mpsc::Sender<Mapping>> {
 
 /// The background thread: makes each mapping handed back ready and keeps it, within the
 /// budget; unmaps spares idle for [`IDLE`].
-fn refill(receiver: mpsc::Receiver<Mapping>) {
+fn refill(receiver: mpsc::Receiver<(Mapping, Option<usize>)>) {
     // Below the request threads: making spares ready is never more urgent than a call.
     // SAFETY: plain calls on this thread's own id.
     unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 10) };
     loop {
         match receiver.recv_timeout(IDLE / 4) {
-            Ok(mapping) => {
+            Ok((mapping, written)) => {
                 let held: usize = SPARES.lock().map(|s| s.iter().map(|(m, _)| m.len).sum()).unwrap_or(usize::MAX);
-                if held.saturating_add(mapping.len) > BUDGET.load(Ordering::Relaxed) || !mapping.ready() {
+                if held.saturating_add(mapping.len) > BUDGET.load(Ordering::Relaxed) || !mapping.ready(written) {
                     continue;
                 }
                 if let Ok(mut spares) = SPARES.lock() {
