@@ -137,9 +137,12 @@ pub fn give(mapping: Mapping, written: Option<usize>) {
     }
 }
 
+/// A mapping handed back, with what [`Mapping::ready`] needs to know of it.
+type Returned = (Mapping, Option<usize>);
+
 /// The background thread's queue, started on first use; `None` if it cannot start.
-fn refiller() -> Option<&'static mpsc::Sender<(Mapping, Option<usize>)>> {
-    static SENDER: OnceLock<Option<mpsc::Sender<(Mapping, Option<usize>)>>> = OnceLock::new();
+fn refiller() -> Option<&'static mpsc::Sender<Returned>> {
+    static SENDER: OnceLock<Option<mpsc::Sender<Returned>>> = OnceLock::new();
     SENDER
         .get_or_init(|| {
             let (sender, receiver) = mpsc::channel();
@@ -151,7 +154,7 @@ fn refiller() -> Option<&'static mpsc::Sender<(Mapping, Option<usize>)>> {
 
 /// The background thread: makes each mapping handed back ready and keeps it, within the
 /// budget; unmaps spares idle for [`IDLE`].
-fn refill(receiver: mpsc::Receiver<(Mapping, Option<usize>)>) {
+fn refill(receiver: mpsc::Receiver<Returned>) {
     // Below the request threads: making spares ready is never more urgent than a call.
     // SAFETY: plain calls on this thread's own id.
     unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 10) };
