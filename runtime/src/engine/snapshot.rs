@@ -522,14 +522,14 @@ impl Backend {
         Ok(Captured { image, key })
     }
 
-    /// A new instance of this backend's warm image with `captured` written into it.
-    pub async fn restore(&self, captured: &Captured, tags: Tags) -> Result<Instance, CaptureError> {
+    /// Refuses `captured` when it was not taken from this backend's warm image: checked
+    /// before an instance is made for it.
+    pub fn fits(&self, captured: &Captured) -> Result<(), CaptureError> {
         let (key, _) = self.snapshot_image()?;
         if key != captured.key {
             return Err(mismatch());
         }
-        let blank = self.blank(tags).await?;
-        self.restore_into(blank, captured).await
+        Ok(())
     }
 
     /// A fresh instance of this backend's warm image, for a restore to write into later

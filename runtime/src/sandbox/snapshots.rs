@@ -315,7 +315,14 @@ impl Sandbox {
     ) -> std::result::Result<Instance, Refusal> {
         let blank = match blank {
             Some(blank) => blank,
-            None => self.blank_for(backend, session).await?,
+            None => {
+                backend
+                    .warm_up(false)
+                    .await
+                    .map_err(|e| Refusal::new(codes::BACKEND_NOT_INITIALIZED, e, Value::Null))?;
+                backend.fits(captured).map_err(refused)?;
+                self.blank_for(backend, session).await?
+            }
         };
         if let Some(dir) = self.session_scratch(session) {
             write_files(&dir, files).map_err(|e| {
