@@ -25,6 +25,18 @@ async fn py(sb: &Sandbox, w: &Caller, code: &str) -> Value {
     data
 }
 
+/// Flips a byte in the middle of every blob the default tenant has in the store at `store`.
+fn corrupt_blobs(store: &std::path::Path) {
+    let blobs = store.join("tenants").join("default").join("blobs");
+    for entry in std::fs::read_dir(&blobs).unwrap() {
+        let path = entry.unwrap().path();
+        let mut bytes = std::fs::read(&path).unwrap();
+        let n = bytes.len() / 2;
+        bytes[n] ^= 0xff;
+        std::fs::write(&path, bytes).unwrap();
+    }
+}
+
 async fn js(sb: &Sandbox, w: &Caller, code: &str) -> Value {
     let data = ok(exec(sb, w, "javascript:run", json!({"code": code})).await);
     assert!(data["error"].is_null(), "{code}: {data}");
@@ -129,14 +141,7 @@ async fn snapshots_restore_and_refuse_what_they_must() {
         codes::SNAPSHOT_NOT_FOUND
     );
     // Corrupt the stored content: refused, nothing restored.
-    let blobs = store.path().join("tenants").join("default").join("blobs");
-    for entry in std::fs::read_dir(&blobs).unwrap() {
-        let path = entry.unwrap().path();
-        let mut bytes = std::fs::read(&path).unwrap();
-        let n = bytes.len() / 2;
-        bytes[n] ^= 0xff;
-        std::fs::write(&path, bytes).unwrap();
-    }
+    corrupt_blobs(store.path());
     let third = worker("snap-corrupt");
     let err = sb.restore_snapshot(&third, &snap.snapshot_id).await.unwrap_err();
     assert_eq!(err.code, codes::SNAPSHOT_INVALID, "{err:?}");
@@ -162,14 +167,7 @@ async fn a_refused_fork_of_one_leaves_no_copy() {
     assert_eq!(err.code, codes::INVALID_INPUT, "{err:?}");
     assert_eq!(ok(exec(&sb, &taken, "kv:keys", json!({})).await)["keys"], json!(["mine"]));
     sb.pause_session(&w, "kv").await.unwrap();
-    let blobs = store.path().join("tenants").join("default").join("blobs");
-    for entry in std::fs::read_dir(&blobs).unwrap() {
-        let path = entry.unwrap().path();
-        let mut bytes = std::fs::read(&path).unwrap();
-        let n = bytes.len() / 2;
-        bytes[n] ^= 0xff;
-        std::fs::write(&path, bytes).unwrap();
-    }
+    corrupt_blobs(store.path());
     let copy = worker("fork-refused-copy");
     let err = sb.fork_session(&w, "kv", 1, vec![copy.worker_id.clone()]).await.unwrap_err();
     assert_eq!(err.code, codes::SNAPSHOT_INVALID, "{err:?}");
