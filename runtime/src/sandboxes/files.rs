@@ -32,7 +32,7 @@ pub struct Entry {
     pub kind: Kind,
     /// Its absolute guest path.
     pub path: String,
-    /// Bytes (files), 0 otherwise.
+    /// Bytes (files and links), or a directory's block: 4096, as Linux reports it.
     pub size: u64,
     /// Unix permission bits as the guest sees them.
     pub mode: u32,
@@ -41,6 +41,9 @@ pub struct Entry {
     /// Where a link points.
     pub symlink_target: Option<String>,
 }
+
+/// The size a directory reports (one block of ext4's, what E2B's Linux answers).
+const DIR_SIZE: u64 = 4096;
 
 /// The files directory of one sandbox.
 #[derive(Clone)]
@@ -144,6 +147,29 @@ impl Files {
         self.entry(&rel)
     }
 
+    /// Appends to a file, making it (and its folders) when missing.
+    pub fn append(&self, guest: &str, bytes: &[u8]) -> Result<(), SbxError> {
+        use std::io::Write;
+        let rel = self.relative(guest)?;
+        if rel.as_os_str().is_empty() {
+            return Err(SbxError::Invalid(format!("'{guest}' is the home directory, not a file")));
+        }
+        if crate::sandbox::dir_size(&self.host) + bytes.len() as u64 > self.quota_bytes {
+            return Err(SbxError::Quota(format!(
+                "appending {} bytes to '{guest}' would take the sandbox's files over their quota of {} MiB",
+                bytes.len(),
+                self.quota_bytes / 1024 / 1024
+            )));
+        }
+        if let Some(parent) = rel.parent().filter(|p| !p.as_os_str().is_empty()) {
+            self.dir.create_dir_all(parent).map_err(|e| Self::io(guest, e))?;
+        }
+        let mut options = cap_std::fs::OpenOptions::new();
+        options.append(true).create(true);
+        let mut file = self.dir.open_with(&rel, &options).map_err(|e| Self::io(guest, e))?;
+        file.write_all(bytes).map_err(|e| Self::io(guest, e))
+    }
+
     /// Reads a file.
     pub fn read(&self, guest: &str) -> Result<Vec<u8>, SbxError> {
         let rel = self.relative(guest)?;
@@ -181,7 +207,7 @@ impl Files {
             name,
             kind,
             path: guest,
-            size: if kind == Kind::File { meta.len() } else { 0 },
+            size: if kind == Kind::Dir { DIR_SIZE } else { meta.len() },
             mode: if kind == Kind::Dir { 0o755 } else { 0o644 },
             modified,
             symlink_target,
