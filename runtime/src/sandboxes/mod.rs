@@ -13,6 +13,7 @@ mod commands;
 mod context;
 mod files;
 mod fork;
+mod shell;
 mod snapshots;
 
 use crate::codes;
@@ -264,9 +265,10 @@ impl Sandboxes {
         found.ok_or_else(|| SbxError::Denied("no running sandbox has this access token".into()))
     }
 
-    /// Sandbox `id` without a token (health probes answer whether it runs, nothing more).
+    /// Sandbox `id` without a token (health probes answer whether it runs, nothing more):
+    /// a paused one does not run until it is resumed.
     pub fn running(&self, id: &str) -> bool {
-        self.boxes().get(id).is_some_and(|b| !b.ended())
+        self.boxes().get(id).is_some_and(|b| !b.ended() && !b.paused())
     }
 
     /// The tenant's sandboxes, oldest first.
