@@ -112,6 +112,14 @@ async fn info(State(app): State<App>, who: Who, Path(id): Path<String>) -> Resul
 struct ListQuery {
     metadata: Option<String>,
     state: Option<String>,
+    /// `asc` (oldest first, the default) or `desc`, by start time, over the whole list.
+    order: Option<String>,
+    /// Only sandboxes started at or after this time (RFC 3339).
+    started_after: Option<String>,
+    /// Only sandboxes started at or before this time (RFC 3339).
+    started_before: Option<String>,
+    /// Only sandboxes of this template.
+    template: Option<String>,
     next_token: Option<String>,
     limit: Option<usize>,
 }
@@ -122,6 +130,23 @@ fn metadata_filter(query: Option<&str>) -> Vec<(String, String)> {
     form_urlencoded::parse(query.unwrap_or_default().as_bytes()).map(|(k, v)| (decode(&k), decode(&v))).collect()
 }
 
+/// A time bound of the list's query.
+fn time_bound(name: &str, value: Option<&str>) -> Result<Option<chrono::DateTime<chrono::Utc>>, E2bError> {
+    value
+        .map(|v| {
+            chrono::DateTime::parse_from_rfc3339(v).map(|t| t.to_utc()).map_err(|e| {
+                E2bError::new(StatusCode::BAD_REQUEST, format!("{name} must be an RFC 3339 time, not '{v}': {e}"))
+            })
+        })
+        .transpose()
+}
+
+/// Where a sandbox stands in the list's order: its start, then its id. The next page's
+/// token is the last one shown, so a page goes on after it even when it has ended since.
+fn list_key(sbx: &Sbx) -> String {
+    format!("{:020}.{}", sbx.started_at.timestamp_nanos_opt().unwrap_or_default(), sbx.id)
+}
+
 async fn list(
     State(app): State<App>,
     who: Who,
@@ -130,21 +155,36 @@ async fn list(
     let tenant = who.sandbox_owner()?;
     let Query(q) = query?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let descending = match q.order.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("") | Some("asc") => false,
+        Some("desc") => true,
+        Some(other) => {
+            return Err(E2bError::new(StatusCode::BAD_REQUEST, format!("order must be asc or desc, not '{other}'")));
+        }
+    };
+    let after = time_bound("startedAfter", q.started_after.as_deref())?;
+    let before = time_bound("startedBefore", q.started_before.as_deref())?;
     let wants = |state: &str| q.state.as_deref().is_none_or(|s| s.split(',').any(|s| s.trim() == state));
     let filter = metadata_filter(q.metadata.as_deref());
     let mut all: Vec<Arc<Sbx>> = app.sandboxes.list(&tenant);
     all.retain(|b| {
-        wants(if b.paused() { "paused" } else { "running" }) && filter.iter().all(|(k, v)| b.metadata.get(k) == Some(v))
+        wants(if b.paused() { "paused" } else { "running" })
+            && filter.iter().all(|(k, v)| b.metadata.get(k) == Some(v))
+            && after.is_none_or(|t| b.started_at >= t)
+            && before.is_none_or(|t| b.started_at <= t)
+            && q.template.as_deref().is_none_or(|t| b.template == t)
     });
-    if let Some(after) = &q.next_token {
-        let at = all.iter().position(|b| &b.id == after).map_or(0, |i| i + 1);
-        all.drain(..at);
+    if descending {
+        all.reverse();
+    }
+    if let Some(token) = q.next_token.as_deref().filter(|t| !t.is_empty()) {
+        all.retain(|b| if descending { list_key(b).as_str() < token } else { list_key(b).as_str() > token });
     }
     let more = all.len() > limit;
     all.truncate(limit);
     let page: Vec<Value> = all.iter().map(|b| detail(&app, b)).collect();
     let mut headers = HeaderMap::new();
-    if more && let Some(last) = all.last().and_then(|b| HeaderValue::from_str(&b.id).ok()) {
+    if more && let Some(last) = all.last().and_then(|b| HeaderValue::from_str(&list_key(b)).ok()) {
         headers.insert("x-next-token", last);
     }
     Ok((headers, axum::Json(page)).into_response())

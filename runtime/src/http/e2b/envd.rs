@@ -176,7 +176,15 @@ pub(crate) async fn filesystem_rpc(
                 .await?
         }
         "Move" => files.run(move |f| Ok(json!({"entry": entry_info(&f.rename(&r.source, &r.destination)?)}))).await?,
-        "Remove" => files.run(move |f| f.remove(&r.path).map(|()| json!({}))).await?,
+        // Removing what is not there is no error (envd's `os.RemoveAll`).
+        "Remove" => {
+            files
+                .run(move |f| match f.remove(&r.path) {
+                    Ok(()) | Err(crate::sandboxes::SbxError::NotFound(_)) => Ok(json!({})),
+                    Err(e) => Err(e),
+                })
+                .await?
+        }
         other => {
             return Err(ConnectError::new(
                 "unimplemented",
@@ -208,6 +216,8 @@ struct ProcessConfig {
     cmd: String,
     args: Vec<String>,
     cwd: Option<String>,
+    /// The command's environment variables (over the sandbox's).
+    envs: std::collections::BTreeMap<String, String>,
 }
 
 impl ProcessConfig {
@@ -245,7 +255,7 @@ pub(crate) async fn process_rpc(
             return refuse(ConnectError::new(
                 "unimplemented",
                 format!(
-                    "{service}/{other}: a Cella sandbox has no processes that keep running; Start runs one of: {}",
+                    "{service}/{other}: a Cella sandbox has no processes that keep running; Start runs {}",
                     crate::sandboxes::OFFERED
                 ),
             ));
@@ -257,6 +267,12 @@ pub(crate) async fn process_rpc(
     };
     let (frames, rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
     let sandboxes = app.sandboxes.clone();
+    // Connect's own deadline: the SDK's `timeout` of the command (none: until the sandbox ends).
+    let deadline = headers
+        .get("connect-timeout-ms")
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        .filter(|ms| *ms > 0)
+        .map(std::time::Duration::from_millis);
     // The command runs to its end (or deadline) whatever the connection does.
     tokio::spawn(async move {
         use base64::Engine;
@@ -269,7 +285,9 @@ pub(crate) async fn process_rpc(
             let data = base64::engine::general_purpose::STANDARD.encode(text);
             let _ = to.send(connect::envelope(&json!({"event": {"data": {kind: data}}})));
         }));
-        let ran = sandboxes.command(&sbx, &request.process.line(), request.process.cwd.as_deref(), Some(sink)).await;
+        let process = &request.process;
+        let ran =
+            sandboxes.command(&sbx, &process.line(), process.cwd.as_deref(), &process.envs, deadline, Some(sink)).await;
         match ran {
             Ok(result) => {
                 let _ = forward.await;

@@ -28,6 +28,9 @@ pub(super) fn routes() -> Router<App> {
         .route("/contexts/{id}/restart", post(restart))
 }
 
+/// How often a running cell's stream looks whether its sandbox was killed.
+const KILL_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// `POST /execute`'s body.
 #[derive(Debug, Deserialize)]
 struct ExecuteRequest {
@@ -94,22 +97,45 @@ async fn execute(
     let axum::Json(request) = body?;
     let ctx = pick(&app, &sbx, &request).await?;
     let (lines, rx) = mpsc::unbounded_channel::<Bytes>();
-    // The cell runs to its end (or deadline) whatever the connection does.
+    // The cell runs to its end (or deadline) whatever the connection does; the stream ends
+    // at once when the sandbox is killed meanwhile (as E2B's does), the cell's output past
+    // that point going nowhere.
     tokio::spawn(async move {
         let (sink, output): (OutputSink, _) = mpsc::unbounded_channel::<Output>();
-        let to = lines.clone();
+        let to = lines.downgrade();
         let forward = tokio::spawn(crate::sandboxes::by_line(output, move |channel, text| {
             let kind = if channel == "stderr" { "stderr" } else { "stdout" };
-            let _ = to.send(line(json!({"type": kind, "text": text, "timestamp": now()})));
+            if let Some(to) = to.upgrade() {
+                let _ = to.send(line(json!({"type": kind, "text": text, "timestamp": now()})));
+            }
         }));
         let env = request.env_vars.unwrap_or_default();
-        let ran = app.sandboxes.run(&sbx, &ctx, &request.code, &env, Some(sink)).await;
-        let _ = forward.await;
+        let (cell_sbx, cell_ctx) = (sbx.clone(), ctx.clone());
+        let mut cell =
+            tokio::spawn(async move { app.sandboxes.run(&cell_sbx, &cell_ctx, &request.code, &env, Some(sink)).await });
+        let ran = loop {
+            tokio::select! {
+                ran = &mut cell => break Some(ran),
+                () = tokio::time::sleep(KILL_POLL) => if sbx.ended() { break None },
+            }
+        };
         let closing = match ran {
-            Ok(cell) => closing_lines(ctx.language, &cell),
-            Err(e) => {
+            Some(Ok(Ok(cell))) => {
+                let _ = forward.await;
+                closing_lines(ctx.language, &cell)
+            }
+            Some(Ok(Err(e))) => {
+                let _ = forward.await;
                 let value = e.to_string();
                 vec![line(json!({"type": "error", "name": "SandboxError", "value": value, "traceback": value}))]
+            }
+            Some(Err(e)) => {
+                let value = format!("the cell stopped: {e}");
+                vec![line(json!({"type": "error", "name": "SandboxError", "value": value, "traceback": value}))]
+            }
+            None => {
+                let value = format!("sandbox '{}' was killed while the cell ran", sbx.id);
+                vec![line(json!({"type": "error", "name": "SandboxKilled", "value": value, "traceback": value}))]
             }
         };
         for l in closing {
@@ -138,8 +164,13 @@ async fn create(
     Ok(axum::Json(described(&ctx)))
 }
 
+/// The sandbox's contexts, its default `python` and `javascript` ones always among them
+/// (as E2B's server lists them; they are started here when no cell has used them yet).
 async fn list(State(app): State<App>, headers: HeaderMap) -> Result<axum::Json<Vec<Value>>, E2bError> {
     let sbx = enter(&app, &headers)?;
+    for language in [Language::Python, Language::JavaScript] {
+        app.sandboxes.default_context(&sbx, language).await?;
+    }
     Ok(axum::Json(app.sandboxes.contexts(&sbx).iter().map(|c| described(c)).collect()))
 }
 
