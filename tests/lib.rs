@@ -188,20 +188,26 @@ pub async fn code_server(patch: Value) -> Server {
 /// `tests/e2b/requirements.txt`) against `server` with the API key `key`; returns the JSON
 /// it prints. Panics with its stderr when it fails.
 pub async fn e2b_client(server: &Server, key: &str, scenario: &str) -> Value {
+    e2b_script(server, key, "client.py", scenario, &Value::Null).await
+}
+
+/// Runs `tests/e2b/SCRIPT SCENARIO` as [`e2b_client`] does, with `input` in `CELLA_INPUT`.
+pub async fn e2b_script(server: &Server, key: &str, script: &str, scenario: &str, input: &Value) -> Value {
     let python = python_venv("e2b");
     let out = tokio::process::Command::new(python)
-        .arg(repo_root().join("tests/e2b/client.py"))
+        .arg(repo_root().join("tests/e2b").join(script))
         .arg(scenario)
         .env("E2B_API_KEY", key)
         .env("E2B_API_URL", &server.base)
         .env("E2B_SANDBOX_URL", &server.base)
+        .env("CELLA_INPUT", input.to_string())
         .env_remove("E2B_DEBUG")
         .env_remove("E2B_DOMAIN")
         .output()
         .await
         .expect("the E2B client runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "the E2B client failed ({scenario}): {stderr}");
+    assert!(out.status.success(), "the E2B client failed ({script} {scenario}): {stderr}");
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("the E2B client printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }

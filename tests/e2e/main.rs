@@ -4,6 +4,7 @@
 
 mod disconnect;
 mod e2b;
+mod e2b_letter;
 mod mcp;
 mod openapi;
 mod robustness;
@@ -13,6 +14,7 @@ mod run_snapshots;
 mod scalebox;
 mod sdk;
 mod seeds;
+mod shell;
 mod snapshots;
 mod snapshots_s3;
 mod tenancy;

@@ -1,0 +1,114 @@
+"""E2B's API to the letter: what the pinned SDKs (e2b 2.63.0, e2b-code-interpreter 2.11.5,
+unmodified) see of listing, pause, files and code contexts, each where Cella once differed.
+
+Usage: letter.py SCENARIO   with E2B_API_KEY, E2B_API_URL and E2B_SANDBOX_URL set. Prints
+one JSON object; the Rust test (tests/e2e/e2b_letter.rs) makes the assertions.
+"""
+
+import json
+import sys
+import threading
+from datetime import datetime, timezone
+
+from e2b import SandboxQuery
+from e2b.api.client.models.sandbox_state import SandboxState
+from e2b_code_interpreter import Sandbox
+
+
+def ids(paginator):
+    out = []
+    while paginator.has_next:
+        out.extend(s.sandbox_id for s in paginator.next_items())
+    return out
+
+
+def listing():
+    """Three sandboxes, the middle one paused: orders, pages of one, a start-time filter."""
+    made = []
+    try:
+        for _ in range(3):
+            made.append(Sandbox.create(metadata={"suite": "listing"}))
+        mine = SandboxQuery(metadata={"suite": "listing"})
+        made[1].pause()
+        middle = made[1].get_info().started_at
+        out = {"made": [s.sandbox_id for s in made]}
+        out["asc"] = ids(Sandbox.list(query=mine, order="asc"))
+        out["desc"] = ids(Sandbox.list(query=mine, order="desc"))
+        out["asc_pages"] = ids(Sandbox.list(query=mine, order="asc", limit=1))
+        out["desc_pages"] = ids(Sandbox.list(query=mine, order="desc", limit=1))
+        after = SandboxQuery(metadata={"suite": "listing"}, started_after=middle)
+        out["started_after"] = ids(Sandbox.list(query=after, order="asc"))
+        paused = SandboxQuery(metadata={"suite": "listing"}, state=[SandboxState.PAUSED])
+        out["paused"] = ids(Sandbox.list(query=paused, limit=1))
+        future = SandboxQuery(metadata={"suite": "listing"}, started_after=datetime.now(timezone.utc).replace(year=2100))
+        out["none_after"] = ids(Sandbox.list(query=future))
+        return out
+    finally:
+        for s in made:
+            s.kill()
+
+
+def paused():
+    """A paused sandbox does not run until it is connected to again."""
+    sbx = Sandbox.create()
+    try:
+        sbx.run_code("x = 42")
+        out = {"running_before": sbx.is_running()}
+        sbx.pause()
+        out["running_paused"] = sbx.is_running()
+        again = Sandbox.connect(sbx.sandbox_id)
+        out["running_connected"] = again.is_running()
+        out["kept"] = again.run_code("x").text
+        return out
+    finally:
+        sbx.kill()
+
+
+def files():
+    """remove of a missing file, a directory's size, and the default contexts."""
+    sbx = Sandbox.create()
+    try:
+        out = {"contexts": sorted(c.language for c in sbx.list_code_contexts())}
+        try:
+            sbx.files.remove("/home/user/missing.txt")
+            out["remove_missing"] = "no error"
+        except Exception as e:
+            out["remove_missing"] = type(e).__name__
+        sbx.files.make_dir("/home/user/dir")
+        out["dir_size"] = sbx.files.get_info("/home/user/dir").size
+        sbx.files.write("/home/user/f.txt", "12345")
+        out["file_size"] = sbx.files.get_info("/home/user/f.txt").size
+        return out
+    finally:
+        sbx.kill()
+
+
+def killed():
+    """kill() while another thread's run_code is mid-cell ends that run_code."""
+    sbx = Sandbox.create()
+    started = threading.Event()
+    seen = {}
+
+    def cell():
+        try:
+            e = sbx.run_code(
+                "import time\nprint('started', flush=True)\nwhile True:\n    time.sleep(0.05)",
+                on_stdout=lambda m: started.set(),
+                timeout=60,
+            )
+            seen["result"] = None if e.error is None else e.error.name
+        except Exception as e:
+            seen["result"] = type(e).__name__
+
+    t = threading.Thread(target=cell)
+    t.start()
+    started.wait(30)
+    sbx.kill()
+    t.join(60)
+    return {"started": started.is_set(), "ended": not t.is_alive(), "result": seen.get("result")}
+
+
+SCENARIOS = {f.__name__: f for f in [listing, paused, files, killed]}
+
+if __name__ == "__main__":
+    print(json.dumps(SCENARIOS[sys.argv[1]](), default=str))
