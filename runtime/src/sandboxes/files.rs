@@ -9,6 +9,7 @@
 use super::SbxError;
 use cap_std::fs::Dir;
 use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
@@ -40,6 +41,8 @@ pub struct Entry {
     pub modified: DateTime<Utc>,
     /// Where a link points.
     pub symlink_target: Option<String>,
+    /// User metadata (E2B's `user.e2b.*` extended attributes; `sandboxes::metadata`).
+    pub metadata: BTreeMap<String, String>,
 }
 
 /// The size a directory reports (one block of ext4's, what E2B's Linux answers).
@@ -102,8 +105,13 @@ impl Files {
         Ok(out)
     }
 
+    /// The directory every operation goes through.
+    pub(super) fn dir(&self) -> &Dir {
+        &self.dir
+    }
+
     /// The guest path of a path inside the directory.
-    fn guest(&self, relative: &Path) -> String {
+    pub(super) fn guest(&self, relative: &Path) -> String {
         if relative.as_os_str().is_empty() {
             return self.home.clone();
         }
@@ -114,7 +122,7 @@ impl Files {
         if relative.as_os_str().is_empty() { Path::new(".") } else { relative }
     }
 
-    fn io(guest: &str, e: std::io::Error) -> SbxError {
+    pub(super) fn io(guest: &str, e: std::io::Error) -> SbxError {
         match e.kind() {
             std::io::ErrorKind::NotFound => SbxError::NotFound(format!("'{guest}' does not exist")),
             std::io::ErrorKind::AlreadyExists => SbxError::Exists(format!("'{guest}' already exists")),
@@ -203,7 +211,12 @@ impl Files {
         let name = rel.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| {
             Path::new(&self.home).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
         });
+        let metadata = self.metadata_at(rel, kind).unwrap_or_else(|e| {
+            tracing::warn!(path = %guest, error = %e, "a file's metadata could not be read; it is listed without it");
+            BTreeMap::new()
+        });
         Ok(Entry {
+            metadata,
             name,
             kind,
             path: guest,

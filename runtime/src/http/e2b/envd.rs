@@ -1,6 +1,5 @@
-//! envd inside a sandbox: health, file upload and download, the `filesystem.Filesystem`
-//! Connect service, and `process.Process/Start`, which runs one of the sandbox's few
-//! commands (there is no shell or process inside a component; `sandboxes::commands`).
+//! envd inside a sandbox: health, file upload and download, and the `filesystem.Filesystem`
+//! Connect service; the `process.Process` service is in [`super::process`].
 
 use super::{E2bError, enter, sandbox_id};
 use crate::http::App;
@@ -14,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub(super) fn routes() -> Router<App> {
@@ -21,7 +21,7 @@ pub(super) fn routes() -> Router<App> {
         .route("/health", get(health))
         .route("/files", get(download).post(upload))
         .route("/filesystem.Filesystem/{method}", post(filesystem))
-        .route("/process.Process/{method}", post(process))
+        .route("/process.Process/{method}", post(super::process::process))
 }
 
 /// 204 while the sandbox runs, 502 once it ended (what envd's proxy answers).
@@ -49,7 +49,27 @@ async fn download(
 /// What the upload answers for each file.
 pub(crate) fn written(entry: &Entry) -> Value {
     let kind = if entry.kind == Kind::Dir { "dir" } else { "file" };
-    json!({"name": entry.name, "type": kind, "path": entry.path})
+    let mut out = json!({"name": entry.name, "type": kind, "path": entry.path});
+    if !entry.metadata.is_empty() {
+        out["metadata"] = json!(entry.metadata);
+    }
+    out
+}
+
+/// The file metadata an upload carries: its `X-Metadata-<key>` headers (keys lowercased).
+fn upload_metadata(headers: &HeaderMap) -> Result<BTreeMap<String, String>, E2bError> {
+    let mut out = BTreeMap::new();
+    for (name, value) in headers {
+        let Some(key) = name.as_str().strip_prefix("x-metadata-") else { continue };
+        let value = value.to_str().map_err(|_| {
+            E2bError::new(
+                StatusCode::BAD_REQUEST,
+                format!("the value of metadata key '{key}' is not printable US-ASCII"),
+            )
+        })?;
+        out.insert(key.to_string(), value.to_string());
+    }
+    Ok(out)
 }
 
 /// `POST /files`: a multipart form (one part per file, the part's filename its path unless
@@ -61,6 +81,7 @@ async fn upload(
     req: Request,
 ) -> Result<axum::Json<Vec<Value>>, E2bError> {
     let sbx = enter(&app, req.headers())?;
+    let metadata = upload_metadata(req.headers())?;
     let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let mut files: Vec<(String, Bytes)> = Vec::new();
     if content_type.starts_with("multipart/form-data") {
@@ -85,8 +106,20 @@ async fn upload(
     if files.is_empty() {
         return Err(E2bError::new(StatusCode::BAD_REQUEST, "the upload holds no file"));
     }
-    let entries =
-        sbx.files.run(move |f| files.iter().map(|(p, b)| f.write(p, b)).collect::<Result<Vec<_>, _>>()).await?;
+    // An upload replaces a file's metadata: what it carries, or none.
+    let entries = sbx
+        .files
+        .run(move |f| {
+            files
+                .iter()
+                .map(|(p, b)| {
+                    f.write(p, b)?;
+                    f.set_metadata(p, &metadata)?;
+                    f.stat(p)
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await?;
     Ok(axum::Json(entries.iter().map(written).collect()))
 }
 
@@ -120,6 +153,9 @@ fn entry_info(e: &Entry) -> Value {
     });
     if let Some(target) = &e.symlink_target {
         info["symlinkTarget"] = json!(target);
+    }
+    if !e.metadata.is_empty() {
+        info["metadata"] = json!(e.metadata);
     }
     info
 }
@@ -193,114 +229,4 @@ pub(crate) async fn filesystem_rpc(
         }
     };
     Ok(connect::unary(&answer))
-}
-
-/// `process.Process`: `Start` runs one of the sandbox's few commands; nothing else exists.
-async fn process(State(app): State<App>, headers: HeaderMap, Path(method): Path<String>, body: Bytes) -> Response {
-    match enter(&app, &headers) {
-        Ok(sbx) => process_rpc(&app, sbx, "process.Process", &method, &headers, &body).await,
-        Err(e) => ConnectError::from(e).into_response(),
-    }
-}
-
-/// `Start`'s request: the process to start (E2B sends `bash -l -c <command>`).
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct StartRequest {
-    process: ProcessConfig,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct ProcessConfig {
-    cmd: String,
-    args: Vec<String>,
-    cwd: Option<String>,
-    /// The command's environment variables (over the sandbox's).
-    envs: std::collections::BTreeMap<String, String>,
-}
-
-impl ProcessConfig {
-    /// The command line: what a shell would have run.
-    fn line(&self) -> String {
-        let shell = self.cmd.ends_with("/bash") || self.cmd.ends_with("/sh") || self.cmd == "bash" || self.cmd == "sh";
-        if shell && let Some(at) = self.args.iter().position(|a| a == "-c" || a == "-lc") {
-            return self.args.get(at + 1).cloned().unwrap_or_default();
-        }
-        std::iter::once(self.cmd.as_str())
-            .chain(self.args.iter().map(String::as_str))
-            .map(|w| shlex::try_quote(w).map(|q| q.into_owned()).unwrap_or_default())
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
-}
-
-/// The Process service of envd (and Scalebox's `sandboxagent.Process`, the same service):
-/// `Start` streams a command's events (start, output as base64 data, end); `List` answers
-/// no processes; the rest answer `unimplemented`, since nothing keeps running.
-pub(crate) async fn process_rpc(
-    app: &App,
-    sbx: Arc<Sbx>,
-    service: &str,
-    method: &str,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Response {
-    let streamed = headers.get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/connect+"));
-    let refuse = |error: ConnectError| if streamed { connect::stream_error(error) } else { error.into_response() };
-    match method {
-        "Start" => {}
-        "List" => return connect::unary(&json!({"processes": []})),
-        other => {
-            return refuse(ConnectError::new(
-                "unimplemented",
-                format!(
-                    "{service}/{other}: a Cella sandbox has no processes that keep running; Start runs {}",
-                    crate::sandboxes::OFFERED
-                ),
-            ));
-        }
-    }
-    let request: StartRequest = match connect::decode_enveloped(body) {
-        Ok(r) => r,
-        Err(e) => return refuse(e),
-    };
-    let (frames, rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
-    let sandboxes = app.sandboxes.clone();
-    // Connect's own deadline: the SDK's `timeout` of the command (none: until the sandbox ends).
-    let deadline = headers
-        .get("connect-timeout-ms")
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-        .filter(|ms| *ms > 0)
-        .map(std::time::Duration::from_millis);
-    // The command runs to its end (or deadline) whatever the connection does.
-    tokio::spawn(async move {
-        use base64::Engine;
-        let event = |e: Value| connect::envelope(&json!({"event": e}));
-        let _ = frames.send(event(json!({"start": {"pid": 1}})));
-        let (sink, output) = tokio::sync::mpsc::unbounded_channel();
-        let to = frames.clone();
-        let forward = tokio::spawn(crate::sandboxes::by_line(output, move |channel, text| {
-            let kind = if channel == "stderr" { "stderr" } else { "stdout" };
-            let data = base64::engine::general_purpose::STANDARD.encode(text);
-            let _ = to.send(connect::envelope(&json!({"event": {"data": {kind: data}}})));
-        }));
-        let process = &request.process;
-        let ran =
-            sandboxes.command(&sbx, &process.line(), process.cwd.as_deref(), &process.envs, deadline, Some(sink)).await;
-        match ran {
-            Ok(result) => {
-                let _ = forward.await;
-                let code = result.exit_code;
-                let end = json!({"exitCode": code, "exited": true, "status": format!("exit status {code}")});
-                let _ = frames.send(event(json!({"end": end})));
-                let _ = frames.send(connect::end_of_stream(None));
-            }
-            Err(e) => {
-                let _ = forward.await;
-                let _ = frames.send(connect::end_of_stream(Some(&ConnectError::from(e))));
-            }
-        }
-    });
-    crate::http::streamed(connect::STREAM, rx)
 }

@@ -13,6 +13,7 @@
 mod control;
 pub(crate) mod envd;
 mod interpreter;
+pub(crate) mod process;
 
 use super::App;
 use crate::sandboxes::{Sbx, SbxError};
@@ -26,7 +27,7 @@ use std::sync::Arc;
 /// The header that routes a request into a sandbox.
 const SANDBOX_ID: &str = "e2b-sandbox-id";
 /// The envd version Cella's answers follow (octet-stream uploads, no user needed).
-pub const ENVD_VERSION: &str = "0.5.7";
+pub const ENVD_VERSION: &str = "0.6.2";
 
 /// An error in E2B's shape.
 #[derive(Debug)]
