@@ -83,6 +83,95 @@ def files():
         sbx.kill()
 
 
+def metadata():
+    """File metadata on write (one file and many), from get_info and list, over rename, and
+    cleared by an overwrite without it."""
+    from e2b.sandbox.filesystem.filesystem import WriteEntry
+
+    sbx = Sandbox.create()
+    try:
+        out = {}
+        w = sbx.files.write("/home/user/m.txt", "x", metadata={"Owner": "ada", "step": "1"})
+        out["written"] = w.metadata
+        out["info"] = sbx.files.get_info("/home/user/m.txt").metadata
+        many = sbx.files.write_files(
+            [WriteEntry(path="/home/user/d/a.txt", data="a"), WriteEntry(path="/home/user/d/b.txt", data="b")],
+            metadata={"batch": "7"},
+        )
+        out["many"] = [e.metadata for e in many]
+        out["listed"] = {e.name: e.metadata for e in sbx.files.list("/home/user/d")}
+        out["renamed"] = sbx.files.rename("/home/user/m.txt", "/home/user/n.txt").metadata
+        out["renamed_info"] = sbx.files.get_info("/home/user/n.txt").metadata
+        sbx.files.write("/home/user/n.txt", "overwritten")
+        out["overwritten"] = sbx.files.get_info("/home/user/n.txt").metadata
+        out["plain"] = sbx.files.get_info("/home/user/d").metadata
+        try:
+            sbx.files.write("/home/user/bad.txt", "x", metadata={"bad key": "v"})
+            out["bad_key"] = "accepted"
+        except Exception as e:
+            out["bad_key"] = type(e).__name__
+        return out
+    finally:
+        sbx.kill()
+
+
+def processes():
+    """commands.run(background=True): list, kill(pid), connect(pid), send_stdin and
+    close_stdin, and output that streams line by line as the line runs."""
+    import time
+    from e2b import CommandExitException
+
+    sbx = Sandbox.create()
+    try:
+        out = {}
+        sleeper = sbx.commands.run("sleep 30", background=True)
+        listed = {p.pid: p for p in sbx.commands.list()}
+        out["listed"] = sleeper.pid in listed
+        out["listed_args"] = listed[sleeper.pid].args if sleeper.pid in listed else None
+        out["killed"] = sbx.commands.kill(sleeper.pid)
+        try:
+            sleeper.wait()
+            out["killed_wait"] = "no error"
+        except CommandExitException as e:
+            out["killed_wait"] = e.exit_code
+        out["listed_after_kill"] = sleeper.pid in {p.pid for p in sbx.commands.list()}
+        out["kill_again"] = sbx.commands.kill(sleeper.pid)
+
+        # A reader fed through send_stdin, its output seen line by line, by the handle that
+        # started it and by one that joined it with connect(pid).
+        reader = sbx.commands.run("while read l; do echo got:$l; done; echo end", background=True, stdin=True)
+        seen = []
+        done = {}
+        waiter = threading.Thread(target=lambda: done.update(r=reader.wait(on_stdout=lambda s: seen.append(s))))
+        waiter.start()
+        sbx.commands.send_stdin(reader.pid, "a\n")
+        deadline = time.time() + 10
+        while not seen and time.time() < deadline:
+            time.sleep(0.02)
+        out["first_line_before_the_end"] = list(seen)
+        joined = sbx.commands.connect(reader.pid)
+        reader.send_stdin("b\n")
+        sbx.commands.close_stdin(reader.pid)
+        waiter.join(30)
+        out["reader_stdout"] = done["r"].stdout if "r" in done else None
+        out["joined_stdout"] = joined.wait().stdout
+
+        # A line that prints, sleeps and prints: the first line arrives before the end.
+        stamps = []
+        t0 = time.time()
+        r = sbx.commands.run("echo one; sleep 1; echo two", on_stdout=lambda s: stamps.append((time.time() - t0, s)))
+        out["stream_gap"] = round(stamps[-1][0] - stamps[0][0], 2) if len(stamps) == 2 else stamps
+        out["stream_stdout"] = r.stdout
+        try:
+            sbx.commands.send_stdin(sleeper.pid, "x")
+            out["stdin_to_ended"] = "no error"
+        except Exception as e:
+            out["stdin_to_ended"] = type(e).__name__
+        return out
+    finally:
+        sbx.kill()
+
+
 def killed():
     """kill() while another thread's run_code is mid-cell ends that run_code."""
     sbx = Sandbox.create()
@@ -108,7 +197,7 @@ def killed():
     return {"started": started.is_set(), "ended": not t.is_alive(), "result": seen.get("result")}
 
 
-SCENARIOS = {f.__name__: f for f in [listing, paused, files, killed]}
+SCENARIOS = {f.__name__: f for f in [listing, paused, files, metadata, processes, killed]}
 
 if __name__ == "__main__":
     print(json.dumps(SCENARIOS[sys.argv[1]](), default=str))

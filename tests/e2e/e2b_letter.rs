@@ -42,6 +42,39 @@ async fn files_and_contexts_answer_as_e2b_does() {
 }
 
 #[tokio::test]
+async fn file_metadata_is_written_listed_kept_over_rename_and_cleared_by_an_overwrite() {
+    let out = scenario("metadata").await;
+    let meta = json!({"owner": "ada", "step": "1"});
+    assert_eq!(out["written"], meta, "keys are lowercased, as envd stores them: {out}");
+    assert_eq!(out["info"], meta, "{out}");
+    assert_eq!(out["many"], json!([{"batch": "7"}, {"batch": "7"}]), "one map for every file: {out}");
+    assert_eq!(out["listed"], json!({"a.txt": {"batch": "7"}, "b.txt": {"batch": "7"}}), "{out}");
+    assert_eq!(out["renamed"], meta, "a rename keeps it: {out}");
+    assert_eq!(out["renamed_info"], meta, "{out}");
+    assert_eq!(out["overwritten"], Value::Null, "an upload without metadata clears it: {out}");
+    assert_eq!(out["plain"], Value::Null, "{out}");
+    assert_eq!(out["bad_key"], "InvalidArgumentException", "{out}");
+}
+
+#[tokio::test]
+async fn background_commands_are_listed_killed_joined_and_fed_stdin() {
+    let out = scenario("processes").await;
+    assert_eq!(out["listed"], true, "a background command is listed while it runs: {out}");
+    assert_eq!(out["listed_args"], json!(["-l", "-c", "sleep 30"]), "{out}");
+    assert_eq!(out["killed"], true, "{out}");
+    assert_eq!(out["killed_wait"], -1, "a killed command's wait raises with exit code -1: {out}");
+    assert_eq!(out["listed_after_kill"], false, "{out}");
+    assert_eq!(out["kill_again"], false, "killing an ended process answers not found: {out}");
+    assert_eq!(out["first_line_before_the_end"], json!(["got:a\n"]), "read answers each line as it comes: {out}");
+    assert_eq!(out["reader_stdout"], "got:a\ngot:b\nend\n", "{out}");
+    assert_eq!(out["joined_stdout"], "got:b\nend\n", "connect(pid) sees what follows: {out}");
+    let gap = out["stream_gap"].as_f64().unwrap_or_else(|| panic!("two lines, apart: {out}"));
+    assert!(gap >= 0.9, "the first line came as it was printed, a second before the next: {out}");
+    assert_eq!(out["stream_stdout"], "one\ntwo\n", "{out}");
+    assert_eq!(out["stdin_to_ended"], "NotFoundException", "{out}");
+}
+
+#[tokio::test]
 async fn kill_ends_a_run_code_that_is_mid_cell() {
     let out = scenario("killed").await;
     assert_eq!(out["started"], true, "{out}");

@@ -52,6 +52,22 @@ impl Sandboxes {
         deadline: Option<Duration>,
         output: Option<OutputSink>,
     ) -> Result<CommandResult, SbxError> {
+        self.command_with_stdin(sbx, line, cwd, env, deadline, output, None).await
+    }
+
+    /// [`command`](Self::command) with a standard input that stays open: what is sent on
+    /// `stdin` is read by the line's commands, until every sender is gone.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn command_with_stdin(
+        &self,
+        sbx: &Arc<Sbx>,
+        line: &str,
+        cwd: Option<&str>,
+        env: &BTreeMap<String, String>,
+        deadline: Option<Duration>,
+        output: Option<OutputSink>,
+        stdin: Option<std::sync::mpsc::Receiver<Vec<u8>>>,
+    ) -> Result<CommandResult, SbxError> {
         if sbx.ended() {
             return Err(SbxError::NotFound(format!("sandbox '{}' ended", sbx.id)));
         }
@@ -61,7 +77,7 @@ impl Sandboxes {
         let until = tokio::time::Instant::now() + deadline.unwrap_or(DEFAULT_DEADLINE);
         let programs = Programs { sandboxes: self.clone(), sbx: sbx.clone() };
         let shell = Shell::new(sbx.files.clone(), Some(programs), &cwd, vars, output, until);
-        let done = shell.run_line(line).await;
+        let done = shell.run_line(line, stdin).await;
         Ok(CommandResult { stdout: done.stdout, stderr: done.stderr, exit_code: done.status })
     }
 

@@ -13,6 +13,8 @@ mod commands;
 mod context;
 mod files;
 mod fork;
+mod metadata;
+mod processes;
 mod shell;
 mod snapshots;
 
@@ -28,6 +30,7 @@ use std::time::Duration;
 pub use commands::{CommandResult, OFFERED};
 pub use context::{CellError, CellResult, Context, Language, by_line};
 pub use files::{Entry, Files, Kind};
+pub use processes::{Ended, MAX_PROCESSES, Process, ProcessEvent, ProcessSpec};
 
 /// Why a sandbox operation failed; each door maps these onto its protocol's errors.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -108,6 +111,8 @@ pub struct Sbx {
     ended: AtomicBool,
     /// Paused: its sessions are snapshotted and their instances freed.
     paused: AtomicBool,
+    /// Its command lines, running.
+    processes: Mutex<processes::Processes>,
 }
 
 impl Sbx {
@@ -227,6 +232,7 @@ impl Sandboxes {
             packages: Mutex::new(Vec::new()),
             ended: AtomicBool::new(false),
             paused: AtomicBool::new(false),
+            processes: Mutex::default(),
         });
         self.boxes().insert(id.clone(), sbx.clone());
         self.by_token().insert(token_key(&sbx.token), id.clone());
@@ -352,6 +358,7 @@ impl Sandboxes {
         }
         self.boxes().remove(&sbx.id);
         self.by_token().remove(&token_key(&sbx.token));
+        sbx.kill_processes();
         let contexts: Vec<Arc<Context>> = std::mem::take(&mut *sbx.contexts());
         for ctx in contexts {
             self.sandbox.retire(&ctx.caller).await;

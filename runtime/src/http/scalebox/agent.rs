@@ -7,7 +7,8 @@
 use super::ScaleboxError;
 use crate::http::App;
 use crate::http::connect::{self, ConnectError};
-use crate::http::e2b::envd::{filesystem_rpc, process_rpc, written};
+use crate::http::e2b::envd::{filesystem_rpc, written};
+use crate::http::e2b::process::process_rpc;
 use crate::sandboxes::{CellResult, Language, Sbx, SbxError};
 use axum::Router;
 use axum::body::Bytes;

@@ -79,7 +79,7 @@ impl Shell {
             }
             "read" => {
                 let names: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
-                match io.stdin.line() {
+                match io.stdin.line_async().await {
                     Some(line) => {
                         self.assign_fields(&names, &line);
                         Ran::ok("")
@@ -303,7 +303,9 @@ impl Shell {
             let language = if name == "node" { Language::JavaScript } else { Language::Python };
             let streams = matches!((&io.out, &io.err), (super::Stream::Term(_), super::Stream::Term(_)));
             let sink = if streams { self.term.sink.clone() } else { None };
-            let stdin = io.stdin.rest();
+            // A program runs whole, so it gets the input sent so far (a live input does not
+            // wait for more: a program that never reads would wait for ever).
+            let stdin = if io.stdin.is_live() { io.stdin.available() } else { io.stdin.rest() };
             let env = self.env();
             let ran = sandboxes.program(sbx, language, &self.cwd, &args, &env, &stdin, sink).await;
             if let (true, Ok(r)) = (streams, &ran) {

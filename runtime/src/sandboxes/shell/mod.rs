@@ -17,15 +17,19 @@
 mod builtins;
 mod expand;
 mod fileutils;
+mod io;
+mod redirect;
 mod textutils;
 
 pub(crate) use fileutils::{at, reason};
 
+use io::{Channel, Input, Io, Ran, Stream, Term};
+
 use super::{Files, Sandboxes, Sbx};
-use crate::engine::host::{Output, OutputSink};
+use crate::engine::host::OutputSink;
 use brush_parser::ast::{
     AndOr, AndOrList, Command, CommandPrefixOrSuffixItem, CompoundCommand, CompoundList, CompoundListItem,
-    FunctionBody, IoFileRedirectKind, IoFileRedirectTarget, IoRedirect, Pipeline, SimpleCommand,
+    FunctionBody, IoRedirect, Pipeline, SimpleCommand,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -41,128 +45,6 @@ const MAX_DEPTH: u32 = 64;
 /// The programs that do not exist inside a sandbox, named in their refusal.
 const NO_PROGRAMS: &str = "a Cella sandbox runs no programs of its own (no processes: sudo, apt, git, curl, \
                            gcc and the like do not exist); the shell offers its utilities, python and node";
-
-/// Which of the line's two outputs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Channel {
-    /// Standard output.
-    Out,
-    /// Standard error.
-    Err,
-}
-
-/// Where a command writes.
-#[derive(Clone)]
-pub(super) enum Stream {
-    /// The line's own output, streamed to the caller as it is written.
-    Term(Channel),
-    /// Captured: a pipe, a file redirection, a substitution.
-    Buf(Arc<Mutex<Vec<u8>>>),
-    /// Discarded (`/dev/null`).
-    Null,
-}
-
-impl Stream {
-    fn buffer() -> Stream {
-        Stream::Buf(Arc::new(Mutex::new(Vec::new())))
-    }
-
-    /// What a buffer holds (emptied); nothing for the others.
-    fn take(&self) -> Vec<u8> {
-        match self {
-            Stream::Buf(b) => std::mem::take(&mut *b.lock().unwrap_or_else(|p| p.into_inner())),
-            _ => Vec::new(),
-        }
-    }
-}
-
-/// A command's standard input: bytes read from the front (`read` takes a line, `cat` the
-/// rest), shared by the commands of a loop or a group as a file descriptor is.
-#[derive(Default)]
-pub(super) struct Input {
-    bytes: Vec<u8>,
-    at: Mutex<usize>,
-}
-
-impl Input {
-    fn new(bytes: Vec<u8>) -> Arc<Input> {
-        Arc::new(Input { bytes, at: Mutex::new(0) })
-    }
-
-    /// What is left to read, all of it.
-    pub(super) fn rest(&self) -> Vec<u8> {
-        let mut at = self.at.lock().unwrap_or_else(|p| p.into_inner());
-        let rest = self.bytes[*at..].to_vec();
-        *at = self.bytes.len();
-        rest
-    }
-
-    /// The next line, without its newline; `None` at the end.
-    pub(super) fn line(&self) -> Option<String> {
-        let mut at = self.at.lock().unwrap_or_else(|p| p.into_inner());
-        if *at >= self.bytes.len() {
-            return None;
-        }
-        let rest = &self.bytes[*at..];
-        let end = rest.iter().position(|b| *b == b'\n');
-        let line = &rest[..end.unwrap_or(rest.len())];
-        *at += end.map_or(rest.len(), |e| e + 1);
-        Some(String::from_utf8_lossy(line).into_owned())
-    }
-}
-
-/// A command's standard input and outputs.
-#[derive(Clone)]
-pub(super) struct Io {
-    stdin: Arc<Input>,
-    out: Stream,
-    err: Stream,
-}
-
-/// What a utility did, written to its outputs by the shell.
-#[derive(Debug, Default)]
-pub(super) struct Ran {
-    /// Its standard output.
-    pub out: Vec<u8>,
-    /// Its standard error.
-    pub err: Vec<u8>,
-    /// Its exit status.
-    pub status: i32,
-}
-
-impl Ran {
-    fn ok(out: impl Into<Vec<u8>>) -> Ran {
-        Ran { out: out.into(), err: Vec::new(), status: 0 }
-    }
-
-    fn fail(status: i32, err: String) -> Ran {
-        Ran { out: Vec::new(), err: err.into_bytes(), status }
-    }
-}
-
-/// The line's own output: what the caller is sent as it comes, and what the result holds.
-pub(super) struct Term {
-    sink: Option<OutputSink>,
-    stdout: Mutex<String>,
-    stderr: Mutex<String>,
-}
-
-impl Term {
-    fn write(&self, channel: Channel, bytes: &[u8]) {
-        if bytes.is_empty() {
-            return;
-        }
-        let text = String::from_utf8_lossy(bytes).into_owned();
-        let (name, all) = match channel {
-            Channel::Out => ("stdout", &self.stdout),
-            Channel::Err => ("stderr", &self.stderr),
-        };
-        all.lock().unwrap_or_else(|p| p.into_inner()).push_str(&text);
-        if let Some(sink) = &self.sink {
-            let _ = sink.send(Output { channel: name.into(), text });
-        }
-    }
-}
 
 /// The sandbox's interpreters, for `python`, `node` and `pip`.
 #[derive(Clone)]
@@ -245,8 +127,14 @@ impl Shell {
     }
 
     /// Runs a line to its end; answers what it printed and its status.
-    pub(super) async fn run_line(mut self, line: &str) -> LineResult {
-        let io = Io { stdin: Input::new(Vec::new()), out: Stream::Term(Channel::Out), err: Stream::Term(Channel::Err) };
+    /// `stdin`, when given, is the line's live standard input (else it reads nothing).
+    pub(super) async fn run_line(
+        mut self,
+        line: &str,
+        stdin: Option<std::sync::mpsc::Receiver<Vec<u8>>>,
+    ) -> LineResult {
+        let stdin = stdin.map_or_else(|| Input::new(Vec::new()), Input::live);
+        let io = Io { stdin, out: Stream::Term(Channel::Out), err: Stream::Term(Channel::Err) };
         let status = self.source(line, &io).await;
         let text = |m: &Mutex<String>| std::mem::take(&mut *m.lock().unwrap_or_else(|p| p.into_inner()));
         LineResult { stdout: text(&self.term.stdout), stderr: text(&self.term.stderr), status }
@@ -589,6 +477,13 @@ impl Shell {
             if let Some(status) = self.builtin(name, args, io).await {
                 return status;
             }
+            if name == "cat" && matches!(args, [] | [_]) && args.iter().all(|a| a == "-") && io.stdin.is_live() {
+                // A process's live input is copied as it comes, as cat does.
+                while let Some(piece) = io.stdin.chunk_async().await {
+                    self.write(&io.out, &piece);
+                }
+                return 0;
+            }
             let ran = match name {
                 "python" | "python3" | "node" | "pip" | "pip3" => return self.program(name, args, io).await,
                 _ if fileutils::NAMES.contains(&name) || textutils::NAMES.contains(&name) => {
@@ -625,161 +520,4 @@ impl Shell {
 /// brush-parser's options: POSIX sh with bash's common additions, no extended globs.
 fn parser_options() -> brush_parser::ParserOptions {
     brush_parser::ParserOptions { enable_extended_globbing: false, ..Default::default() }
-}
-
-/// A redirection's file, written once its command ends.
-struct Pending {
-    path: String,
-    stream: Stream,
-    append: bool,
-}
-
-impl Shell {
-    /// Applies redirections to `io`; `None` (after reporting it) when one cannot be made.
-    async fn redirect(&mut self, redirects: &[&IoRedirect], io: &Io) -> Option<(Io, Vec<Pending>)> {
-        let mut io = io.clone();
-        let mut pending: Vec<Pending> = Vec::new();
-        for r in redirects {
-            let made = self.redirect_one(r, &mut io, &mut pending).await;
-            if let Err(e) = made {
-                self.write(&io.err, format!("sh: {e}\n").as_bytes());
-                self.status = 1;
-                self.flush(pending, &io).await;
-                return None;
-            }
-        }
-        Some((io, pending))
-    }
-
-    async fn redirect_one(&mut self, r: &IoRedirect, io: &mut Io, pending: &mut Vec<Pending>) -> Result<(), String> {
-        match r {
-            IoRedirect::File(fd, kind, target) => {
-                let fd = fd.unwrap_or(match kind {
-                    IoFileRedirectKind::Read
-                    | IoFileRedirectKind::DuplicateInput
-                    | IoFileRedirectKind::ReadAndWrite => 0,
-                    _ => 1,
-                });
-                let word = match target {
-                    IoFileRedirectTarget::Filename(w) | IoFileRedirectTarget::Duplicate(w) => {
-                        self.expand_one(&w.value, io).await?
-                    }
-                    IoFileRedirectTarget::Fd(n) => n.to_string(),
-                    IoFileRedirectTarget::ProcessSubstitution(..) => {
-                        return Err("process substitution is not offered".into());
-                    }
-                };
-                match kind {
-                    IoFileRedirectKind::Read | IoFileRedirectKind::ReadAndWrite => {
-                        io.stdin = Input::new(self.read_file(&word).await?);
-                    }
-                    IoFileRedirectKind::Write | IoFileRedirectKind::Clobber | IoFileRedirectKind::Append => {
-                        let append = matches!(kind, IoFileRedirectKind::Append);
-                        let stream = self.open_out(&word, append, pending).await?;
-                        set_fd(io, fd, stream)?;
-                    }
-                    IoFileRedirectKind::DuplicateOutput => {
-                        let stream = match word.as_str() {
-                            "1" => io.out.clone(),
-                            "2" => io.err.clone(),
-                            "-" => Stream::Null,
-                            _ if matches!(target, IoFileRedirectTarget::Duplicate(_)) && fd == 1 => {
-                                // `>&file` is bash's `&>file`.
-                                let stream = self.open_out(&word, false, pending).await?;
-                                io.err = stream.clone();
-                                stream
-                            }
-                            other => return Err(format!("{other}: bad file descriptor")),
-                        };
-                        set_fd(io, fd, stream)?;
-                    }
-                    IoFileRedirectKind::DuplicateInput => {
-                        if word != "0" {
-                            return Err(format!("{word}: bad file descriptor"));
-                        }
-                    }
-                }
-            }
-            IoRedirect::OutputAndError(w, append) => {
-                let word = self.expand_one(&w.value, io).await?;
-                let stream = self.open_out(&word, *append, pending).await?;
-                io.out = stream.clone();
-                io.err = stream;
-            }
-            IoRedirect::HereDocument(fd, doc) => {
-                let text = if doc.requires_expansion {
-                    self.expand_heredoc(&doc.doc.value, io).await?
-                } else {
-                    doc.doc.value.clone()
-                };
-                let text = if doc.remove_tabs {
-                    text.lines().map(|l| format!("{}\n", l.trim_start_matches('\t'))).collect()
-                } else {
-                    text
-                };
-                if fd.unwrap_or(0) == 0 {
-                    io.stdin = Input::new(text.into_bytes());
-                }
-            }
-            IoRedirect::HereString(fd, w) => {
-                let text = self.expand_one(&w.value, io).await?;
-                if fd.unwrap_or(0) == 0 {
-                    io.stdin = Input::new(format!("{text}\n").into_bytes());
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// A file's bytes for `<` (`/dev/null` is empty).
-    async fn read_file(&self, word: &str) -> Result<Vec<u8>, String> {
-        if word == "/dev/null" {
-            return Ok(Vec::new());
-        }
-        let path = fileutils::at(&self.cwd, word);
-        self.files.run(move |f| f.read(&path)).await.map_err(|e| format!("{word}: {}", fileutils::reason(&e)))
-    }
-
-    /// A stream for `>` or `>>`: the file is truncated (or made) now, as sh does, and
-    /// written when the command ends.
-    async fn open_out(&self, word: &str, append: bool, pending: &mut Vec<Pending>) -> Result<Stream, String> {
-        if word == "/dev/null" {
-            return Ok(Stream::Null);
-        }
-        if word == "/dev/stdout" || word == "/dev/stderr" {
-            return Ok(Stream::Term(if word == "/dev/stdout" { Channel::Out } else { Channel::Err }));
-        }
-        let path = fileutils::at(&self.cwd, word);
-        let p = path.clone();
-        let made = self.files.run(move |f| if append { f.append(&p, b"") } else { f.write(&p, b"").map(|_| ()) }).await;
-        made.map_err(|e| format!("cannot create {word}: {}", fileutils::reason(&e)))?;
-        let stream = Stream::buffer();
-        pending.push(Pending { path, stream: stream.clone(), append: true });
-        Ok(stream)
-    }
-
-    /// Writes the redirections' files.
-    async fn flush(&mut self, pending: Vec<Pending>, io: &Io) {
-        for p in pending {
-            let bytes = p.stream.take();
-            let (path, append) = (p.path.clone(), p.append);
-            let done = self
-                .files
-                .run(move |f| if append { f.append(&path, &bytes) } else { f.write(&path, &bytes).map(|_| ()) });
-            if let Err(e) = done.await {
-                self.write(&io.err, format!("sh: {}: {}\n", p.path, fileutils::reason(&e)).as_bytes());
-                self.status = 1;
-            }
-        }
-    }
-}
-
-/// Points file descriptor `fd` (1 or 2) at `stream`.
-fn set_fd(io: &mut Io, fd: i32, stream: Stream) -> Result<(), String> {
-    match fd {
-        1 => io.out = stream,
-        2 => io.err = stream,
-        n => return Err(format!("{n}: file descriptors other than 0, 1 and 2 are not offered")),
-    }
-    Ok(())
 }
