@@ -1,7 +1,9 @@
 //! Time to interactive through E2B's and Scalebox's wire formats over HTTP (issue #15): a new
 //! sandbox to its first result (what ComputeSDK measures for the hosted sandboxes: create,
-//! then the first command), and `1` in a live sandbox. The real server on 127.0.0.1, the
-//! requests exactly as the SDKs send them; medians with p95 and p99.
+//! then the first command), and `1` in a live sandbox; and `commands.run` through the shell
+//! (issue #36): `echo hi`, and a 10-stage pipeline against the same line run by the host's
+//! `/bin/sh` (the ratio). The real server on 127.0.0.1, the requests exactly as the SDKs send
+//! them; medians with p95 and p99.
 //!
 //! Run with: `cargo bench -p cella-runtime --bench sandboxes`
 //! Settings: `CELLA_SANDBOX_BENCH_N` (default 200 iterations per figure).
@@ -38,6 +40,10 @@ fn frame(message: &Value) -> Vec<u8> {
     out
 }
 
+/// Ten stages over 1,000 lines, every one a utility of the shell's.
+const PIPELINE: &str =
+    "seq 1 1000 | sort -r | head -n 800 | tail -n 600 | grep 1 | sort -n | uniq | cut -c1-2 | tr 0-9 a-j | wc -l";
+
 struct Client {
     http: reqwest::Client,
     base: String,
@@ -69,6 +75,21 @@ impl Client {
             .json(&json!({"code": code, "context_id": null, "language": null, "env_vars": null}));
         let text = r.send().await.unwrap().text().await.unwrap();
         assert!(text.contains("end_of_execution"), "{text}");
+    }
+
+    /// E2B: `commands.run(line)`, `process.Process/Start` as the SDK sends it, read to its end.
+    async fn e2b_command(&self, id: &str, token: &str, line: &str) {
+        let start = json!({"process": {"cmd": "/bin/bash", "args": ["-l", "-c", line]}, "stdin": false});
+        let r = self
+            .http
+            .post(format!("{}/process.Process/Start", self.base))
+            .header("content-type", "application/connect+json")
+            .header("e2b-sandbox-id", id)
+            .header("e2b-sandbox-port", "49983")
+            .header("x-access-token", token)
+            .body(frame(&start));
+        let body = r.send().await.unwrap().bytes().await.unwrap();
+        assert!(body.windows(13).any(|w| w == b"\"exitCode\":0,"), "{}", String::from_utf8_lossy(&body));
     }
 
     async fn e2b_kill(&self, id: &str) {
@@ -171,5 +192,37 @@ fn main() {
         }
         report("scalebox: Execute(\"1\") in a live sandbox", live);
         client.scalebox_kill(&id).await;
+
+        let (id, token) = client.e2b_create().await;
+        let mut echo = Vec::with_capacity(n);
+        for _ in 0..n {
+            let t = Instant::now();
+            client.e2b_command(&id, &token, "echo hi").await;
+            echo.push(t.elapsed());
+        }
+        report("e2b: commands.run(\"echo hi\")", echo);
+        let mut piped = Vec::with_capacity(n);
+        for _ in 0..n {
+            let t = Instant::now();
+            client.e2b_command(&id, &token, PIPELINE).await;
+            piped.push(t.elapsed());
+        }
+        let host: Vec<Duration> = (0..n)
+            .map(|_| {
+                let t = Instant::now();
+                let out = std::process::Command::new("/bin/sh").arg("-c").arg(PIPELINE).output().unwrap();
+                assert!(out.status.success());
+                t.elapsed()
+            })
+            .collect();
+        let median = |v: &mut Vec<Duration>| {
+            v.sort();
+            v[v.len() / 2]
+        };
+        let (ours, theirs) = (median(&mut piped.clone()), median(&mut host.clone()));
+        report("e2b: commands.run(10-stage pipeline)", piped);
+        report("host: /bin/sh -c (the same pipeline)", host);
+        println!("pipeline: Cella / host sh = {:.2}", ours.as_secs_f64() / theirs.as_secs_f64());
+        client.e2b_kill(&id).await;
     });
 }

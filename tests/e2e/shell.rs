@@ -18,6 +18,8 @@ const FILES: &[(&str, &str)] = &[
 /// The lines, run in order (files they make stay for the next).
 const LINES: &[&str] = &[
     "echo hi",
+    // The benchmark's ten stages (runtime/benches/sandboxes.rs).
+    "seq 1 1000 | sort -r | head -n 800 | tail -n 600 | grep 1 | sort -n | uniq | cut -c1-2 | tr 0-9 a-j | wc -l",
     "echo \"a & b\"",
     "echo 'single $HOME' \"double $HOME\"",
     "echo $HOME",

@@ -143,7 +143,7 @@ impl Shell {
                 match piece {
                     WordPiece::Text(t) => out.push(literal(t, quoted)),
                     WordPiece::SingleQuotedText(t) => out.push(literal(t, true)),
-                    WordPiece::AnsiCQuotedText(t) => out.push(literal(super::builtins::unescape(&t).0, true)),
+                    WordPiece::AnsiCQuotedText(t) => out.push(literal(super::printf::unescape(&t).0, true)),
                     WordPiece::EscapeSequence(e) => {
                         let c = e.strip_prefix('\\').unwrap_or(&e);
                         if c != "\n" {
@@ -369,7 +369,7 @@ impl Shell {
             }
             ArithmeticExpr::Assignment(t, e) => {
                 let v = self.evaluate(e)?;
-                let (name, _) = self.variable(t).or_else(|_| Err("arrays are not offered".to_string()))?;
+                let (name, _) = self.variable(t).map_err(|_| "arrays are not offered".to_string())?;
                 self.vars.insert(name, v.to_string());
                 v
             }

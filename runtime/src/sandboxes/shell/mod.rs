@@ -17,7 +17,10 @@
 mod builtins;
 mod expand;
 mod fileutils;
+mod find;
+mod grep;
 mod io;
+mod printf;
 mod redirect;
 mod textutils;
 
