@@ -162,6 +162,12 @@ def processes():
         r = sbx.commands.run("echo one; sleep 1; echo two", on_stdout=lambda s: stamps.append((time.time() - t0, s)))
         out["stream_gap"] = round(stamps[-1][0] - stamps[0][0], 2) if len(stamps) == 2 else stamps
         out["stream_stdout"] = r.stdout
+        # A killed python command: its interpreter goes once its cell is done.
+        slow = sbx.commands.run("python -c 'import time; time.sleep(1)'", background=True)
+        time.sleep(0.3)
+        out["python_killed"] = sbx.commands.kill(slow.pid)
+        time.sleep(2.5)
+        out["contexts_after"] = sorted(c.language for c in sbx.list_code_contexts())
         try:
             sbx.commands.send_stdin(sleeper.pid, "x")
             out["stdin_to_ended"] = "no error"

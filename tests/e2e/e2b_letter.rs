@@ -72,6 +72,12 @@ async fn background_commands_are_listed_killed_joined_and_fed_stdin() {
     assert!(gap >= 0.9, "the first line came as it was printed, a second before the next: {out}");
     assert_eq!(out["stream_stdout"], "one\ntwo\n", "{out}");
     assert_eq!(out["stdin_to_ended"], "NotFoundException", "{out}");
+    assert_eq!(out["python_killed"], true, "{out}");
+    assert_eq!(
+        out["contexts_after"],
+        json!(["javascript", "python"]),
+        "a killed python command leaves no context: {out}"
+    );
 }
 
 #[tokio::test]

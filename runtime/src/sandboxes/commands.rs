@@ -39,6 +39,28 @@ fn ok(stdout: String) -> CommandResult {
     CommandResult { stdout, stderr: String::new(), exit_code: 0 }
 }
 
+/// A command's own context, removed when the command is done with it (or dropped: a kill).
+struct Scratch {
+    sandboxes: Sandboxes,
+    sbx: Arc<Sbx>,
+    id: String,
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if self.id.is_empty() {
+            return;
+        }
+        let (sandboxes, sbx, id) = (self.sandboxes.clone(), self.sbx.clone(), std::mem::take(&mut self.id));
+        // Its interpreter ends once a cell still running in it is done.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = sandboxes.remove_context(&sbx, &id).await;
+            });
+        }
+    }
+}
+
 impl Sandboxes {
     /// Runs one command line in `sbx`, in the directory `cwd` (the home when absent), with
     /// the sandbox's environment and `env` over it; `output` receives what the line prints
@@ -88,7 +110,7 @@ impl Sandboxes {
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn program(
         &self,
-        sbx: &Sbx,
+        sbx: &Arc<Sbx>,
         language: Language,
         cwd: &str,
         args: &[&str],
@@ -128,12 +150,15 @@ impl Sandboxes {
             ),
         };
         let ctx = self.scratch_context(sbx, language, cwd).await?;
+        // Removed however this ends, a kill of the command (its task dropped here) too.
+        let mut scratch = Scratch { sandboxes: self.clone(), sbx: sbx.clone(), id: ctx.id.clone() };
         let tail = output.clone();
         let ran = match self.run(sbx, &ctx, &prelude, env, None).await {
             Ok(_) => self.run(sbx, &ctx, &code, env, output).await,
             Err(e) => Err(e),
         };
-        let _ = self.remove_context(sbx, &ctx.id).await;
+        // Done with it: removed before the command answers (a listing after it has no trace).
+        let _ = self.remove_context(sbx, &std::mem::take(&mut scratch.id)).await;
         let cell = ran?;
         let mut result = CommandResult { stdout: cell.stdout, stderr: cell.stderr, exit_code: 0 };
         if let Some(e) = cell.error {
