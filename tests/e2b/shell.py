@@ -52,6 +52,16 @@ def programs():
         out["sudo"] = run(sbx, "sudo apt-get install curl")
         out["ln"] = run(sbx, "touch t && ln -s t link")
         out["ls_la"] = run(sbx, "mkdir -p d && ls -la")
+        out["cwd"] = run(sbx, "pwd; touch here.txt; ls /home/user/d", cwd="/home/user/d")
+        try:
+            out["deadline"] = run(sbx, "echo start; while true; do sleep 0.1; done", timeout=2)
+        except Exception as e:
+            out["deadline"] = {"stdout": None, "stderr": str(e), "exit_code": type(e).__name__}
+        # The server stops the line at the same deadline: nothing is left running.
+        import time
+
+        time.sleep(1.5)
+        out["running_after_deadline"] = [p.args for p in sbx.commands.list()]
         # The line prints "two" only once the client, having seen "one", wrote the file it
         # waits for: so "one" arrived while the line ran (no timing involved).
         seen = []

@@ -149,6 +149,13 @@ async fn python_and_node_run_with_the_commands_env_args_and_stdin() {
         assert_eq!(out[refused]["exit_code"], 127, "{out}");
         assert!(out[refused]["stderr"].as_str().unwrap_or("").contains("runs no programs"), "{out}");
     }
+    assert_eq!(
+        ran("cwd"),
+        (0, "/home/user/d\nhere.txt\n".into()),
+        "commands.run(cwd=...) is where the line starts: {out}"
+    );
+    assert_eq!(out["deadline"]["exit_code"], "TimeoutException", "the SDK's timeout, as against E2B: {out}");
+    assert_eq!(out["running_after_deadline"], json!([]), "the server stopped the line at its deadline: {out}");
     assert_eq!(out["ln"]["exit_code"], 1, "{out}");
     assert!(out["ln"]["stderr"].as_str().unwrap_or("").contains("links are not offered"), "{out}");
     let listing = out["ls_la"]["stdout"].as_str().unwrap_or("");
