@@ -151,6 +151,16 @@ impl EngineHandle {
         config.async_stack_zeroing(true);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         check_address_space(memories, reservation_mb)?;
+        // A pool the kernel could not hold at full use fails late, with every session of a
+        // full server at stake (a stop could then keep none): refused now, with the setting.
+        if let Some((max, needed)) = map_count_shortfall(instances) {
+            return Err(Error::Engine(format!(
+                "vm.max_map_count is {max}, and {instances} instances need about {needed} kernel map entries at full use \
+                 (the pool's stacks, three per live session, and room for restores): raise it \
+                 (`sysctl -w vm.max_map_count={}`) or lower server.limits.max_instances",
+                needed + needed / 7
+            )));
+        }
 
         let engine = Engine::new(&config).map_err(|e| {
             // Each pooled stack's guard page splits a mapping: past `vm.max_map_count` the
@@ -164,13 +174,6 @@ impl EngineHandle {
             Error::Engine(format!("{e:#}{hint}"))
         })?;
         let fingerprint = fingerprint(&engine);
-        if let Some((max_map_count, needed)) = map_count_shortfall(instances) {
-            tracing::warn!(
-                max_map_count,
-                needed,
-                "vm.max_map_count may be too low for server.limits.max_instances; raise it with `sysctl -w vm.max_map_count={needed}`"
-            );
-        }
 
         let stop = Arc::new(AtomicBool::new(false));
         let ticker_engine = engine.clone();
@@ -215,19 +218,36 @@ impl Drop for EngineHandle {
     }
 }
 
-/// Linux's `vm.max_map_count` and the mappings `instances` need, when it is too low: each
-/// pooled instance uses a few (its stack and guard page among them) and the failure looks
-/// like out-of-memory.
+/// Linux's `vm.max_map_count` and the map entries a pool of `instances` needs at full use,
+/// when it is too low (past it the kernel answers "Cannot allocate memory", which looks like
+/// out-of-memory).
 fn map_count_shortfall(instances: u32) -> Option<(u64, u64)> {
     let max = std::fs::read_to_string("/proc/sys/vm/max_map_count").ok()?.trim().parse::<u64>().ok()?;
-    // Measured: about three mappings per live session (`--bench memory`); one more for margin.
-    let needed = u64::from(instances) * 4 + 10_000;
-    (needed > max).then_some((max, needed))
+    shortfall(instances, max).map(|needed| (max, needed))
+}
+
+/// The entries `instances` need when `max` cannot hold them. Measured (issue #35, 100,132
+/// slots): about two per pool slot at start (a stack and its guard page) and three more per
+/// live session, plus 10,000 for the rest of the process; copy-on-write restores may hold an
+/// eighth of `max` on top (`CELLA_RESTORE_MAPS`), so the rest must fit in seven eighths.
+fn shortfall(instances: u32, max: u64) -> Option<u64> {
+    let needed = u64::from(instances) * 5 + 10_000;
+    (needed > max - max / 8).then_some(needed)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What issue #35 measured: 70,051 live sessions of a 100,132-slot pool used 410,530 map
+    /// entries; a pool that size is refused at 410,528 and accepted at 1,048,576.
+    #[test]
+    fn a_pool_the_kernel_cannot_hold_at_full_use_is_refused() {
+        assert!(shortfall(100_132, 410_528).is_some());
+        assert!(shortfall(100_132, 1_048_576).is_none());
+        assert!(shortfall(1_000, 65_530).is_none(), "the default pool fits Linux's default");
+        assert!(shortfall(20_000, 65_530).is_some());
+    }
 
     /// The cache key follows wasmtime's compatibility hash: the same settings give the same
     /// key, a setting that changes compiled code gives another.
@@ -243,13 +263,19 @@ mod tests {
     }
 
     /// The address reservation follows the memory limit, so a pool of 20,000 instances
-    /// starts (wasmtime's 4 GiB default allows about 10,500), and one of 200,000 where
-    /// `vm.max_map_count` allows (else it is refused, naming that setting); asking for 4 GiB
+    /// starts (wasmtime's 4 GiB default allows about 10,500), and one of 200,000, where
+    /// `vm.max_map_count` can hold them at full use (else it is refused, naming that
+    /// setting; Linux's default 65,530 holds about 9,000); asking for 4 GiB
     /// per memory with as many instances is refused with the settings to change.
     #[test]
     fn the_pool_fits_many_instances_and_refuses_what_cannot_fit() {
         let more = Limits { max_instances: 20_000, memory_mb: 16, ..Limits::default() };
-        EngineHandle::new(&more).expect("20,000 instances of 16 MiB fit");
+        match (EngineHandle::new(&more), map_count_shortfall(20_000)) {
+            (Ok(_), None) => {}
+            (Err(e), Some(_)) => assert!(e.to_string().contains("sysctl -w vm.max_map_count="), "{e}"),
+            (Ok(_), Some(_)) => panic!("a pool the kernel cannot hold at full use started"),
+            (Err(e), None) => panic!("20,000 instances of 16 MiB fit: {e}"),
+        }
         let many = Limits { max_instances: 200_000, ..more };
         match (EngineHandle::new(&many), map_count_shortfall(200_000)) {
             (Ok(_), _) => {}
