@@ -64,23 +64,11 @@ impl Drop for Scratch {
 impl Sandboxes {
     /// Runs one command line in `sbx`, in the directory `cwd` (the home when absent), with
     /// the sandbox's environment and `env` over it; `output` receives what the line prints
-    /// as it prints it. The line stops starting commands once `deadline` has passed.
-    pub async fn command(
-        &self,
-        sbx: &Arc<Sbx>,
-        line: &str,
-        cwd: Option<&str>,
-        env: &BTreeMap<String, String>,
-        deadline: Option<Duration>,
-        output: Option<OutputSink>,
-    ) -> Result<CommandResult, SbxError> {
-        self.command_with_stdin(sbx, line, cwd, env, deadline, output, None).await
-    }
-
-    /// [`command`](Self::command) with a standard input that stays open: what is sent on
-    /// `stdin` is read by the line's commands, until every sender is gone.
+    /// as it prints it. The line stops starting commands once `deadline` has passed. `stdin`,
+    /// when given, is a standard input that stays open: what is sent on it is read by the
+    /// line's commands until every sender is gone. (Lines run as processes: `processes.rs`.)
     #[allow(clippy::too_many_arguments)]
-    pub(super) async fn command_with_stdin(
+    pub(super) async fn command(
         &self,
         sbx: &Arc<Sbx>,
         line: &str,

@@ -211,9 +211,8 @@ impl Sandboxes {
         }));
         let (this, sbx2, spec) = (self.clone(), sbx.clone(), process.spec.clone());
         let line = tokio::spawn(async move {
-            let ran = this
-                .command_with_stdin(&sbx2, &spec.line, spec.cwd.as_deref(), &spec.envs, deadline, Some(sink), stdin)
-                .await;
+            let ran =
+                this.command(&sbx2, &spec.line, spec.cwd.as_deref(), &spec.envs, deadline, Some(sink), stdin).await;
             match ran {
                 Ok(r) => r.exit_code,
                 Err(e) => {
