@@ -52,6 +52,7 @@ pub async fn eventually<F: std::future::Future<Output = bool>>(
 }
 
 pub mod guest_logs;
+pub mod nodes;
 
 /// A running server.
 pub struct Server {
@@ -171,17 +172,23 @@ async fn read(response: reqwest::Response) -> (u16, Value) {
 /// A server over the base configuration plus the Python (with the example wheelhouse and
 /// a scratch directory) and JavaScript interpreters, with `patch` merged in.
 pub async fn code_server(patch: Value) -> Server {
-    let mut config = json!({
-        "resources": {"python": {
+    let mut config = json!({"resources": code_resources()});
+    merge(&mut config, patch);
+    Server::start(config).await
+}
+
+/// The Python (with the example wheelhouse and a scratch directory) and JavaScript
+/// interpreters, as `resources`.
+pub fn code_resources() -> Value {
+    json!({
+        "python": {
             "component": "builtin:python",
             "config": {"workdir": "/work", "wheelhouse": "/wheels"},
             "grants": {"dirs": [{"host": repo_root().join("target/wheelhouse"), "guest": "/wheels"}],
                        "scratch": {"guest": "/work", "quota_mb": 64}}
         },
-        "javascript": {"component": "builtin:javascript"}}
-    });
-    merge(&mut config, patch);
-    Server::start(config).await
+        "javascript": {"component": "builtin:javascript"}
+    })
 }
 
 /// Runs `tests/e2b/client.py SCENARIO` (E2B's own Python SDK, pinned in
@@ -193,13 +200,18 @@ pub async fn e2b_client(server: &Server, key: &str, scenario: &str) -> Value {
 
 /// Runs `tests/e2b/SCRIPT SCENARIO` as [`e2b_client`] does, with `input` in `CELLA_INPUT`.
 pub async fn e2b_script(server: &Server, key: &str, script: &str, scenario: &str, input: &Value) -> Value {
+    e2b_script_at(&server.base, key, script, scenario, input).await
+}
+
+/// [`e2b_script`] against the server at `base` (`http://host:port`).
+pub async fn e2b_script_at(base: &str, key: &str, script: &str, scenario: &str, input: &Value) -> Value {
     let python = python_venv("e2b");
     let out = tokio::process::Command::new(python)
         .arg(repo_root().join("tests/e2b").join(script))
         .arg(scenario)
         .env("E2B_API_KEY", key)
-        .env("E2B_API_URL", &server.base)
-        .env("E2B_SANDBOX_URL", &server.base)
+        .env("E2B_API_URL", base)
+        .env("E2B_SANDBOX_URL", base)
         .env("CELLA_INPUT", input.to_string())
         .env_remove("E2B_DEBUG")
         .env_remove("E2B_DOMAIN")
@@ -257,6 +269,11 @@ pub fn node_modules(name: &str) -> PathBuf {
 /// `tests/scalebox/package.json`) against `server` with the API key `key`, trusting the CA
 /// `ca` for the server's HTTPS; returns the JSON it prints.
 pub async fn scalebox_client(server: &Server, key: &str, ca: &Path, scenario: &str) -> Value {
+    scalebox_client_with(server, key, ca, scenario, &Value::Null).await
+}
+
+/// [`scalebox_client`] with `input` in `CELLA_INPUT`.
+pub async fn scalebox_client_with(server: &Server, key: &str, ca: &Path, scenario: &str, input: &Value) -> Value {
     let dir = node_modules("scalebox");
     // Node resolves packages next to the script: run a copy of it inside the packages' folder
     // (one per run: tests run in parallel processes).
@@ -268,6 +285,7 @@ pub async fn scalebox_client(server: &Server, key: &str, ca: &Path, scenario: &s
         .env("SCALEBOX_API_KEY", key)
         .env("SCALEBOX_API_URL", &server.base)
         .env("NODE_EXTRA_CA_CERTS", ca)
+        .env("CELLA_INPUT", input.to_string())
         .output()
         .await
         .expect("node runs");

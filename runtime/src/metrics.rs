@@ -98,6 +98,8 @@ pub struct Metrics {
     pub sessions: Family<SessionLabels, Gauge>,
     /// Bytes kept ready for captures (set when read).
     pub spare_bytes: Gauge,
+    /// Sessions a graceful stop could not keep for the next start, by backend.
+    pub sessions_not_kept: Family<BackendLabels, Counter>,
     /// Serialises encoding (the gauge is reset and refilled for each read).
     encoding: Mutex<()>,
 }
@@ -119,6 +121,7 @@ impl Default for Metrics {
         let faults = Family::<FaultLabels, Counter>::default();
         let sessions = Family::<SessionLabels, Gauge>::default();
         let spare_bytes = Gauge::default();
+        let sessions_not_kept = Family::<BackendLabels, Counter>::default();
         registry.register("calls", "Tool calls by tenant, tool and result code", calls.clone());
         registry.register("call_duration_seconds", "Tool call latency by backend", call_seconds.clone());
         registry.register(
@@ -139,6 +142,11 @@ impl Default for Metrics {
             "Memory kept ready for snapshot and fork captures (server.snapshots.spare_mb)",
             spare_bytes.clone(),
         );
+        registry.register(
+            "sessions_not_kept",
+            "Sessions a graceful stop could not snapshot for the next start (each logged with its id)",
+            sessions_not_kept.clone(),
+        );
         Metrics {
             registry,
             calls,
@@ -149,6 +157,7 @@ impl Default for Metrics {
             faults,
             sessions,
             spare_bytes,
+            sessions_not_kept,
             encoding: Mutex::new(()),
         }
     }

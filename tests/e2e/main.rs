@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod disconnect;
+mod durable;
 mod e2b;
 mod e2b_letter;
 mod mcp;

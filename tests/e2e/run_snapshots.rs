@@ -65,3 +65,29 @@ async fn a_run_session_forks_pauses_resumes_and_snapshots() {
     let (status, body) = s.post("/api/v1/run/sessions/run-nope/fork", json!({})).await;
     assert_eq!((status, body["code"].as_i64()), (404, Some(4007)), "{body}");
 }
+
+/// A run session outlives a graceful restart (#35): the next run after it, with the same
+/// session id, finds its variables and files; a paused one too.
+#[tokio::test]
+async fn run_sessions_live_and_paused_come_back_after_a_graceful_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let patch = json!({"server": {"snapshots": {"dir": dir.path(), "keep_on_shutdown": true}}});
+    let s = cella_e2e::code_server(patch.clone()).await;
+    let mut ids = Vec::new();
+    for n in [1, 2] {
+        let code = format!("n = {n}\nopen('n.txt', 'w').write('file {n}')");
+        let (_, first) = run(&s, json!({"code": code, "keep_alive": true})).await;
+        ids.push(first["data"]["session_id"].as_str().expect("a session id").to_string());
+    }
+    let (status, paused) = s.post(&format!("/api/v1/run/sessions/{}/pause", ids[1]), json!({})).await;
+    assert_eq!(status, 200, "{paused}");
+    s.stop().await;
+
+    let s = cella_e2e::code_server(patch).await;
+    for (n, id) in ids.iter().enumerate() {
+        let code = "(n, open('n.txt').read())";
+        let (status, ran) = run(&s, json!({"code": code, "session_id": id, "keep_alive": true})).await;
+        assert_eq!(status, 200, "{ran}");
+        assert_eq!(ran["data"]["result"], format!("({}, 'file {}')", n + 1, n + 1), "{ran}");
+    }
+}

@@ -134,3 +134,22 @@ async fn another_tenant_gets_nothing_and_delete_is_idempotent() {
     assert_eq!(del(A).await.unwrap().status().as_u16(), 200);
     assert_eq!(get(A).await.unwrap().status().as_u16(), 404);
 }
+
+/// A Scalebox session (a sandbox) outlives a graceful restart of the server (#35): the same
+/// session id finds its interpreter's state and its files.
+#[tokio::test]
+async fn a_session_comes_back_after_a_graceful_restart() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let (ca, cert, key) = test_tls(dir.path());
+    let store = dir.path().join("store");
+    let config = json!({"server": {"tls_cert": cert, "tls_key": key,
+                                   "snapshots": {"dir": store, "keep_on_shutdown": true}}});
+    let s = code_server(config.clone()).await;
+    let before = cella_e2e::scalebox_client_with(&s, "any-key", &ca, "keep_before", &Value::Null).await;
+    s.stop().await;
+    let s = code_server(config).await;
+    let after = cella_e2e::scalebox_client_with(&s, "any-key", &ca, "keep_after", &before).await;
+    assert_eq!(after["success"], true, "{after}");
+    assert_eq!(after["text"], "(42, 'over the restart')", "{after}");
+    s.stop().await;
+}

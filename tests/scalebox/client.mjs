@@ -6,7 +6,7 @@
 // health over https). Prints one JSON object: what the scenario observed. The Rust test
 // (tests/e2e/scalebox.rs) makes the assertions.
 
-import { Session } from '@scalebox/sdk';
+import { ApiClient, CodeInterpreter, Sandbox, Session, SessionExecutor } from '@scalebox/sdk';
 
 const brief = (r) => ({
   success: r.success,
@@ -96,6 +96,28 @@ const scenarios = {
     const second = brief(await Session.run({ code: 'x + 1', sessionId: first.sessionId, keepAlive: true }));
     await Session.close(first.sessionId);
     return { pause_status: r.status, status: paused.data?.status ?? paused.status, second };
+  },
+
+  // A session (a sandbox) kept over a graceful restart of the server (#35): before it...
+  async keep_before() {
+    const r = await Session.run({
+      code: "kept = 41\nopen('kept.txt', 'w').write('over the restart')",
+      language: 'python',
+      keepAlive: true,
+    });
+    const context = SessionExecutor.sessions.get(r.sessionId).context;
+    return { sandboxId: r.sessionId, context: { id: context.id, language: context.language, cwd: context.cwd } };
+  },
+
+  // ...and after it, in a new client process (whose Session table is empty): the sandbox
+  // connected to by its id, its context named by its id.
+  async keep_after() {
+    const { sandboxId, context } = JSON.parse(process.env.CELLA_INPUT);
+    const sandbox = await Sandbox.connect(sandboxId);
+    const interpreter = new CodeInterpreter(sandbox, sandbox.connectionConfig, new ApiClient(sandbox.connectionConfig));
+    const r = await interpreter.runCode("(kept + 1, open('kept.txt').read())", { context });
+    await sandbox.kill();
+    return brief(r);
   },
 
   async create_only() {

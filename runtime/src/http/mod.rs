@@ -307,6 +307,7 @@ pub async fn serve(
     let notify = app.shutdown.clone();
     let door = app.mcp.clone();
     let sandboxes = app.sandboxes.clone();
+    sandboxes.bring_back().await;
     let router = router(app, &server);
     let shutdown = async move {
         tokio::select! {
@@ -343,9 +344,10 @@ pub async fn serve(
             axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
         }
     }
-    let boxes = sandboxes.end_all().await;
+    // Kept for the next start with the sessions (`keep_on_shutdown`), else ended.
+    let (kept, boxes) = if sandboxes.durable() { sandboxes.keep_all().await } else { (0, sandboxes.end_all().await) };
     if boxes > 0 {
-        tracing::info!(sandboxes_ended = boxes, "sandboxes ended");
+        tracing::info!(sandboxes_ended = boxes, sandboxes_kept = kept, "sandboxes ended");
     }
     let ended = sandbox.shutdown().await;
     tracing::info!(sessions_ended = ended, "server stopped");

@@ -59,6 +59,7 @@ impl Refusal {
 
 pub use crate::engine::host::Mount;
 pub use cella_protocol::SnapshotInfo;
+pub use restarts::BroughtBack;
 pub use session::{Caller, Extras, SessionInfo};
 pub use snapshots::Reason as SnapshotReason;
 pub(crate) use workdir::dir_size;

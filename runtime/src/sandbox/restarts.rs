@@ -7,9 +7,12 @@
 //! no session comes back twice and no running server's checkpoints are taken for a crash's.
 
 use super::snapshots::Reason;
-use super::snapstore::Claim;
+use super::snapstore::{Claim, Record};
 use super::*;
 use crate::engine::snapshot::Keep;
+
+/// How many more times a graceful stop tries to keep a session whose capture failed.
+const KEEP_RETRIES: usize = 2;
 
 impl Sandbox {
     /// This server's node id among those sharing the snapshot store: `server.snapshots.node`,
@@ -60,94 +63,99 @@ impl Sandbox {
 
     /// On graceful shutdown: snapshots every live session (no `cleanup`), so that each comes
     /// back on its first use after the restart. Returns how many were kept.
+    ///
+    /// A full server can fail a capture for want of memory, map entries or a pool slot: such
+    /// a session keeps its instance and is tried again once every other session's instance is
+    /// gone (their slots and maps are free then), so a retry makes no new slot. What still
+    /// cannot be kept is logged with its ids and counted (`cella_sessions_not_kept`).
     pub(super) async fn keep_sessions(&self) -> usize {
         let mut kept = 0;
+        let mut failed = Vec::new();
         for session in self.inner.sessions.drain() {
-            let mut slot = session.instance.lock().await;
-            if session.parked().is_some() {
-                kept += 1;
-                continue;
+            match self.keep_one(&session).await {
+                Ok(true) => kept += 1,
+                Ok(false) => {}
+                Err(why) => failed.push((session, why)),
             }
-            if slot.is_none() {
-                continue;
+        }
+        for round in 1..=KEEP_RETRIES {
+            if failed.is_empty() {
+                break;
             }
-            let result = async {
-                let (captured, files) = self.capture_locked(&session, &mut slot, Keep::Store).await?;
-                self.put(&session, captured, files, Reason::Shutdown).await
-            }
-            .await;
-            match result {
-                Ok(_) => {
-                    self.forget_checkpoint(&session).await;
-                    kept += 1
-                }
-                Err(r) => {
-                    tracing::warn!(session_id = %session.id, reason = %r.message, "session not kept over the restart")
+            tracing::info!(sessions = failed.len(), round, "trying again to keep the sessions a capture failed for");
+            for (session, _) in std::mem::take(&mut failed) {
+                match self.keep_one(&session).await {
+                    Ok(true) => kept += 1,
+                    Ok(false) => {}
+                    Err(why) => failed.push((session, why)),
                 }
             }
-            *slot = None;
+        }
+        for (session, why) in &failed {
+            tracing::warn!(
+                tenant = %session.caller.tenant,
+                worker_id = %session.caller.worker_id,
+                session_id = %session.id,
+                backend = %session.resource_type,
+                reason = %why,
+                "session not kept over the restart"
+            );
+            let labels = crate::metrics::BackendLabels { backend: session.resource_type.clone() };
+            self.inner.shared.metrics.sessions_not_kept.get_or_create(&labels).inc();
+            *session.instance.lock().await = None;
             session.drop_scratch();
+        }
+        if !failed.is_empty() {
+            tracing::warn!(sessions = failed.len(), "sessions lost at this stop (see each one's line above)");
         }
         kept
     }
 
+    /// Snapshots one session for the next start and frees its instance: `Ok(true)` when it
+    /// is kept (or was already paused), `Ok(false)` when it had no instance to keep, `Err`
+    /// (its instance left in place, for a retry) when the capture or the store failed.
+    async fn keep_one(&self, session: &Arc<Session>) -> std::result::Result<bool, String> {
+        let mut slot = session.instance.lock().await;
+        if session.parked().is_some() {
+            return Ok(true);
+        }
+        if slot.is_none() {
+            return Ok(false);
+        }
+        let result = async {
+            let (captured, files) = self.capture_locked(session, &mut slot, Keep::Store).await?;
+            self.put(session, captured, files, Reason::Shutdown).await
+        }
+        .await;
+        match result {
+            Ok(_) => {
+                self.forget_checkpoint(session).await;
+                *slot = None;
+                session.drop_scratch();
+                Ok(true)
+            }
+            Err(r) => Err(r.message),
+        }
+    }
+
     /// At start: registers, paused, every session a previous run kept (paused, or live at its
-    /// shutdown), under its own id. Each is restored on its first use.
+    /// shutdown), under its own id. Each is restored on its first use. A session that
+    /// mounted a door's directory (a sandbox's context) is left to that door, which brings it
+    /// back with the directory ([`Sandbox::bring_back`]).
     pub(super) async fn bring_back_sessions(&self) -> usize {
         // Sessions left to other nodes (a session may have two records).
         let (mut count, mut others) = (0, std::collections::HashSet::new());
         for tenant in self.store().tenants().await {
-            // Newest first: a session with two records (a checkpoint and a later shutdown
-            // snapshot, when a stop was cut short) comes back from the newer.
-            for record in self.store().list(&tenant).await.into_iter().rev() {
-                let reason = record.info.reason.as_str();
-                if ![Reason::Pause, Reason::Shutdown, Reason::Checkpoint].iter().any(|r| r.as_str() == reason) {
+            for record in self.kept_records(&tenant).await {
+                if record.mounted {
                     continue;
                 }
-                let caller =
-                    Caller { tenant: Arc::from(record.tenant.as_str()), worker_id: record.info.worker_id.clone() };
-                let extras = Extras {
-                    identity: Some((record.info.session_name.clone(), record.info.session_id.clone())),
-                    pause_on_timeout: record.pause_on_timeout,
-                    ..Extras::default()
-                };
-                let rt = &record.info.resource_type;
-                if !self.inner.backends.contains_key(rt) {
-                    continue;
-                }
-                // Without a node id, brought back unclaimed, as before claims.
-                let claim = match self.node() {
-                    Some(node) => self.store().claim(&tenant, &record.info.session_id, node).await,
-                    None => Ok(Claim::Unsupported),
-                };
-                let claimed = match claim {
-                    Ok(Claim::Ours) => true,
-                    Ok(Claim::Unsupported) => false,
-                    Ok(Claim::Theirs(node)) => {
+                match self.bring_back(&record, Extras::default()).await {
+                    BroughtBack::Back => count += 1,
+                    BroughtBack::Theirs => {
                         others.insert(record.info.session_id.clone());
-                        tracing::debug!(session_id = %record.info.session_id, owner = %node, "left to its node");
-                        continue;
                     }
-                    Err(e) => {
-                        tracing::warn!(session_id = %record.info.session_id, error = %e, "cannot claim a kept session; not brought back");
-                        continue;
-                    }
-                };
-                let lookup =
-                    self.inner.sessions.get_or_create(&caller, rt, record.info.config.clone(), None, None, &extras);
-                if let Lookup::Existing(_) = lookup {
-                    // An older record of a session already back.
-                    let _ = self.store().delete(&record.tenant, &record.info.snapshot_id).await;
-                } else if let Lookup::Created(fresh) = lookup {
-                    let keep = if reason == "pause" {
-                        self.retention()
-                    } else {
-                        Duration::from_secs_f64(record.info.ttl_remaining_s.max(1.0))
-                    };
-                    fresh.session.claimed.store(claimed, Ordering::Release);
-                    fresh.session.activate(record.info.data.clone());
-                    fresh.session.park(record.info.snapshot_id.clone(), keep);
-                    count += 1;
+                    BroughtBack::Not => {}
                 }
             }
         }
@@ -163,4 +171,77 @@ impl Sandbox {
         }
         count
     }
+
+    /// The records of `tenant` a start brings back (pause, shutdown and checkpoint ones),
+    /// newest first: a session with two records (a checkpoint and a later shutdown snapshot,
+    /// when a stop was cut short) comes back from the newer.
+    pub async fn kept_records(&self, tenant: &str) -> Vec<Record> {
+        let kinds = [Reason::Pause, Reason::Shutdown, Reason::Checkpoint];
+        let mut records = self.store().list(tenant).await;
+        records.retain(|r| kinds.iter().any(|k| k.as_str() == r.info.reason));
+        records.reverse();
+        records
+    }
+
+    /// Registers, paused under its own id, the session a kept record holds, made with
+    /// `extras` (a door's TTL and mount; its identity and `on_timeout` are the record's).
+    /// It is restored on its first use. A record another node claims is left to it; an older
+    /// record of a session already back is deleted.
+    pub async fn bring_back(&self, record: &Record, mut extras: Extras) -> BroughtBack {
+        let tenant = record.tenant.as_str();
+        let caller = Caller { tenant: Arc::from(tenant), worker_id: record.info.worker_id.clone() };
+        extras.identity = Some((record.info.session_name.clone(), record.info.session_id.clone()));
+        extras.pause_on_timeout = record.pause_on_timeout;
+        let rt = &record.info.resource_type;
+        if !self.inner.backends.contains_key(rt) {
+            return BroughtBack::Not;
+        }
+        // Without a node id, brought back unclaimed, as before claims.
+        let claim = match self.node() {
+            Some(node) => self.store().claim(tenant, &record.info.session_id, node).await,
+            None => Ok(Claim::Unsupported),
+        };
+        let claimed = match claim {
+            Ok(Claim::Ours) => true,
+            Ok(Claim::Unsupported) => false,
+            Ok(Claim::Theirs(node)) => {
+                tracing::debug!(session_id = %record.info.session_id, owner = %node, "left to its node");
+                return BroughtBack::Theirs;
+            }
+            Err(e) => {
+                tracing::warn!(session_id = %record.info.session_id, error = %e, "cannot claim a kept session; not brought back");
+                return BroughtBack::Not;
+            }
+        };
+        match self.inner.sessions.get_or_create(&caller, rt, record.info.config.clone(), None, None, &extras) {
+            Lookup::Existing(_) => {
+                // An older record of a session already back.
+                let _ = self.store().delete(tenant, &record.info.snapshot_id).await;
+                BroughtBack::Not
+            }
+            Lookup::Created(fresh) => {
+                let keep = if record.info.reason == Reason::Pause.as_str() {
+                    self.retention()
+                } else {
+                    Duration::from_secs_f64(record.info.ttl_remaining_s.max(1.0))
+                };
+                fresh.session.claimed.store(claimed, Ordering::Release);
+                fresh.session.activate(record.info.data.clone());
+                fresh.session.park(record.info.snapshot_id.clone(), keep);
+                BroughtBack::Back
+            }
+            _ => BroughtBack::Not,
+        }
+    }
+}
+
+/// What [`Sandbox::bring_back`] did with a kept record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BroughtBack {
+    /// Its session is registered, paused.
+    Back,
+    /// Another node claims it.
+    Theirs,
+    /// Not brought back (an older record, a backend this server lacks, a store error).
+    Not,
 }

@@ -174,6 +174,7 @@ impl Sandbox {
             tenant: tenant.to_string(),
             image_key,
             pause_on_timeout: session.pause_on_timeout,
+            mounted: session.mount.is_some(),
         };
         // The blob's parts as they are: its pages are the capture's, not a copy.
         self.store().put_new(record, packed).await.map_err(stored)

@@ -11,6 +11,7 @@
 
 mod commands;
 mod context;
+mod durable;
 mod files;
 mod fork;
 mod metadata;
@@ -113,9 +114,44 @@ pub struct Sbx {
     paused: AtomicBool,
     /// Its command lines, running.
     processes: Mutex<processes::Processes>,
+    /// One write of its record in the snapshot store at a time ([`durable`]).
+    kept: tokio::sync::Mutex<()>,
+    /// Whether the store holds a copy of its files.
+    files_stored: AtomicBool,
 }
 
 impl Sbx {
+    /// A sandbox as `spec` says (its timeout aside: it ends at `end`), running, without
+    /// contexts.
+    fn new(
+        id: String,
+        tenant: Arc<str>,
+        token: String,
+        spec: SandboxSpec,
+        started_at: DateTime<Utc>,
+        end: DateTime<Utc>,
+        files: Files,
+    ) -> Sbx {
+        Sbx {
+            id,
+            tenant,
+            template: spec.template,
+            token,
+            metadata: spec.metadata,
+            env: spec.env,
+            started_at,
+            end_at: Mutex::new(end),
+            files,
+            contexts: Mutex::new(Vec::new()),
+            packages: Mutex::new(Vec::new()),
+            ended: AtomicBool::new(false),
+            paused: AtomicBool::new(false),
+            processes: Mutex::default(),
+            kept: tokio::sync::Mutex::new(()),
+            files_stored: AtomicBool::new(false),
+        }
+    }
+
     /// When it ends unless renewed.
     pub fn end_at(&self) -> DateTime<Utc> {
         *self.end_at.lock().unwrap_or_else(|p| p.into_inner())
@@ -218,24 +254,11 @@ impl Sandboxes {
             .map_err(|e| SbxError::Io(format!("cannot make the sandbox's files directory: {e}")))?;
         let now = Utc::now();
         let end = now + chrono::Duration::from_std(self.timeout(spec.timeout_s)).unwrap_or_default();
-        let sbx = Arc::new(Sbx {
-            id: id.clone(),
-            tenant: tenant.clone(),
-            template: spec.template,
-            token: uuid::Uuid::new_v4().simple().to_string(),
-            metadata: spec.metadata,
-            env: spec.env,
-            started_at: now,
-            end_at: Mutex::new(end),
-            files,
-            contexts: Mutex::new(Vec::new()),
-            packages: Mutex::new(Vec::new()),
-            ended: AtomicBool::new(false),
-            paused: AtomicBool::new(false),
-            processes: Mutex::default(),
-        });
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        let sbx = Arc::new(Sbx::new(id.clone(), tenant.clone(), token, spec, now, end, files));
         self.boxes().insert(id.clone(), sbx.clone());
         self.by_token().insert(token_key(&sbx.token), id.clone());
+        self.remember_later(&sbx);
         tracing::info!(tenant = %tenant, sandbox_id = %id, "sandbox created");
         Ok(sbx)
     }
@@ -293,6 +316,10 @@ impl Sandboxes {
         for ctx in sbx.contexts().iter() {
             let _ = self.sandbox.refresh_sessions(&ctx.caller, None);
         }
+        let found = self.boxes().get(&sbx.id).cloned();
+        if let Some(sbx) = found {
+            self.remember_later(&sbx);
+        }
     }
 
     /// Renews the sandbox to end `timeout_s` from now unless it already ends later
@@ -328,6 +355,8 @@ impl Sandboxes {
             }
         }
         sbx.paused.store(true, Ordering::Release);
+        // Its files and record in the store: a paused sandbox outlives a crash too.
+        self.remember(sbx, true, false).await;
         tracing::info!(tenant = %sbx.tenant, sandbox_id = %sbx.id, "sandbox paused");
         Ok(())
     }
@@ -345,6 +374,7 @@ impl Sandboxes {
                 }
             }
             sbx.paused.store(false, Ordering::Release);
+            self.remember(sbx, false, false).await;
             tracing::info!(tenant = %sbx.tenant, sandbox_id = %sbx.id, "sandbox resumed");
         }
         self.renew_at_least(sbx, timeout_s.unwrap_or(self.inner.config.default_timeout_s));
@@ -365,6 +395,7 @@ impl Sandboxes {
         }
         let dir = sbx.files.host.clone();
         let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
+        self.forget(sbx).await;
         tracing::info!(tenant = %sbx.tenant, sandbox_id = %sbx.id, "sandbox ended");
     }
 

@@ -140,10 +140,17 @@ async fn connect(
     who: Who,
     headers: HeaderMap,
     Path(id): Path<String>,
-    body: Option<axum::Json<Timeout>>,
+    body: axum::body::Bytes,
 ) -> Result<axum::Json<Value>, ScaleboxError> {
     let sbx = app.sandboxes.get(&who.sandbox_owner()?, &id)?;
-    let t = body.and_then(|b| b.0.timeout).map(timeout_s).transpose()?;
+    // The SDK sends no body when it asks for no timeout (with a JSON content type all the same).
+    let body: Timeout = if body.iter().all(u8::is_ascii_whitespace) {
+        Timeout::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ScaleboxError::new(StatusCode::BAD_REQUEST, format!("the body is not a JSON timeout: {e}")))?
+    };
+    let t = body.timeout.map(timeout_s).transpose()?;
     // Connecting to a paused sandbox resumes it.
     app.sandboxes.resume(&sbx, t).await?;
     Ok(ok(described(&app, &sbx, &domain(&app, &headers))))

@@ -11,6 +11,8 @@
 //! - `tenants/<tenant>/<snapshot id>.json`: the record (a [`SnapshotInfo`] plus the tenant,
 //!   the warm image's key and the blob's name).
 //! - `tenants/<tenant>/sandboxes/<id>/`: a sandbox snapshot's `manifest.json` and `files/`.
+//! - `tenants/<tenant>/kept/<id>/`: a live or paused sandbox's record and a copy of its
+//!   files, so that it outlives a restart ([`kept`]).
 //! - `tenants/<tenant>/claims/<session id>`: the node that owns a session whose state is
 //!   in the store, so that servers sharing it never both bring it back ([`claims`]).
 //!
@@ -25,12 +27,14 @@ pub mod blob;
 pub mod claims;
 pub mod files;
 mod https;
+pub mod kept;
 mod open;
 pub mod sweep;
 
 pub use blob::{Packed, encode};
 pub use claims::{Claim, Claimed};
 pub use files::{copy_tree, read_files, write_files};
+pub use kept::{Attributes, KeptContext, KeptSandbox};
 pub use sweep::Swept;
 
 use crate::engine::snapshot::StateImage;
@@ -114,6 +118,10 @@ pub struct Record {
     /// it still does when it comes back after a restart.
     #[serde(default)]
     pub pause_on_timeout: bool,
+    /// The session mounted a door's directory (a sandbox's files): a restart leaves it to
+    /// that door to bring back, with the directory, not to the sessions' own bring-back.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mounted: bool,
 }
 
 impl Record {
@@ -427,41 +435,14 @@ impl SnapshotStore {
     /// kept only as the paths of the files in them: an empty folder is not.)
     pub async fn put_sandbox(&self, manifest: &SandboxManifest, files: &Path) -> Result<(), StoreError> {
         let at = Self::sandbox_key(&manifest.tenant, &manifest.id);
-        let dir = files.to_path_buf();
-        let walked = tokio::task::spawn_blocking(move || {
-            walkdir::WalkDir::new(&dir)
-                .into_iter()
-                .filter_map(Result::ok)
-                .filter(|e| e.file_type().is_file())
-                .filter_map(|e| Some((e.path().to_path_buf(), e.path().strip_prefix(&dir).ok()?.to_str()?.to_string())))
-                .collect::<Vec<_>>()
-        })
-        .await
-        .map_err(io)?;
-        for (path, rel) in walked {
-            let bytes = tokio::fs::read(&path).await.map_err(io)?;
-            let to = rel.split('/').fold(at.clone().join("files"), |k, part| k.join(part));
-            self.write(&to, bytes).await?;
-        }
+        self.put_tree(&at.clone().join("files"), files).await?;
         let json = serde_json::to_vec_pretty(manifest).map_err(io)?;
         self.write(&at.clone().join("manifest.json"), json).await
     }
 
     /// Writes a sandbox snapshot's files under `to`.
     pub async fn fetch_sandbox_files(&self, tenant: &str, id: &str, to: &Path) -> Result<(), StoreError> {
-        let prefix = Self::sandbox_key(tenant, id).clone().join("files");
-        let listed: Vec<_> = self.objects.list(Some(&prefix)).try_collect().await.map_err(io)?;
-        for meta in listed {
-            let Some(parts) = meta.location.prefix_match(&prefix) else { continue };
-            let rel = parts
-                .map(|p| percent_encoding::percent_decode_str(p.as_ref()).decode_utf8_lossy().into_owned())
-                .collect::<Vec<_>>()
-                .join("/");
-            let Some(bytes) = self.read(&meta.location).await? else { continue };
-            let (to, file) = (to.to_path_buf(), vec![(rel, bytes.to_vec())]);
-            tokio::task::spawn_blocking(move || write_files(&to, &file)).await.map_err(io)?.map_err(io)?;
-        }
-        Ok(())
+        self.fetch_tree(&Self::sandbox_key(tenant, id).join("files"), to).await
     }
 
     /// Every sandbox snapshot of `tenant`, oldest first.

@@ -94,26 +94,30 @@ impl SnapshotStore {
                 swept.bytes += meta.size;
             }
         }
-        // Sandbox snapshots: one listing, grouped by id; one without its manifest and with
-        // nothing fresh (one being written has) was cut short.
-        let sandboxes = key(["tenants", &t, "sandboxes"]);
-        let files: Vec<_> = self.objects.list(Some(&sandboxes)).try_collect().await.map_err(io)?;
-        let mut by_id: std::collections::BTreeMap<String, Vec<object_store::ObjectMeta>> = Default::default();
-        for meta in files {
-            let Some(id) = meta.location.prefix_match(&sandboxes).and_then(|mut parts| parts.next()) else { continue };
-            by_id.entry(id.as_ref().to_string()).or_default().push(meta);
-        }
-        for (id, metas) in by_id {
-            let manifest = sandboxes.clone().join(id).join("manifest.json");
-            let whole = metas.iter().any(|m| m.location == manifest);
-            if whole || metas.iter().any(|m| m.last_modified >= cutoff) {
-                continue;
+        // Sandbox snapshots and kept sandboxes: one listing each, grouped by id; one without
+        // its manifest and with nothing fresh (one being written has) was cut short.
+        for folder in ["sandboxes", "kept"] {
+            let sandboxes = key(["tenants", &t, folder]);
+            let files: Vec<_> = self.objects.list(Some(&sandboxes)).try_collect().await.map_err(io)?;
+            let mut by_id: std::collections::BTreeMap<String, Vec<object_store::ObjectMeta>> = Default::default();
+            for meta in files {
+                let Some(id) = meta.location.prefix_match(&sandboxes).and_then(|mut parts| parts.next()) else {
+                    continue;
+                };
+                by_id.entry(id.as_ref().to_string()).or_default().push(meta);
             }
-            for meta in &metas {
-                self.remove(&meta.location).await?;
-                swept.bytes += meta.size;
+            for (id, metas) in by_id {
+                let manifest = sandboxes.clone().join(id).join("manifest.json");
+                let whole = metas.iter().any(|m| m.location == manifest);
+                if whole || metas.iter().any(|m| m.last_modified >= cutoff) {
+                    continue;
+                }
+                for meta in &metas {
+                    self.remove(&meta.location).await?;
+                    swept.bytes += meta.size;
+                }
+                swept.sandboxes += 1;
             }
-            swept.sandboxes += 1;
         }
         Ok(())
     }

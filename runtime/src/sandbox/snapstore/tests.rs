@@ -20,7 +20,15 @@ fn record(id: &str, tenant: &str, content: String, stored_bytes: u64) -> Record 
         config: serde_json::Value::Null,
         data: serde_json::Value::Null,
     };
-    Record { info, tenant: tenant.into(), image_key: "k".into(), content, blob: None, pause_on_timeout: false }
+    Record {
+        info,
+        tenant: tenant.into(),
+        image_key: "k".into(),
+        content,
+        blob: None,
+        pause_on_timeout: false,
+        mounted: false,
+    }
 }
 
 fn packed() -> (Vec<u8>, String, StateImage) {

@@ -1,0 +1,118 @@
+//! Real `cella serve` processes for the tests that kill a server (`kill -9`) or run several:
+//! the binary this build made, a configuration file in a temporary directory, a free port on
+//! loopback read back from the server's own log.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// The `cella` binary of this build's profile (built here when missing, e.g. when only this
+/// package's tests were built).
+pub fn cella_binary() -> PathBuf {
+    static BUILT: Mutex<Option<PathBuf>> = Mutex::new(None);
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(path) = built.as_ref() {
+        return path.clone();
+    }
+    let exe = std::env::current_exe().expect("the test's own path");
+    // target/<profile>/deps/<test>
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>").to_path_buf();
+    let path = profile_dir.join("cella");
+    if !path.exists() {
+        let release = profile_dir.file_name().is_some_and(|n| n == "release");
+        let mut cargo = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cargo.args(["build", "-p", "cella-runtime", "--bin", "cella"]).current_dir(crate::repo_root());
+        if release {
+            cargo.arg("--release");
+        }
+        let status = cargo.status().expect("cargo runs");
+        assert!(status.success(), "cargo build --bin cella failed");
+    }
+    *built = Some(path.clone());
+    path
+}
+
+/// One running `cella serve` process.
+pub struct Node {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    /// Its port.
+    pub port: u16,
+    child: tokio::process::Child,
+    /// Every line it logged so far.
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Node {
+    /// Starts `cella serve --config <dir>/config.json` on `host` (a loopback address) with
+    /// `port` (0: a free one); returns once it serves.
+    pub async fn start(config: &Value, dir: &Path, host: &str, port: u16) -> Node {
+        let file = dir.join(format!("config-{}.json", uuid::Uuid::new_v4().simple()));
+        std::fs::write(&file, serde_json::to_vec_pretty(config).expect("JSON")).expect("the config is written");
+        let mut child = tokio::process::Command::new(cella_binary())
+            .args(["serve", "--log-json", "--host", host, "--port", &port.to_string(), "--config"])
+            .arg(&file)
+            .env_remove("CELLA_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("cella serve starts");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let kept = log.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Ok(v) = serde_json::from_str::<Value>(&line)
+                    && v["fields"]["message"].as_str().is_some_and(|m| m.starts_with("serving"))
+                    && let Some(address) = v["fields"]["address"].as_str()
+                {
+                    let _ = tx.send(address.to_string());
+                }
+                kept.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+            }
+        });
+        let address =
+            tokio::time::timeout(std::time::Duration::from_secs(120), rx.recv()).await.ok().flatten().unwrap_or_else(
+                || panic!("cella serve did not start: {:?}", log.lock().unwrap_or_else(|e| e.into_inner())),
+            );
+        let port = address.rsplit(':').next().and_then(|p| p.parse().ok()).expect("a port");
+        Node { base: format!("http://{address}"), port, child, log }
+    }
+
+    /// Kills it at once (SIGKILL): nothing is kept but what is already in the store.
+    pub async fn kill(mut self) {
+        let _ = self.child.kill().await;
+    }
+
+    /// Stops it gracefully (SIGTERM) and waits for it to exit.
+    pub async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        }
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(120), self.child.wait()).await;
+    }
+
+    /// Whether a logged line contains `text`.
+    pub fn logged(&self, text: &str) -> bool {
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).iter().any(|l| l.contains(text))
+    }
+}
+
+/// The configuration of a node: the tests' cache (compiled components, warm images), kv and
+/// the code interpreters, every path absolute; `patch` merged in.
+pub fn code_config(patch: Value) -> Value {
+    let mut config = serde_json::json!({
+        "server": {
+            "cache_dir": crate::repo_root().join("target").join("test-cache"),
+            "limits": {"max_instances": 200, "memory_mb": 64, "call_timeout_s": 10}
+        },
+        "resources": crate::code_resources()
+    });
+    crate::merge(&mut config["resources"], serde_json::json!({"kv": {"component": "builtin:kv"}}));
+    crate::merge(&mut config, patch);
+    config
+}
