@@ -6,32 +6,41 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
+
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-/// The `cella` binary of this build's profile (built here when missing, e.g. when only this
-/// package's tests were built).
+/// The `cella` binary of this build's profile. `cargo test --workspace` (the README's test
+/// command) builds it, since the runtime has integration tests; a binary older than the
+/// runtime's sources (only this package's tests were built) is refused with the command that
+/// rebuilds it, rather than tested stale.
 pub fn cella_binary() -> PathBuf {
-    static BUILT: Mutex<Option<PathBuf>> = Mutex::new(None);
-    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(path) = built.as_ref() {
-        return path.clone();
-    }
     let exe = std::env::current_exe().expect("the test's own path");
     // target/<profile>/deps/<test>
     let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>").to_path_buf();
     let path = profile_dir.join("cella");
-    if !path.exists() {
-        let release = profile_dir.file_name().is_some_and(|n| n == "release");
-        let mut cargo = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cargo.args(["build", "-p", "cella-runtime", "--bin", "cella"]).current_dir(crate::repo_root());
-        if release {
-            cargo.arg("--release");
-        }
-        let status = cargo.status().expect("cargo runs");
-        assert!(status.success(), "cargo build --bin cella failed");
-    }
-    *built = Some(path.clone());
+    let release = if profile_dir.file_name().is_some_and(|n| n == "release") { " --release" } else { "" };
+    let rebuild = format!("cargo build{release} -p cella-runtime --bin cella");
+    let built = std::fs::metadata(&path)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| panic!("{} is missing: {rebuild}", path.display()));
+    let newest = walk_newest(&crate::repo_root().join("runtime/src"));
+    assert!(newest <= built, "{} is older than runtime/src: {rebuild}", path.display());
     path
+}
+
+/// The newest modification time under `dir`.
+fn walk_newest(dir: &Path) -> std::time::SystemTime {
+    let mut newest = std::time::UNIX_EPOCH;
+    for entry in std::fs::read_dir(dir).into_iter().flatten().filter_map(Result::ok) {
+        let path = entry.path();
+        let at = if path.is_dir() {
+            walk_newest(&path)
+        } else {
+            entry.metadata().and_then(|m| m.modified()).unwrap_or(newest)
+        };
+        newest = newest.max(at);
+    }
+    newest
 }
 
 /// One running `cella serve` process.

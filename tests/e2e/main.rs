@@ -2,6 +2,7 @@
 // Test helpers may unwrap: a panic is how a test fails.
 #![allow(clippy::unwrap_used)]
 
+mod cluster;
 mod disconnect;
 mod durable;
 mod e2b;

@@ -9,9 +9,11 @@
 //! `${VAR}` and `${VAR:-default}` expand in every string, keys that start with `_` are
 //! comments, unknown keys are rejected, and every error names the field.
 
+mod cluster;
 mod env;
 pub mod home;
 mod snapshots;
+pub use cluster::ClusterConfig;
 pub use snapshots::{SnapshotsConfig, valid_node};
 pub mod keys;
 mod validate;
@@ -83,6 +85,8 @@ pub struct ServerConfig {
     pub sandboxes: SandboxesConfig,
     /// Session snapshots: the store, retention, and what survives a restart.
     pub snapshots: SnapshotsConfig,
+    /// Several servers as one cluster over a shared store (`server.cluster`).
+    pub cluster: ClusterConfig,
     /// The `host:port` the control planes hand back as a sandbox's domain (Scalebox's SDK
     /// reaches in-sandbox routes there, over HTTPS unless it is a loopback name): the public
     /// name behind which the server runs. When absent, the `Host` the client used.
@@ -203,6 +207,7 @@ impl Default for ServerConfig {
             mcp: McpConfig::default(),
             sandboxes: SandboxesConfig::default(),
             snapshots: SnapshotsConfig::default(),
+            cluster: ClusterConfig::default(),
             sandbox_domain: None,
             tls_cert: None,
             tls_key: None,

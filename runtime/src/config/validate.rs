@@ -46,6 +46,21 @@ impl Config {
                 "server.snapshots.node: '{node}' is not a node name (1-64 of A-Z, a-z, 0-9, _ and -)"
             )));
         }
+        let c = &s.cluster;
+        if c.enabled {
+            check_seconds("server.cluster.lease_s", c.lease_s)?;
+            if !(snap.enabled && snap.keep_on_shutdown) {
+                return Err(Error::Config(
+                    "server.cluster: a node keeps its sandboxes in the shared store; turn server.snapshots.enabled and keep_on_shutdown on".into(),
+                ));
+            }
+            if let Some(a) = c.advertise.as_deref().filter(|a| !a.starts_with("http://") && !a.starts_with("https://"))
+            {
+                return Err(Error::Config(format!(
+                    "server.cluster.advertise: '{a}' is not an http:// or https:// URL"
+                )));
+            }
+        }
         if snap.max_fork == 0 {
             return Err(Error::Config("server.snapshots.max_fork: must be at least 1".into()));
         }

@@ -30,7 +30,7 @@ pub struct HostCheck {
 }
 
 impl HostCheck {
-    /// The check for `server`: on a loopback address the loopback names plus
+    /// The check for `server`: on a loopback address the loopback names, that address and
     /// `server.allowed_hosts`; elsewhere `server.allowed_hosts` alone, or none when empty.
     pub fn of(server: &ServerConfig) -> HostCheck {
         let loopback = server.host == "localhost"
@@ -38,6 +38,8 @@ impl HostCheck {
         let mut names: Vec<String> = server.allowed_hosts.iter().map(|h| h.to_ascii_lowercase()).collect();
         if loopback {
             names.extend(LOOPBACK_NAMES.iter().map(|n| n.to_string()));
+            // Its own address too (127.0.0.2, say: one of several nodes on one machine).
+            names.push(server.host.trim_matches(['[', ']']).to_ascii_lowercase());
         } else if names.is_empty() {
             return HostCheck { allowed: None };
         }

@@ -10,6 +10,7 @@ mod e2b;
 mod error;
 mod execute;
 mod fields;
+pub mod forward;
 mod guard;
 mod json;
 mod mcp;
@@ -223,6 +224,7 @@ pub fn router(app: App, server: &ServerConfig) -> Router {
         policy: server.connection_close,
         e2b: e2b::inside_routes(app.clone(), server.max_body_bytes),
         scalebox: scalebox::inside_routes(app.clone(), server.max_body_bytes),
+        cluster: app.sandboxes.clustered().then(|| (app.sandboxes.clone(), forward::client())),
     });
     routes
         .route("/mcp", axum::routing::any(mcp::mcp))
@@ -253,6 +255,8 @@ struct Front {
     policy: ConnectionClose,
     e2b: Router,
     scalebox: Router,
+    /// In a cluster: the sandboxes (to locate one) and the client that forwards.
+    cluster: Option<(crate::sandboxes::Sandboxes, forward::Forwarder)>,
 }
 
 /// Middleware (one layer, not one per door, since every layer costs each request a clone and
@@ -261,6 +265,15 @@ struct Front {
 /// policy, to the routes behind the API-key middleware.
 async fn dispatch(front: Arc<Front>, req: Request, next: Next) -> Response {
     use tower::ServiceExt;
+    // In a cluster, a sandbox another live node runs is served there (see `forward`).
+    if let Some((sandboxes, client)) = &front.cluster
+        && !forward::was_forwarded(&req)
+        && let Some(id) = forward::named_sandbox(&req)
+        && let crate::sandboxes::Located::There(address) = sandboxes.locate(&id).await
+    {
+        let node = sandboxes.facade().node().unwrap_or_default().to_string();
+        return forward::forward(client, &address, &node, req).await;
+    }
     let inside = if scalebox::is_inside(req.uri().path()) {
         &front.scalebox
     } else if e2b::is_inside(req.headers()) {
@@ -308,6 +321,7 @@ pub async fn serve(
     let door = app.mcp.clone();
     let sandboxes = app.sandboxes.clone();
     sandboxes.bring_back().await;
+    sandboxes.join(format!("http://{}", listener.local_addr()?)).await;
     let router = router(app, &server);
     let shutdown = async move {
         tokio::select! {

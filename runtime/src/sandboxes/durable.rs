@@ -12,10 +12,14 @@
 //!   node still has (or the store's copy, on another node);
 //! - ending a sandbox (kill, timeout) deletes its record and copy.
 //!
+//! With checkpoints (`checkpoint_interval_s`), each live sandbox a request reached since the
+//! last round gets its files copied into the store too, so that another node taking it over
+//! after a crash finds them as of then.
+//!
 //! On only with `server.snapshots.keep_on_shutdown` (the default), as sessions are kept.
 
 use super::context::{Context, Language, worker_in};
-use super::{Files, Sandboxes, Sbx, token_key};
+use super::{Files, Inner, Sandboxes, Sbx, token_key};
 use crate::sandbox::snapstore::{Attributes, KeptContext, KeptSandbox, Record};
 use crate::sandbox::{BroughtBack, Caller};
 use chrono::{DateTime, Utc};
@@ -119,8 +123,14 @@ impl Sandboxes {
             return;
         }
         let _one = sbx.kept.lock().await;
-        if let Err(e) = self.sandbox.snapshot_store().delete_kept(&sbx.tenant, &sbx.id).await {
+        let store = self.sandbox.snapshot_store();
+        if let Err(e) = store.delete_kept(&sbx.tenant, &sbx.id).await {
             tracing::warn!(tenant = %sbx.tenant, sandbox_id = %sbx.id, error = %e, "cannot delete the ended sandbox's record");
+        }
+        if self.clustered()
+            && let Err(e) = store.drop_sandbox_owner(&sbx.id).await
+        {
+            tracing::warn!(sandbox_id = %sbx.id, error = %e, "cannot delete the ended sandbox's owner");
         }
     }
 }
@@ -132,7 +142,7 @@ impl Sandboxes {
     /// with its id. Returns (kept, ended).
     pub async fn keep_all(&self) -> (usize, usize) {
         let all: Vec<Arc<Sbx>> = self.boxes().values().cloned().collect();
-        let (mut kept, mut ended) = (0, 0);
+        let (mut kept, mut ended) = (Vec::new(), 0);
         for sbx in &all {
             sbx.kill_processes();
             if self.remember(sbx, true, true).await {
@@ -143,17 +153,18 @@ impl Sandboxes {
                 self.by_token().remove(&token_key(&sbx.token));
                 let dir = sbx.files.host.clone();
                 let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
-                kept += 1;
+                kept.push(sbx.id.clone());
             } else {
                 tracing::warn!(tenant = %sbx.tenant, sandbox_id = %sbx.id, "sandbox not kept over the restart: ended");
                 self.end(sbx).await;
                 ended += 1;
             }
         }
-        if kept > 0 {
-            tracing::info!(sandboxes = kept, "sandboxes kept for the next start");
+        if !kept.is_empty() {
+            tracing::info!(sandboxes = kept.len(), "sandboxes kept for the next start");
         }
-        (kept, ended)
+        self.leave(&kept).await;
+        (kept.len(), ended)
     }
 
     /// At start: brings back every sandbox the store keeps for this node (or for any node),
@@ -177,6 +188,14 @@ impl Sandboxes {
                 if record.node.is_some() && record.node != ours {
                     continue;
                 }
+                // In a cluster, only what the store says is still this node's: the others
+                // may have taken the rest, and released ones are taken on their first use.
+                if self.clustered() {
+                    let owner = store.sandbox_owner(&record.id).await.ok().flatten();
+                    if owner.is_none_or(|o| Some(&o.node) != ours.as_ref()) {
+                        continue;
+                    }
+                }
                 let id = record.id.clone();
                 match self.bring_back_one(record, &sessions).await {
                     Ok(()) => count += 1,
@@ -192,7 +211,7 @@ impl Sandboxes {
         count
     }
 
-    async fn bring_back_one(&self, kept: KeptSandbox, sessions: &[Record]) -> Result<(), String> {
+    pub(super) async fn bring_back_one(&self, kept: KeptSandbox, sessions: &[Record]) -> Result<(), String> {
         if self.boxes().contains_key(&kept.id) {
             return Err("a sandbox with its id runs".into());
         }
@@ -267,5 +286,37 @@ impl Sandboxes {
         self.remember(&sbx, false, false).await;
         tracing::info!(tenant = %tenant, sandbox_id = %kept.id, paused = kept.paused, "sandbox back");
         Ok(())
+    }
+}
+
+impl Sandboxes {
+    /// How often live sandboxes' files are copied into the store: with checkpoints on.
+    pub(super) fn file_checkpoints(&self) -> Option<std::time::Duration> {
+        let s = &self.sandbox.config().server.snapshots;
+        (self.durable() && s.checkpoint_interval_s > 0.0).then(|| crate::config::seconds(s.checkpoint_interval_s))
+    }
+}
+
+/// Every `every`, copies the files of each live sandbox a request reached since the last
+/// round into the store, until the sandboxes are dropped.
+pub(super) async fn checkpoint_files(
+    inner: std::sync::Weak<Inner>,
+    sandbox: crate::sandbox::Sandbox,
+    every: std::time::Duration,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let Some(strong) = inner.upgrade() else { return };
+        let due: Vec<Arc<Sbx>> = {
+            let boxes = strong.boxes.lock().unwrap_or_else(|p| p.into_inner());
+            boxes.values().filter(|b| !b.paused() && b.touched.swap(false, Ordering::AcqRel)).cloned().collect()
+        };
+        let this = Sandboxes { sandbox: sandbox.clone(), inner: strong };
+        for sbx in due {
+            this.remember(&sbx, true, false).await;
+        }
     }
 }

@@ -34,7 +34,7 @@ impl Sandboxes {
                 env: sbx.env.clone(),
                 home: sbx.files.home.clone(),
             };
-            let copy = match self.create(&sbx.tenant, spec) {
+            let copy = match self.create(&sbx.tenant, spec).await {
                 Ok(copy) => copy,
                 Err(e) => {
                     copies.push(Err(e));

@@ -9,6 +9,7 @@
 //! any session's. This layer sits on the [`Sandbox`] facade and never sees HTTP; the doors
 //! translate their protocols onto it.
 
+mod cluster;
 mod commands;
 mod context;
 mod durable;
@@ -28,6 +29,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
+pub use cluster::Located;
 pub use commands::{CommandResult, OFFERED};
 pub use context::{CellError, CellResult, Context, Language, by_line};
 pub use files::{Entry, Files, Kind};
@@ -118,6 +120,8 @@ pub struct Sbx {
     kept: tokio::sync::Mutex<()>,
     /// Whether the store holds a copy of its files.
     files_stored: AtomicBool,
+    /// A request reached it since its files were last copied at a checkpoint.
+    touched: AtomicBool,
 }
 
 impl Sbx {
@@ -149,6 +153,7 @@ impl Sbx {
             processes: Mutex::default(),
             kept: tokio::sync::Mutex::new(()),
             files_stored: AtomicBool::new(false),
+            touched: AtomicBool::new(true),
         }
     }
 
@@ -195,6 +200,8 @@ struct Inner {
     by_token: Mutex<HashMap<[u8; 32], String>>,
     config: SandboxesConfig,
     root: std::path::PathBuf,
+    /// One takeover at a time ([`cluster`]).
+    taking: tokio::sync::Mutex<()>,
 }
 
 /// The sandboxes of a server, over its facade.
@@ -213,10 +220,18 @@ impl Sandboxes {
     pub fn new(sandbox: Sandbox) -> Sandboxes {
         let config = sandbox.config().server.sandboxes.clone();
         let root = sandbox.state_dir("sandboxes");
-        let inner =
-            Arc::new(Inner { boxes: Mutex::new(HashMap::new()), by_token: Mutex::new(HashMap::new()), config, root });
+        let inner = Arc::new(Inner {
+            boxes: Mutex::new(HashMap::new()),
+            by_token: Mutex::new(HashMap::new()),
+            config,
+            root,
+            taking: tokio::sync::Mutex::new(()),
+        });
         let this = Sandboxes { sandbox, inner };
         tokio::spawn(reap(Arc::downgrade(&this.inner), this.sandbox.clone()));
+        if let Some(every) = this.file_checkpoints() {
+            tokio::spawn(durable::checkpoint_files(Arc::downgrade(&this.inner), this.sandbox.clone(), every));
+        }
         this
     }
 
@@ -240,7 +255,7 @@ impl Sandboxes {
     }
 
     /// Creates a sandbox for `tenant`. Its contexts start on first use.
-    pub fn create(&self, tenant: &Arc<str>, spec: SandboxSpec) -> Result<Arc<Sbx>, SbxError> {
+    pub async fn create(&self, tenant: &Arc<str>, spec: SandboxSpec) -> Result<Arc<Sbx>, SbxError> {
         if let Some(max) = self.sandbox.tenancy().max_sessions(tenant) {
             let held = self.boxes().values().filter(|b| b.tenant == *tenant).count();
             if held >= max {
@@ -258,6 +273,8 @@ impl Sandboxes {
         let sbx = Arc::new(Sbx::new(id.clone(), tenant.clone(), token, spec, now, end, files));
         self.boxes().insert(id.clone(), sbx.clone());
         self.by_token().insert(token_key(&sbx.token), id.clone());
+        // In a cluster, this node owns it before any other node can be asked for it.
+        self.own(&sbx).await;
         self.remember_later(&sbx);
         tracing::info!(tenant = %tenant, sandbox_id = %id, "sandbox created");
         Ok(sbx)
@@ -268,6 +285,7 @@ impl Sandboxes {
         self.boxes()
             .get(id)
             .filter(|b| &*b.tenant == tenant && !b.ended())
+            .inspect(|b| b.touched.store(true, Ordering::Relaxed))
             .cloned()
             .ok_or_else(|| SbxError::NotFound(format!("sandbox '{id}' not found (it ended, or never existed)")))
     }
@@ -278,7 +296,10 @@ impl Sandboxes {
         let sbx =
             sbx.ok_or_else(|| SbxError::NotFound(format!("sandbox '{id}' not found (it ended, or never existed)")))?;
         match token {
-            Some(t) if sbx.token_matches(t) => Ok(sbx),
+            Some(t) if sbx.token_matches(t) => {
+                sbx.touched.store(true, Ordering::Relaxed);
+                Ok(sbx)
+            }
             Some(_) => Err(SbxError::Denied(format!("the access token is not sandbox '{id}''s"))),
             None => Err(SbxError::Denied(format!("sandbox '{id}' needs its access token (X-Access-Token)"))),
         }
@@ -291,6 +312,9 @@ impl Sandboxes {
             token.ok_or_else(|| SbxError::Denied("the sandbox's access token (X-Access-Token) is required".into()))?;
         let id = self.by_token().get(&token_key(token)).cloned();
         let found = id.and_then(|id| self.boxes().get(&id).filter(|b| !b.ended()).cloned());
+        if let Some(sbx) = &found {
+            sbx.touched.store(true, Ordering::Relaxed);
+        }
         found.ok_or_else(|| SbxError::Denied("no running sandbox has this access token".into()))
     }
 

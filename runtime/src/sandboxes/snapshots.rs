@@ -130,7 +130,7 @@ impl Sandboxes {
         }
         spec.home = manifest.home.clone();
         spec.template = manifest.id.clone();
-        let sbx = self.create(tenant, spec)?;
+        let sbx = self.create(tenant, spec).await?;
         let made = self.fill_from_snapshot(&sbx, manifest).await;
         if let Err(e) = made {
             self.end(&sbx).await;

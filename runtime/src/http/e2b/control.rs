@@ -96,7 +96,7 @@ async fn create(
     // A template that names one of the tenant's sandbox snapshots starts from it.
     let sbx = match app.sandboxes.find_sandbox_snapshot(&tenant, &spec.template).await {
         Some(snapshot) => app.sandboxes.create_from_snapshot(&tenant, &snapshot, spec).await?,
-        None => app.sandboxes.create(&tenant, spec)?,
+        None => app.sandboxes.create(&tenant, spec).await?,
     };
     Ok((StatusCode::CREATED, axum::Json(created(&sbx))).into_response())
 }

@@ -90,7 +90,7 @@ async fn create(
         env: body.env_vars.unwrap_or_default(),
         home: HOME.into(),
     };
-    let sbx = app.sandboxes.create(&tenant, spec)?;
+    let sbx = app.sandboxes.create(&tenant, spec).await?;
     Ok(ok(described(&app, &sbx, &domain(&app, &headers))))
 }
 

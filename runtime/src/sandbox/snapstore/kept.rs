@@ -108,6 +108,15 @@ impl SnapshotStore {
         self.read_all(names).await
     }
 
+    /// The kept sandbox `id` of `tenant`, if its record is there.
+    pub async fn kept_one(&self, tenant: &str, id: &str) -> Result<Option<KeptSandbox>, StoreError> {
+        if !plain_id(id) {
+            return Ok(None);
+        }
+        let Some(bytes) = self.read(&Self::kept_key(tenant, id).join("manifest.json")).await? else { return Ok(None) };
+        serde_json::from_slice(&bytes).map(Some).map_err(|e| StoreError::Corrupted(id.to_string(), e.to_string()))
+    }
+
     /// Writes a kept sandbox's copy of its files under `to`; answers their metadata.
     pub async fn fetch_kept_files(&self, tenant: &str, id: &str, to: &Path) -> Result<Attributes, StoreError> {
         let at = Self::kept_key(tenant, id);

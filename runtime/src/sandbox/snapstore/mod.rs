@@ -28,6 +28,7 @@ pub mod claims;
 pub mod files;
 mod https;
 pub mod kept;
+pub mod leases;
 mod open;
 pub mod sweep;
 
@@ -35,6 +36,7 @@ pub use blob::{Packed, encode};
 pub use claims::{Claim, Claimed};
 pub use files::{copy_tree, read_files, write_files};
 pub use kept::{Attributes, KeptContext, KeptSandbox};
+pub use leases::{Lease, Owner};
 pub use sweep::Swept;
 
 use crate::engine::snapshot::StateImage;

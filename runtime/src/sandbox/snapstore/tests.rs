@@ -256,3 +256,61 @@ fn a_machine_keeps_one_node_id() {
     let err = claims::node_id(dir.path()).unwrap_err().to_string();
     assert!(err.contains("not a node id"), "{err}");
 }
+
+/// Two nodes racing (with four requests each, each through its own handle on the store) to
+/// take one sandbox from a dead node: exactly one request wins, the owner is the winner's
+/// node, and a second takeover (from the winner, once it too died) has a fence of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn of_nodes_racing_for_a_dead_nodes_sandbox_exactly_one_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SnapshotStore::local(dir.path()).unwrap();
+    let dead = store.own_sandbox("sbx1", "acme", "node-a").await.unwrap();
+    assert_eq!(store.own_sandbox("sbx1", "acme", "node-b").await.unwrap(), dead, "created only if absent");
+    let racers = (0..8).map(|k| {
+        let (dir, dead) = (dir.path().to_path_buf(), dead.clone());
+        let node = if k % 2 == 0 { "node-b" } else { "node-c" };
+        tokio::spawn(async move {
+            let mine = SnapshotStore::local(&dir).unwrap();
+            (node, mine.take_sandbox("sbx1", &dead, node).await.unwrap())
+        })
+    });
+    let results: Vec<(&str, bool)> = futures::future::join_all(racers).await.into_iter().map(|r| r.unwrap()).collect();
+    let winners: Vec<&str> = results.iter().filter(|(_, won)| *won).map(|(n, _)| *n).collect();
+    assert_eq!(winners.len(), 1, "{results:?}");
+    let owner = store.sandbox_owner("sbx1").await.unwrap().unwrap();
+    assert_eq!(owner.node, winners[0]);
+    assert_eq!(owner.tenant, "acme");
+    assert!(!store.take_sandbox("sbx1", &dead, "node-d").await.unwrap(), "the old holder's fence is taken");
+    assert!(store.take_sandbox("sbx1", &owner, "node-d").await.unwrap(), "the new holder has a fence of its own");
+    // Released by a drain, then taken at once; ended, nothing is left.
+    store.release_sandbox("sbx1", "node-d").await.unwrap();
+    let released = store.sandbox_owner("sbx1").await.unwrap().unwrap();
+    assert_eq!(released.node, "");
+    assert!(store.take_sandbox("sbx1", &released, "node-b").await.unwrap());
+    store.drop_sandbox_owner("sbx1").await.unwrap();
+    assert_eq!(store.sandbox_owner("sbx1").await.unwrap(), None);
+    assert!(
+        !dir.path().join("cluster/sandboxes/sbx1").exists()
+            || std::fs::read_dir(dir.path().join("cluster/sandboxes/sbx1")).unwrap().next().is_none()
+    );
+}
+
+#[tokio::test]
+async fn a_lease_holds_for_its_length_and_goes_with_its_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SnapshotStore::local(dir.path()).unwrap();
+    let now = chrono::Utc::now();
+    let lease = Lease {
+        node: "node-a".into(),
+        address: "http://127.0.0.1:1".into(),
+        renewed_at: now.to_rfc3339(),
+        lease_s: 2.0,
+    };
+    store.put_lease(&lease).await.unwrap();
+    let read = store.lease("node-a").await.unwrap().unwrap();
+    assert!(read.live(now + chrono::Duration::milliseconds(1900)));
+    assert!(!read.live(now + chrono::Duration::milliseconds(2100)));
+    assert_eq!(store.leases().await.len(), 1);
+    store.drop_lease("node-a").await.unwrap();
+    assert!(store.lease("node-a").await.unwrap().is_none());
+}

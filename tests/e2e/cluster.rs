@@ -1,0 +1,88 @@
+//! A cluster of real `cella serve` processes on loopback sharing one snapshot store (#35):
+//! a request reaching a node that does not run its sandbox is forwarded to the one that
+//! does; after `kill -9` of that node, another takes the sandbox over once the dead node's
+//! lease ran out, from its last checkpoint; a drained node (SIGTERM) releases its sandboxes
+//! at once. Through the unmodified e2b SDK (`tests/e2b/cluster.py`).
+
+use cella_e2e::e2b_script_at;
+use cella_e2e::nodes::{Node, code_config};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+fn node_config(store: &Path, node: &str) -> Value {
+    code_config(json!({"server": {
+        "snapshots": {"dir": store, "keep_on_shutdown": true, "node": node, "checkpoint_interval_s": 1},
+        "cluster": {"enabled": true, "lease_s": 2}
+    }}))
+}
+
+/// Waits (bounded) until `cond` holds; panics with `what` when it never does.
+async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let held = cella_e2e::eventually(Duration::from_secs(60), || std::future::ready(cond())).await;
+    assert!(held, "{what} never happened");
+}
+
+/// Whether the store holds a checkpoint of one of sandbox `id`'s contexts and a copy of its
+/// file `name`.
+fn checkpointed(store: &Path, id: &str, name: &str) -> bool {
+    let Ok(tenants) = std::fs::read_dir(store.join("tenants")) else { return false };
+    tenants.filter_map(Result::ok).any(|t| {
+        let copied = t.path().join("kept").join(id).join("files").join(name).exists();
+        let records = std::fs::read_dir(t.path()).into_iter().flatten().filter_map(Result::ok);
+        let context = format!("\"worker_id\": \"sbx-{id}-");
+        copied
+            && records.filter(|r| r.path().extension().is_some_and(|e| e == "json")).any(|r| {
+                std::fs::read_to_string(r.path())
+                    .is_ok_and(|text| text.contains("\"reason\": \"checkpoint\"") && text.contains(&context))
+            })
+    })
+}
+
+/// Whether `node`'s lease in the store ran out (or is gone).
+fn lease_gone(store: &Path, node: &str) -> bool {
+    let at: PathBuf = store.join("cluster").join("nodes").join(format!("{node}.json"));
+    let Ok(text) = std::fs::read_to_string(at) else { return true };
+    let Ok(lease) = serde_json::from_str::<Value>(&text) else { return false };
+    let renewed = lease["renewed_at"].as_str().unwrap_or_default();
+    let Ok(at) = chrono_like(renewed) else { return false };
+    let length = lease["lease_s"].as_f64().unwrap_or(0.0);
+    std::time::SystemTime::now() > at + Duration::from_secs_f64(length)
+}
+
+/// An RFC 3339 time (as chrono writes it, `…+00:00`) as a system time.
+fn chrono_like(text: &str) -> Result<std::time::SystemTime, ()> {
+    let out = std::process::Command::new("date").args(["-d", text, "+%s.%N"]).output().map_err(|_| ())?;
+    let secs: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().map_err(|_| ())?;
+    Ok(std::time::UNIX_EPOCH + Duration::from_secs_f64(secs))
+}
+
+#[tokio::test]
+async fn a_sandbox_is_forwarded_taken_over_after_kill_9_and_released_by_a_drain() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let store = dir.path().join("store");
+    let a = Node::start(&node_config(&store, "node-a"), dir.path(), "127.0.0.1", 0).await;
+    let b = Node::start(&node_config(&store, "node-b"), dir.path(), "127.0.0.2", 0).await;
+    let made = e2b_script_at(&a.base, "any-key", "cluster.py", "make", &Value::Null).await;
+    let id = made["id"].as_str().expect("a sandbox id").to_string();
+
+    // Through the other node: forwarded to the owner, which has the state.
+    let via_b = e2b_script_at(&b.base, "any-key", "cluster.py", "use", &made).await;
+    assert_eq!(via_b, json!({"python": "42", "file": "written on the first node"}), "forwarded to node a");
+
+    // kill -9 of the owner: once its lease ran out, node b takes the sandbox over from its
+    // last checkpoint (the interpreter's state and a copy of its files).
+    wait_for("a checkpoint of the sandbox", || checkpointed(&store, &id, "c.txt")).await;
+    a.kill().await;
+    wait_for("the end of node a's lease", || lease_gone(&store, "node-a")).await;
+    let taken = e2b_script_at(&b.base, "any-key", "cluster.py", "use", &made).await;
+    assert_eq!(taken, json!({"python": "42", "file": "written on the first node"}), "taken over by node b");
+
+    // A drained node (SIGTERM) releases it: a third node takes it at once.
+    let c = Node::start(&node_config(&store, "node-c"), dir.path(), "127.0.0.3", 0).await;
+    b.stop().await;
+    assert!(lease_gone(&store, "node-b"), "a drained node's lease goes with it");
+    let drained = e2b_script_at(&c.base, "any-key", "cluster.py", "use", &made).await;
+    assert_eq!(drained, json!({"python": "42", "file": "written on the first node"}), "taken by node c");
+    c.stop().await;
+}
