@@ -11,7 +11,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// The `cella` binary of this build's profile. `cargo test --workspace` (the README's test
 /// command) builds it, since the runtime has integration tests; a binary older than the
-/// runtime's sources (only this package's tests were built) is refused with the command that
+/// sources it was built from (only this package's tests were built) is refused with the command that
 /// rebuilds it, rather than tested stale.
 pub fn cella_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("the test's own path");
@@ -23,24 +23,14 @@ pub fn cella_binary() -> PathBuf {
     let built = std::fs::metadata(&path)
         .and_then(|m| m.modified())
         .unwrap_or_else(|_| panic!("{} is missing: {rebuild}", path.display()));
-    let newest = walk_newest(&crate::repo_root().join("runtime/src"));
-    assert!(newest <= built, "{} is older than runtime/src: {rebuild}", path.display());
-    path
-}
-
-/// The newest modification time under `dir`.
-fn walk_newest(dir: &Path) -> std::time::SystemTime {
-    let mut newest = std::time::UNIX_EPOCH;
-    for entry in std::fs::read_dir(dir).into_iter().flatten().filter_map(Result::ok) {
-        let path = entry.path();
-        let at = if path.is_dir() {
-            walk_newest(&path)
-        } else {
-            entry.metadata().and_then(|m| m.modified()).unwrap_or(newest)
-        };
-        newest = newest.max(at);
+    // The sources cargo built it from, as its dep-info lists them.
+    let deps = std::fs::read_to_string(profile_dir.join("cella.d")).unwrap_or_default();
+    let sources = deps.split_once(": ").map(|(_, d)| d).unwrap_or_default();
+    for source in sources.split_whitespace().map(Path::new).filter(|p| p.extension().is_some_and(|e| e == "rs")) {
+        let at = std::fs::metadata(source).and_then(|m| m.modified()).unwrap_or(std::time::UNIX_EPOCH);
+        assert!(at <= built, "{} is older than {}: {rebuild}", path.display(), source.display());
     }
-    newest
+    path
 }
 
 /// One running `cella serve` process.
@@ -124,4 +114,64 @@ pub fn code_config(patch: Value) -> Value {
     crate::merge(&mut config["resources"], serde_json::json!({"kv": {"component": "builtin:kv"}}));
     crate::merge(&mut config, patch);
     config
+}
+
+/// HAProxy from Debian's packages (pinned in `deploy/router/haproxy.debs`, unpacked by
+/// `scripts/debian-tool.sh`) running `deploy/router/haproxy.cfg` in front of three nodes.
+pub struct Router {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    child: tokio::process::Child,
+}
+
+impl Router {
+    /// Starts the router on a free loopback port in front of `nodes` (`host:port` each).
+    pub async fn start(nodes: [&str; 3]) -> Router {
+        let root = crate::repo_root();
+        let out = std::process::Command::new("bash")
+            .arg(root.join("scripts/debian-tool.sh"))
+            .arg(root.join("deploy/router/haproxy.debs"))
+            .arg("usr/sbin/haproxy")
+            .output()
+            .expect("bash runs");
+        assert!(out.status.success(), "debian-tool.sh failed: {}", String::from_utf8_lossy(&out.stderr));
+        let haproxy = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let child = tokio::process::Command::new(haproxy)
+            .args(["-db", "-f"])
+            .arg(root.join("deploy/router/haproxy.cfg"))
+            .env("ROUTER_BIND", format!("127.0.0.1:{port}"))
+            .env("CELLA_NODE_0", nodes[0])
+            .env("CELLA_NODE_1", nodes[1])
+            .env("CELLA_NODE_2", nodes[2])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("haproxy starts");
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        let up = crate::eventually(std::time::Duration::from_secs(30), || {
+            let (client, url) = (client.clone(), format!("{base}/health"));
+            async move { client.get(url).send().await.is_ok_and(|r| r.status().is_success()) }
+        })
+        .await;
+        assert!(up, "the router never answered");
+        Router { base, child }
+    }
+
+    /// Stops it.
+    pub async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+impl Node {
+    /// `host:port`, as a router names it.
+    pub fn address(&self) -> String {
+        self.base.trim_start_matches("http://").to_string()
+    }
 }

@@ -86,3 +86,91 @@ async fn a_sandbox_is_forwarded_taken_over_after_kill_9_and_released_by_a_drain(
     assert_eq!(drained, json!({"python": "42", "file": "written on the first node"}), "taken by node c");
     c.stop().await;
 }
+
+/// The same through the real router (HAProxy, `deploy/router/haproxy.cfg`): AgentFlow-style
+/// sessions, keyed by the `worker_id` in their bodies, spread over the three nodes and every
+/// call of one worker reaches its node; an E2B sandbox is found wherever it runs; after
+/// `kill -9` of its node the router's health checks drop that node and the sandbox comes
+/// back on another one.
+#[tokio::test]
+async fn behind_haproxy_workers_spread_and_a_sandbox_survives_its_nodes_death() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let store = dir.path().join("store");
+    let mut nodes = Vec::new();
+    for (k, host) in ["127.0.0.1", "127.0.0.2", "127.0.0.3"].iter().enumerate() {
+        nodes.push(Node::start(&node_config(&store, &format!("node-{k}")), dir.path(), host, 0).await);
+    }
+    let addresses: Vec<String> = nodes.iter().map(Node::address).collect();
+    let router = cella_e2e::nodes::Router::start([&addresses[0], &addresses[1], &addresses[2]]).await;
+    let client = reqwest::Client::new();
+    let post = |path: &str, body: Value| {
+        let (client, url) = (client.clone(), format!("{}{path}", router.base));
+        async move {
+            let r = client.post(url).json(&body).send().await.expect("the router answers");
+            r.json::<Value>().await.expect("JSON")
+        }
+    };
+    // Thirty workers (a bounded loop): set through the router, then read back through it.
+    let workers: Vec<String> = (0..30).map(|k| format!("agent-{k}")).collect();
+    for w in &workers {
+        let made = post("/api/v1/session/create", json!({"worker_id": w, "resource_type": "kv"})).await;
+        assert_eq!(made["code"], 0, "{made}");
+        let set =
+            post("/api/v1/execute", json!({"worker_id": w, "action": "kv:set", "params": {"key": "k", "value": w}}))
+                .await;
+        assert_eq!(set["code"], 0, "{set}");
+    }
+    for w in &workers {
+        let got = post("/api/v1/execute", json!({"worker_id": w, "action": "kv:get", "params": {"key": "k"}})).await;
+        assert_eq!(got["data"]["value"], json!(w), "every call of a worker reaches its node: {got}");
+    }
+    let mut held = Vec::new();
+    for node in &nodes {
+        let ready: Value =
+            client.get(format!("{}/ready", node.base)).send().await.expect("ready").json().await.expect("JSON");
+        held.push(ready["total_sessions"].as_u64().unwrap_or(0));
+    }
+    assert_eq!(held.iter().sum::<u64>(), 30, "{held:?}");
+    assert!(held.iter().filter(|n| **n > 0).count() >= 2, "the workers spread over the nodes: {held:?}");
+
+    let made = e2b_script_at(&router.base, "any-key", "cluster.py", "make", &Value::Null).await;
+    let id = made["id"].as_str().expect("a sandbox id").to_string();
+    let used = e2b_script_at(&router.base, "any-key", "cluster.py", "use", &made).await;
+    assert_eq!(used, json!({"python": "42", "file": "written on the first node"}));
+
+    // kill -9 of the node that runs it.
+    let owner: Value = serde_json::from_slice(
+        &std::fs::read(store.join("cluster/sandboxes").join(&id).join("owner.json")).expect("the sandbox's owner"),
+    )
+    .expect("JSON");
+    let k: usize =
+        owner["node"].as_str().and_then(|n| n.strip_prefix("node-")).and_then(|n| n.parse().ok()).expect("node-k");
+    wait_for("a checkpoint of the sandbox", || checkpointed(&store, &id, "c.txt")).await;
+    let dead = nodes.remove(k);
+    dead.kill().await;
+    wait_for("the end of the dead node's lease", || lease_gone(&store, &format!("node-{k}"))).await;
+    // The router's checks drop the dead node within a second; the first calls may still reach it.
+    let mut back = Value::Null;
+    for _ in 0..20 {
+        let out = tokio::process::Command::new(cella_e2e::python_venv("e2b"))
+            .arg(cella_e2e::repo_root().join("tests/e2b/cluster.py"))
+            .arg("use")
+            .env("E2B_API_KEY", "any-key")
+            .env("E2B_API_URL", &router.base)
+            .env("E2B_SANDBOX_URL", &router.base)
+            .env("CELLA_INPUT", made.to_string())
+            .output()
+            .await
+            .expect("python runs");
+        if out.status.success() {
+            back = serde_json::from_slice(&out.stdout).expect("JSON");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(back, json!({"python": "42", "file": "written on the first node"}), "back on another node");
+    router.stop().await;
+    for node in nodes {
+        node.stop().await;
+    }
+}
