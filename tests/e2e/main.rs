@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod cluster;
+mod deploy;
 mod disconnect;
 mod durable;
 mod e2b;
