@@ -17,6 +17,13 @@ fn node_config(store: &Path, node: &str) -> Value {
     }}))
 }
 
+/// A node over the test's S3 server instead of a shared directory.
+fn s3_node_config(s3: &crate::snapshots_s3::S3, node: &str) -> Value {
+    let mut snapshots = s3.snapshots();
+    cella_e2e::merge(&mut snapshots, json!({"node": node, "checkpoint_interval_s": 1}));
+    code_config(json!({"server": {"snapshots": snapshots, "cluster": {"enabled": true, "lease_s": 2}}}))
+}
+
 /// Waits (bounded) until `cond` holds; panics with `what` when it never does.
 async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let held = cella_e2e::eventually(Duration::from_secs(60), || std::future::ready(cond())).await;
@@ -87,18 +94,21 @@ async fn a_sandbox_is_forwarded_taken_over_after_kill_9_and_released_by_a_drain(
     c.stop().await;
 }
 
-/// The same through the real router (HAProxy, `deploy/router/haproxy.cfg`): AgentFlow-style
+/// The same through the real router (HAProxy, `deploy/router/haproxy.cfg`), the nodes sharing
+/// an S3 bucket (the suite's S3 server, s3s-fs): AgentFlow-style
 /// sessions, keyed by the `worker_id` in their bodies, spread over the three nodes and every
 /// call of one worker reaches its node; an E2B sandbox is found wherever it runs; after
 /// `kill -9` of its node the router's health checks drop that node and the sandbox comes
 /// back on another one.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn behind_haproxy_workers_spread_and_a_sandbox_survives_its_nodes_death() {
     let dir = tempfile::tempdir().expect("a temporary folder");
-    let store = dir.path().join("store");
+    let s3 = crate::snapshots_s3::s3_server().await;
+    // The bucket's objects, as the S3 server keeps them on disk.
+    let store = s3.pool();
     let mut nodes = Vec::new();
     for (k, host) in ["127.0.0.1", "127.0.0.2", "127.0.0.3"].iter().enumerate() {
-        nodes.push(Node::start(&node_config(&store, &format!("node-{k}")), dir.path(), host, 0).await);
+        nodes.push(Node::start(&s3_node_config(&s3, &format!("node-{k}")), dir.path(), host, 0).await);
     }
     let addresses: Vec<String> = nodes.iter().map(Node::address).collect();
     let router = cella_e2e::nodes::Router::start([&addresses[0], &addresses[1], &addresses[2]]).await;

@@ -13,12 +13,12 @@ const KEY_ID: &str = "cella-test";
 const SECRET: &str = "cella-test-secret";
 
 /// An S3 server on a random port of 127.0.0.1, its objects as files under `root`.
-struct S3 {
+pub(crate) struct S3 {
     endpoint: String,
     root: tempfile::TempDir,
 }
 
-async fn s3_server() -> S3 {
+pub(crate) async fn s3_server() -> S3 {
     let root = tempfile::tempdir().unwrap();
     std::fs::create_dir(root.path().join(BUCKET)).unwrap();
     let mut builder = s3s::service::S3ServiceBuilder::new(s3s_fs::FileSystem::new(root.path()).unwrap());
@@ -39,7 +39,12 @@ async fn s3_server() -> S3 {
 }
 
 impl S3 {
-    fn snapshots(&self) -> Value {
+    /// Where the bucket's objects under `pool-a/` are, as files (s3s-fs keeps each key as a path).
+    pub(crate) fn pool(&self) -> PathBuf {
+        self.root.path().join(BUCKET).join("pool-a")
+    }
+
+    pub(crate) fn snapshots(&self) -> Value {
         json!({
             "url": format!("s3://{BUCKET}/pool-a"),
             "keep_on_shutdown": true,
@@ -212,4 +217,22 @@ async fn a_claim_in_the_bucket_has_one_owner() {
     assert_eq!(s3.files_in("claims").len(), 1);
     assert_eq!(store.release("node-a").await.unwrap(), 1);
     assert_eq!(store.claim("t", "kv_w_001_ab", "node-b").await.unwrap(), Claim::Ours);
+}
+
+/// Two nodes racing through the bucket to take one sandbox from a dead node: S3's
+/// conditional create lets exactly one win (the same fence as on a local store).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn of_nodes_racing_through_the_bucket_for_a_sandbox_exactly_one_wins() {
+    let s3 = s3_server().await;
+    let store = s3.store();
+    let dead = store.own_sandbox("sbx1", "acme", "node-a").await.unwrap();
+    let racers = (0..8).map(|k| {
+        let (mine, dead) = (s3.store(), dead.clone());
+        let node = if k % 2 == 0 { "node-b" } else { "node-c" };
+        tokio::spawn(async move { (node, mine.take_sandbox("sbx1", &dead, node).await.unwrap()) })
+    });
+    let results: Vec<(&str, bool)> = futures::future::join_all(racers).await.into_iter().map(|r| r.unwrap()).collect();
+    let winners: Vec<&str> = results.iter().filter(|(_, won)| *won).map(|(n, _)| *n).collect();
+    assert_eq!(winners.len(), 1, "{results:?}");
+    assert_eq!(store.sandbox_owner("sbx1").await.unwrap().unwrap().node, winners[0]);
 }
