@@ -25,5 +25,54 @@ def use():
     return {"python": sbx.run_code("x + 1").text, "file": sbx.files.read("/home/user/c.txt")}
 
 
+
+def roll():
+    """A bounded load loop: increments a counter in each given sandbox, round after round,
+    until the file CELLA_STOP exists (or 300 rounds, or 180 s); a call that fails is retried
+    and not counted. Writes the number of rounds done to CELLA_STOP.rounds after each round;
+    prints what was acknowledged."""
+    import time
+
+    given = json.loads(os.environ["CELLA_INPUT"])
+    acked = {i: 0 for i in given["ids"]}
+    boxes, failures, end = {}, 0, time.time() + 180
+    for done in range(300):
+        if os.path.exists(os.environ["CELLA_STOP"]) or time.time() > end:
+            break
+        with open(os.environ["CELLA_STOP"] + ".rounds", "w") as f:
+            f.write(str(done))
+        for i in given["ids"]:
+            try:
+                if i not in boxes:
+                    boxes[i] = Sandbox.connect(i)
+                got = boxes[i].run_code("n += 1\nn")
+                if got.error is None and got.text is not None:
+                    acked[i] = max(acked[i], int(got.text))
+                else:
+                    failures += 1
+            except Exception:
+                failures += 1
+                boxes.pop(i, None)
+                time.sleep(0.2)
+    return {"acked": acked, "failures": failures}
+
+
+def counters():
+    """Makes the given number of sandboxes, each with a counter at 0."""
+    n = json.loads(os.environ["CELLA_INPUT"])["n"]
+    ids = []
+    for _ in range(n):
+        sbx = Sandbox.create(timeout=600)
+        sbx.run_code("n = 0")
+        ids.append(sbx.sandbox_id)
+    return {"ids": ids}
+
+
+def read():
+    """Each given sandbox's counter."""
+    given = json.loads(os.environ["CELLA_INPUT"])
+    return {i: int(Sandbox.connect(i).run_code("n").text) for i in given["ids"]}
+
+
 if __name__ == "__main__":
     print(json.dumps(globals()[sys.argv[1]]()))

@@ -184,3 +184,65 @@ async fn behind_haproxy_workers_spread_and_a_sandbox_survives_its_nodes_death() 
         node.stop().await;
     }
 }
+
+/// A rolling restart of all three nodes (each drained by SIGTERM, then started again under
+/// its id and port) behind HAProxy while a bounded load loop increments a counter in each of
+/// six sandboxes: no sandbox is lost and no acknowledged increment is (a counter may be
+/// ahead of what was acknowledged, by calls whose answer a restart cut off).
+#[tokio::test]
+async fn a_rolling_restart_under_load_loses_no_sandbox_and_no_acknowledged_state() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let store = dir.path().join("store");
+    let hosts = ["127.0.0.1", "127.0.0.2", "127.0.0.3"];
+    let mut nodes = Vec::new();
+    for (k, host) in hosts.iter().enumerate() {
+        nodes.push(Node::start(&node_config(&store, &format!("node-{k}")), dir.path(), host, 0).await);
+    }
+    let addresses: Vec<String> = nodes.iter().map(Node::address).collect();
+    let router = cella_e2e::nodes::Router::start([&addresses[0], &addresses[1], &addresses[2]]).await;
+    let made = e2b_script_at(&router.base, "any-key", "cluster.py", "counters", &json!({"n": 6})).await;
+
+    let stop = dir.path().join("stop");
+    let load = tokio::process::Command::new(cella_e2e::python_venv("e2b"))
+        .arg(cella_e2e::repo_root().join("tests/e2b/cluster.py"))
+        .arg("roll")
+        .env("E2B_API_KEY", "any-key")
+        .env("E2B_API_URL", &router.base)
+        .env("E2B_SANDBOX_URL", &router.base)
+        .env("CELLA_INPUT", made.to_string())
+        .env("CELLA_STOP", &stop)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the load loop starts");
+    // Each node is restarted once the loop has gone two more rounds (bounded waits).
+    let rounds_file = dir.path().join("stop.rounds");
+    let rounds = || std::fs::read_to_string(&rounds_file).ok().and_then(|t| t.trim().parse::<u64>().ok()).unwrap_or(0);
+    for k in 0..3 {
+        let before = rounds();
+        wait_for("two more rounds of the load loop", || rounds() >= before + 2).await;
+        let old = nodes.remove(k);
+        let port = old.port;
+        old.stop().await;
+        let again = Node::start(&node_config(&store, &format!("node-{k}")), dir.path(), hosts[k], port).await;
+        nodes.insert(k, again);
+    }
+    let before = rounds();
+    wait_for("two more rounds after the last restart", || rounds() >= before + 2).await;
+    std::fs::write(&stop, b"").expect("the stop file");
+    let out = load.wait_with_output().await.expect("the load loop ends");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rolled: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let now = e2b_script_at(&router.base, "any-key", "cluster.py", "read", &made).await;
+    eprintln!("rolling restart: acknowledged {rolled}, held {now}");
+    for id in made["ids"].as_array().expect("ids") {
+        let id = id.as_str().expect("an id");
+        let (acked, held) = (rolled["acked"][id].as_i64().unwrap_or(-1), now[id].as_i64().unwrap_or(-1));
+        assert!(acked > 0, "the loop reached sandbox {id}: {rolled}");
+        assert!(held >= acked, "sandbox {id} kept every acknowledged increment: {held} < {acked} ({rolled})");
+    }
+    router.stop().await;
+    for node in nodes {
+        node.stop().await;
+    }
+}
