@@ -218,13 +218,13 @@ async fn a_rolling_restart_under_load_loses_no_sandbox_and_no_acknowledged_state
     // Each node is restarted once the loop has gone two more rounds (bounded waits).
     let rounds_file = dir.path().join("stop.rounds");
     let rounds = || std::fs::read_to_string(&rounds_file).ok().and_then(|t| t.trim().parse::<u64>().ok()).unwrap_or(0);
-    for k in 0..3 {
+    for (k, host) in hosts.iter().enumerate() {
         let before = rounds();
         wait_for("two more rounds of the load loop", || rounds() >= before + 2).await;
         let old = nodes.remove(k);
         let port = old.port;
         old.stop().await;
-        let again = Node::start(&node_config(&store, &format!("node-{k}")), dir.path(), hosts[k], port).await;
+        let again = Node::start(&node_config(&store, &format!("node-{k}")), dir.path(), host, port).await;
         nodes.insert(k, again);
     }
     let before = rounds();
