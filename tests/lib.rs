@@ -205,8 +205,18 @@ pub async fn e2b_script(server: &Server, key: &str, script: &str, scenario: &str
 
 /// [`e2b_script`] against the server at `base` (`http://host:port`).
 pub async fn e2b_script_at(base: &str, key: &str, script: &str, scenario: &str, input: &Value) -> Value {
-    let python = python_venv("e2b");
-    let out = tokio::process::Command::new(python)
+    let out = e2b_command(base, key, script, scenario, input).output().await.expect("the E2B client runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the E2B client failed ({script} {scenario}): {stderr}");
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("the E2B client printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// The command [`e2b_script_at`] runs, for a caller that waits on it otherwise (in the
+/// background, or retrying while it fails).
+pub fn e2b_command(base: &str, key: &str, script: &str, scenario: &str, input: &Value) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(python_venv("e2b"));
+    command
         .arg(repo_root().join("tests/e2b").join(script))
         .arg(scenario)
         .env("E2B_API_KEY", key)
@@ -214,14 +224,8 @@ pub async fn e2b_script_at(base: &str, key: &str, script: &str, scenario: &str, 
         .env("E2B_SANDBOX_URL", base)
         .env("CELLA_INPUT", input.to_string())
         .env_remove("E2B_DEBUG")
-        .env_remove("E2B_DOMAIN")
-        .output()
-        .await
-        .expect("the E2B client runs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "the E2B client failed ({script} {scenario}): {stderr}");
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("the E2B client printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+        .env_remove("E2B_DOMAIN");
+    command
 }
 
 /// A certificate authority and a server certificate for 127.0.0.1 signed by it, written

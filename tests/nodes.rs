@@ -124,18 +124,24 @@ pub struct Router {
     child: tokio::process::Child,
 }
 
+/// HAProxy's command, unpacked from its pinned Debian packages (once; later calls reuse it).
+pub fn haproxy() -> PathBuf {
+    let root = crate::repo_root();
+    let out = std::process::Command::new("bash")
+        .arg(root.join("scripts/debian-tool.sh"))
+        .arg(root.join("deploy/router/haproxy.debs"))
+        .arg("usr/sbin/haproxy")
+        .output()
+        .expect("bash runs");
+    assert!(out.status.success(), "debian-tool.sh failed: {}", String::from_utf8_lossy(&out.stderr));
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
 impl Router {
     /// Starts the router on a free loopback port in front of `nodes` (`host:port` each).
     pub async fn start(nodes: [&str; 3]) -> Router {
         let root = crate::repo_root();
-        let out = std::process::Command::new("bash")
-            .arg(root.join("scripts/debian-tool.sh"))
-            .arg(root.join("deploy/router/haproxy.debs"))
-            .arg("usr/sbin/haproxy")
-            .output()
-            .expect("bash runs");
-        assert!(out.status.success(), "debian-tool.sh failed: {}", String::from_utf8_lossy(&out.stderr));
-        let haproxy = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let haproxy = haproxy();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())

@@ -162,13 +162,7 @@ async fn behind_haproxy_workers_spread_and_a_sandbox_survives_its_nodes_death() 
     // The router's checks drop the dead node within a second; the first calls may still reach it.
     let mut back = Value::Null;
     for _ in 0..20 {
-        let out = tokio::process::Command::new(cella_e2e::python_venv("e2b"))
-            .arg(cella_e2e::repo_root().join("tests/e2b/cluster.py"))
-            .arg("use")
-            .env("E2B_API_KEY", "any-key")
-            .env("E2B_API_URL", &router.base)
-            .env("E2B_SANDBOX_URL", &router.base)
-            .env("CELLA_INPUT", made.to_string())
+        let out = cella_e2e::e2b_command(&router.base, "any-key", "cluster.py", "use", &made)
             .output()
             .await
             .expect("python runs");
@@ -203,13 +197,7 @@ async fn a_rolling_restart_under_load_loses_no_sandbox_and_no_acknowledged_state
     let made = e2b_script_at(&router.base, "any-key", "cluster.py", "counters", &json!({"n": 6})).await;
 
     let stop = dir.path().join("stop");
-    let load = tokio::process::Command::new(cella_e2e::python_venv("e2b"))
-        .arg(cella_e2e::repo_root().join("tests/e2b/cluster.py"))
-        .arg("roll")
-        .env("E2B_API_KEY", "any-key")
-        .env("E2B_API_URL", &router.base)
-        .env("E2B_SANDBOX_URL", &router.base)
-        .env("CELLA_INPUT", made.to_string())
+    let load = cella_e2e::e2b_command(&router.base, "any-key", "cluster.py", "roll", &made)
         .env("CELLA_STOP", &stop)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -101,14 +101,7 @@ fn the_configmap_holds_a_configuration_this_cella_accepts() {
 #[test]
 fn both_haproxy_configurations_pass_haproxys_own_check() {
     let root = repo_root();
-    let out = std::process::Command::new("bash")
-        .arg(root.join("scripts/debian-tool.sh"))
-        .arg(root.join("deploy/router/haproxy.debs"))
-        .arg("usr/sbin/haproxy")
-        .output()
-        .expect("bash runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let haproxy = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let haproxy = cella_e2e::nodes::haproxy();
     let dir = tempfile::tempdir().expect("a temporary folder");
     let k8s = dir.path().join("haproxy.cfg");
     std::fs::write(&k8s, configmap_data(&root.join("deploy/kubernetes/router.yaml"), "cella-router", "haproxy.cfg"))

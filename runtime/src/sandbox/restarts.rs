@@ -70,19 +70,19 @@ impl Sandbox {
     /// cannot be kept is logged with its ids and counted (`cella_sessions_not_kept`).
     pub(super) async fn keep_sessions(&self) -> usize {
         let mut kept = 0;
-        let mut failed = Vec::new();
-        for session in self.inner.sessions.drain() {
-            match self.keep_one(&session).await {
-                Ok(true) => kept += 1,
-                Ok(false) => {}
-                Err(why) => failed.push((session, why)),
-            }
-        }
-        for round in 1..=KEEP_RETRIES {
+        let mut failed: Vec<(Arc<Session>, String)> =
+            self.inner.sessions.drain().into_iter().map(|s| (s, String::new())).collect();
+        for round in 0..=KEEP_RETRIES {
             if failed.is_empty() {
                 break;
             }
-            tracing::info!(sessions = failed.len(), round, "trying again to keep the sessions a capture failed for");
+            if round > 0 {
+                tracing::info!(
+                    sessions = failed.len(),
+                    round,
+                    "trying again to keep the sessions a capture failed for"
+                );
+            }
             for (session, _) in std::mem::take(&mut failed) {
                 match self.keep_one(&session).await {
                     Ok(true) => kept += 1,
