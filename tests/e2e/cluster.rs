@@ -13,7 +13,7 @@ use std::time::Duration;
 fn node_config(store: &Path, node: &str) -> Value {
     code_config(json!({"server": {
         "snapshots": {"dir": store, "keep_on_shutdown": true, "node": node, "checkpoint_interval_s": 1},
-        "cluster": {"enabled": true, "lease_s": 2}
+        "cluster": {"enabled": true, "lease_s": 5}
     }}))
 }
 
@@ -21,7 +21,7 @@ fn node_config(store: &Path, node: &str) -> Value {
 fn s3_node_config(s3: &crate::snapshots_s3::S3, node: &str) -> Value {
     let mut snapshots = s3.snapshots();
     cella_e2e::merge(&mut snapshots, json!({"node": node, "checkpoint_interval_s": 1}));
-    code_config(json!({"server": {"snapshots": snapshots, "cluster": {"enabled": true, "lease_s": 2}}}))
+    code_config(json!({"server": {"snapshots": snapshots, "cluster": {"enabled": true, "lease_s": 5}}}))
 }
 
 /// Waits (bounded) until `cond` holds; panics with `what` when it never does.

@@ -359,11 +359,14 @@ pub async fn serve(
         }
     }
     // Kept for the next start with the sessions (`keep_on_shutdown`), else ended.
-    let (kept, boxes) = if sandboxes.durable() { sandboxes.keep_all().await } else { (0, sandboxes.end_all().await) };
+    let (kept, boxes) =
+        if sandboxes.durable() { sandboxes.keep_all().await } else { (Vec::new(), sandboxes.end_all().await) };
     if boxes > 0 {
-        tracing::info!(sandboxes_ended = boxes, sandboxes_kept = kept, "sandboxes ended");
+        tracing::info!(sandboxes_ended = boxes, sandboxes_kept = kept.len(), "sandboxes ended");
     }
     let ended = sandbox.shutdown().await;
+    // Released only now that their contexts' sessions are kept (a cluster's node).
+    sandboxes.leave(&kept).await;
     tracing::info!(sessions_ended = ended, "server stopped");
     Ok(())
 }

@@ -7,8 +7,10 @@
 //! node takes the sandbox over (one node wins the fence) and brings it back from the store:
 //! its record, its files' last copy and its contexts' last checkpoints or pause records.
 //!
-//! A node that cannot renew its lease for a whole lease's length stops at once: the others
-//! may have taken its sandboxes, and two nodes must never both run one.
+//! A node that cannot renew its lease for a whole lease's length (the store fails, or the
+//! process stalled past it) stops at once: the others may have taken its sandboxes, and two
+//! nodes must never both run one. A draining node releases its sandboxes only once their
+//! contexts' sessions are kept, so a node taking one over finds its latest state.
 
 use super::{Sandboxes, Sbx};
 use crate::sandbox::snapstore::{Lease, Owner};
@@ -137,21 +139,27 @@ impl Sandboxes {
                 if weak.upgrade().is_none() {
                     return;
                 }
-                match store.put_lease(&lease()).await {
-                    Ok(()) => renewed = std::time::Instant::now(),
-                    Err(e) if renewed.elapsed().as_secs_f64() >= lease_s => {
-                        tracing::error!(error = %e, "this node's lease ran out unrenewed: the others may run its sandboxes now; stopping");
-                        std::process::exit(75);
-                    }
+                // Late (a stalled process, a slow store) counts as lost: the others may have
+                // taken its sandboxes meanwhile.
+                let started = std::time::Instant::now();
+                let put = store.put_lease(&lease()).await;
+                if started.duration_since(renewed).as_secs_f64() >= lease_s
+                    || (put.is_err() && renewed.elapsed().as_secs_f64() >= lease_s)
+                {
+                    tracing::error!(error = ?put.err(), "this node's lease ran out unrenewed: the others may run its sandboxes now; stopping");
+                    std::process::exit(75);
+                }
+                match put {
+                    Ok(()) => renewed = started,
                     Err(e) => tracing::warn!(error = %e, "cannot renew this node's lease (trying again)"),
                 }
             }
         });
     }
 
-    /// Leaves the cluster at a graceful stop: every sandbox this node kept is released (the
-    /// next node asked takes it at once) and the lease goes.
-    pub(super) async fn leave(&self, kept: &[String]) {
+    /// Leaves the cluster at a graceful stop, once every session is kept: every sandbox this
+    /// node kept is released (the next node asked takes it at once) and the lease goes.
+    pub async fn leave(&self, kept: &[String]) {
         let Some(me) = self.me().filter(|_| self.clustered()) else { return };
         let store = self.sandbox.snapshot_store().clone();
         for id in kept {

@@ -139,8 +139,10 @@ impl Sandboxes {
     /// At a graceful stop: keeps every sandbox (its processes end, its files are copied into
     /// the store, its record is marked stopped) without ending its contexts, whose sessions
     /// are then kept with every session. A sandbox that cannot be kept is ended, and logged
-    /// with its id. Returns (kept, ended).
-    pub async fn keep_all(&self) -> (usize, usize) {
+    /// with its id. Returns (the ids kept, how many ended). In a cluster, the caller releases
+    /// the kept ones ([`Sandboxes::leave`]) once their contexts' sessions are kept too: a
+    /// node that took one over earlier would restore an older checkpoint.
+    pub async fn keep_all(&self) -> (Vec<String>, usize) {
         let all: Vec<Arc<Sbx>> = self.boxes().values().cloned().collect();
         let (mut kept, mut ended) = (Vec::new(), 0);
         for sbx in &all {
@@ -163,8 +165,7 @@ impl Sandboxes {
         if !kept.is_empty() {
             tracing::info!(sandboxes = kept.len(), "sandboxes kept for the next start");
         }
-        self.leave(&kept).await;
-        (kept.len(), ended)
+        (kept, ended)
     }
 
     /// At start: brings back every sandbox the store keeps for this node (or for any node),
