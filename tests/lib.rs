@@ -52,6 +52,7 @@ pub async fn eventually<F: std::future::Future<Output = bool>>(
 }
 
 pub mod guest_logs;
+pub mod mcp_http;
 pub mod nodes;
 
 /// A running server.

@@ -46,6 +46,48 @@ fn checkpointed(store: &Path, id: &str, name: &str) -> bool {
     })
 }
 
+/// Whether the store holds a checkpoint of each of `workers`' sessions.
+fn workers_checkpointed(store: &Path, workers: &[String]) -> bool {
+    let Ok(tenants) = std::fs::read_dir(store.join("tenants")) else { return false };
+    let mut seen = std::collections::HashSet::new();
+    for tenant in tenants.filter_map(Result::ok) {
+        for record in std::fs::read_dir(tenant.path()).into_iter().flatten().filter_map(Result::ok) {
+            let Ok(text) = std::fs::read_to_string(record.path()) else { continue };
+            let Ok(json) = serde_json::from_str::<Value>(&text) else { continue };
+            if json["reason"] == "checkpoint"
+                && let Some(w) = json["worker_id"].as_str()
+            {
+                seen.insert(w.to_string());
+            }
+        }
+    }
+    workers.iter().all(|w| seen.contains(w))
+}
+
+/// How many owner records under `dir` (and its folders) name `node`.
+fn owned_by(dir: &Path, node: &str) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| {
+            let path = e.path();
+            if path.is_dir() {
+                return owned_by(&path, node);
+            }
+            let owner = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice::<Value>(&b).ok());
+            usize::from(path.ends_with("owner.json") && owner.is_some_and(|o| o["node"] == node))
+        })
+        .sum()
+}
+
+async fn open_mcp(client: &reqwest::Client, base: &str) -> String {
+    cella_e2e::mcp_http::open(client, base, None).await
+}
+
+async fn call_mcp(client: &reqwest::Client, base: &str, session: &str, name: &str, args: Value) -> (u16, Value) {
+    cella_e2e::mcp_http::call(client, base, None, session, name, args).await
+}
+
 /// Whether `node`'s lease in the store ran out (or is gone).
 fn lease_gone(store: &Path, node: &str) -> bool {
     let at: PathBuf = store.join("cluster").join("nodes").join(format!("{node}.json"));
@@ -143,6 +185,31 @@ async fn behind_haproxy_workers_spread_and_a_sandbox_survives_its_nodes_death() 
     assert_eq!(held.iter().sum::<u64>(), 30, "{held:?}");
     assert!(held.iter().filter(|n| **n > 0).count() >= 2, "the workers spread over the nodes: {held:?}");
 
+    // Run API sessions: made on whichever node the router picks (no key yet), then continued
+    // by their id, which the router hashes: a node that does not hold one forwards it.
+    for k in 0..6 {
+        let first = post("/api/v1/run", json!({"code": format!("x = {k}"), "keep_alive": true})).await;
+        let id = first["data"]["session_id"].as_str().expect("a run session id").to_string();
+        for _ in 0..2 {
+            let next = post("/api/v1/run", json!({"code": "x += 10\nx", "session_id": id, "keep_alive": true})).await;
+            assert_eq!(next["data"]["error"], Value::Null, "{next}");
+        }
+        let read = post("/api/v1/run", json!({"code": "x", "session_id": id, "keep_alive": true})).await;
+        assert_eq!(
+            read["data"]["result"],
+            json!((k + 20).to_string()),
+            "one run session, wherever it was made: {read}"
+        );
+    }
+    // MCP sessions: opened on one node, then keyed by Mcp-Session-Id.
+    for k in 0..4 {
+        let mcp = open_mcp(&client, &router.base).await;
+        let (status, set) = call_mcp(&client, &router.base, &mcp, "kv.set", json!({"key": "k", "value": k})).await;
+        assert_eq!(status, 200, "{set}");
+        let (_, got) = call_mcp(&client, &router.base, &mcp, "kv.get", json!({"key": "k"})).await;
+        assert_eq!(got["result"]["structuredContent"]["data"]["value"], json!(k), "one MCP session: {got}");
+    }
+
     let made = e2b_script_at(&router.base, "any-key", "cluster.py", "make", &Value::Null).await;
     let id = made["id"].as_str().expect("a sandbox id").to_string();
     let used = e2b_script_at(&router.base, "any-key", "cluster.py", "use", &made).await;
@@ -156,6 +223,9 @@ async fn behind_haproxy_workers_spread_and_a_sandbox_survives_its_nodes_death() 
     let k: usize =
         owner["node"].as_str().and_then(|n| n.strip_prefix("node-")).and_then(|n| n.parse().ok()).expect("node-k");
     wait_for("a checkpoint of the sandbox", || checkpointed(&store, &id, "c.txt")).await;
+    wait_for("a checkpoint of every worker", || workers_checkpointed(&store, &workers)).await;
+    let on_dead = owned_by(&store.join("cluster/workers"), &format!("node-{k}"));
+    assert!(on_dead > 0, "the node about to die holds some of the workers");
     let dead = nodes.remove(k);
     dead.kill().await;
     wait_for("the end of the dead node's lease", || lease_gone(&store, &format!("node-{k}"))).await;
@@ -173,6 +243,11 @@ async fn behind_haproxy_workers_spread_and_a_sandbox_survives_its_nodes_death() 
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert_eq!(back, json!({"python": "42", "file": "written on the first node"}), "back on another node");
+    // The dead node's workers too, each from its checkpoint, on the node the router picks now.
+    for w in &workers {
+        let got = post("/api/v1/execute", json!({"worker_id": w, "action": "kv:get", "params": {"key": "k"}})).await;
+        assert_eq!(got["data"]["value"], json!(w), "worker {w} kept its state: {got}");
+    }
     router.stop().await;
     for node in nodes {
         node.stop().await;
@@ -192,9 +267,13 @@ async fn a_rolling_restart_under_load_loses_no_sandbox_and_no_acknowledged_state
     for (k, host) in hosts.iter().enumerate() {
         nodes.push(Node::start(&node_config(&store, &format!("node-{k}")), dir.path(), host, 0).await);
     }
+    let mut logs: Vec<_> = nodes.iter().map(|n| n.log.clone()).collect();
     let addresses: Vec<String> = nodes.iter().map(Node::address).collect();
     let router = cella_e2e::nodes::Router::start([&addresses[0], &addresses[1], &addresses[2]]).await;
     let made = e2b_script_at(&router.base, "any-key", "cluster.py", "counters", &json!({"n": 6})).await;
+    // Beside the sandboxes, six AgentFlow-style workers count in a kv session each.
+    let counting = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let counters = tokio::spawn(count_in_workers(router.base.clone(), counting.clone()));
 
     let stop = dir.path().join("stop");
     let load = cella_e2e::e2b_command(&router.base, "any-key", "cluster.py", "roll", &made)
@@ -213,11 +292,14 @@ async fn a_rolling_restart_under_load_loses_no_sandbox_and_no_acknowledged_state
         let port = old.port;
         old.stop().await;
         let again = Node::start(&node_config(&store, &format!("node-{k}")), dir.path(), host, port).await;
+        logs.push(again.log.clone());
         nodes.insert(k, again);
     }
     let before = rounds();
     wait_for("two more rounds after the last restart", || rounds() >= before + 2).await;
     std::fs::write(&stop, b"").expect("the stop file");
+    counting.store(false, std::sync::atomic::Ordering::Release);
+    let acked = counters.await.expect("the workers' loop ends");
     let out = load.wait_with_output().await.expect("the load loop ends");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let rolled: Value = serde_json::from_slice(&out.stdout).expect("JSON");
@@ -229,8 +311,83 @@ async fn a_rolling_restart_under_load_loses_no_sandbox_and_no_acknowledged_state
         assert!(acked > 0, "the loop reached sandbox {id}: {rolled}");
         assert!(held >= acked, "sandbox {id} kept every acknowledged increment: {held} < {acked} ({rolled})");
     }
+    let client = reqwest::Client::new();
+    for (w, acked) in &acked {
+        let body = json!({"worker_id": w, "action": "kv:get", "params": {"key": "n"}});
+        let got: Value = client
+            .post(format!("{}/api/v1/execute", router.base))
+            .json(&body)
+            .send()
+            .await
+            .expect("the router answers")
+            .json()
+            .await
+            .expect("JSON");
+        let held = got["data"]["value"].as_i64().unwrap_or(-1);
+        eprintln!("rolling restart: worker {w} acknowledged {acked}, holds {held}");
+        assert!(*acked > 0, "the loop reached worker {w}");
+        assert!(held >= *acked, "worker {w} kept every acknowledged increment: {held} < {acked} ({got})");
+    }
+    // Each worker's node drained once: the worker was released and taken over (by the
+    // router's next choice, or by its own node started again), never made afresh.
+    let taken: usize = logs
+        .iter()
+        .map(|log| {
+            log.lock().unwrap_or_else(|e| e.into_inner()).iter().filter(|l| l.contains("worker taken over")).count()
+        })
+        .sum();
+    assert!(taken >= 6, "every worker was taken over after its node drained: {taken} takeovers");
     router.stop().await;
     for node in nodes {
         node.stop().await;
     }
+}
+
+/// Until `on` is cleared (and at most 20,000 rounds or five minutes): each round, each of
+/// six workers reads its counter through the router and writes it back one higher.
+/// Returns the highest write each worker had acknowledged; a failed call (a node restarting)
+/// is tried again next round.
+async fn count_in_workers(base: String, on: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Vec<(String, i64)> {
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().expect("a client");
+    let call = |body: Value| {
+        let (client, url) = (client.clone(), format!("{base}/api/v1/execute"));
+        async move {
+            let r = client.post(url).json(&body).send().await.ok()?;
+            let v: Value = r.json().await.ok()?;
+            (v["code"] == 0).then_some(v)
+        }
+    };
+    let mut acked: Vec<(String, i64)> = (0..6).map(|k| (format!("counter-{k}"), 0)).collect();
+    // A session each (a bare execute runs in a temporary one), counting from 0.
+    for (w, _) in &acked {
+        let made: Value = client
+            .post(format!("{base}/api/v1/session/create"))
+            .json(&json!({"worker_id": w, "resource_type": "kv"}))
+            .send()
+            .await
+            .expect("the router answers")
+            .json()
+            .await
+            .expect("JSON");
+        assert_eq!(made["code"], 0, "{made}");
+        let zero = call(json!({"worker_id": w, "action": "kv:set", "params": {"key": "n", "value": 0}})).await;
+        assert!(zero.is_some(), "the counter of {w} starts");
+    }
+    let started = std::time::Instant::now();
+    for _ in 0..20_000 {
+        if !on.load(std::sync::atomic::Ordering::Acquire) || started.elapsed() > Duration::from_secs(300) {
+            break;
+        }
+        for (w, done) in acked.iter_mut() {
+            let Some(got) = call(json!({"worker_id": w, "action": "kv:get", "params": {"key": "n"}})).await else {
+                continue;
+            };
+            let n = got["data"]["value"].as_i64().unwrap_or(0) + 1;
+            if call(json!({"worker_id": w, "action": "kv:set", "params": {"key": "n", "value": n}})).await.is_some() {
+                *done = (*done).max(n);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    acked
 }

@@ -10,59 +10,18 @@ const A: &str = "key-of-tenant-a";
 const B: &str = "key-of-tenant-b";
 
 /// One JSON-RPC message over raw Streamable HTTP: (status, MCP session id, messages).
-/// An SSE answer yields its `data:` messages; a JSON answer yields its body.
 async fn rpc(s: &Server, key: Option<&str>, session: Option<&str>, body: Value) -> (u16, Option<String>, Vec<Value>) {
-    let mut request = s
-        .client
-        .post(format!("{}/mcp", s.base))
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2025-11-25")
-        .json(&body);
-    if let Some(key) = key {
-        request = request.bearer_auth(key);
-    }
-    if let Some(session) = session {
-        request = request.header("mcp-session-id", session);
-    }
-    let response = request.send().await.expect("request");
-    let status = response.status().as_u16();
-    let id = response.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_string);
-    let sse = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|c| c.starts_with("text/event-stream"));
-    let text = response.text().await.expect("body");
-    let messages = if sse {
-        text.lines()
-            .filter_map(|l| l.strip_prefix("data:"))
-            .filter_map(|d| serde_json::from_str(d.trim()).ok())
-            .collect()
-    } else {
-        serde_json::from_str(&text).into_iter().collect()
-    };
-    (status, id, messages)
+    cella_e2e::mcp_http::rpc(&s.client, &s.base, key, session, body).await
 }
 
 /// Opens an MCP session over raw HTTP (initialize + initialized); returns its id.
 async fn open(s: &Server, key: Option<&str>) -> String {
-    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}});
-    let (status, id, messages) = rpc(s, key, None, init).await;
-    assert_eq!(status, 200, "{messages:?}");
-    assert_eq!(messages[0]["result"]["protocolVersion"], "2025-11-25");
-    let id = id.expect("an MCP session id");
-    let (status, _, _) = rpc(s, key, Some(&id), json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).await;
-    assert_eq!(status, 202);
-    id
+    cella_e2e::mcp_http::open(&s.client, &s.base, key).await
 }
 
 /// `tools/call` over raw HTTP; returns the result (or the error) message.
 async fn raw_call(s: &Server, key: Option<&str>, session: &str, name: &str, arguments: Value) -> (u16, Value) {
-    let body =
-        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": name, "arguments": arguments}});
-    let (status, _, messages) = rpc(s, key, Some(session), body).await;
-    (status, messages.into_iter().next().unwrap_or(Value::Null))
+    cella_e2e::mcp_http::call(&s.client, &s.base, key, session, name, arguments).await
 }
 
 /// The sessions of a worker, over `/api/v1`.

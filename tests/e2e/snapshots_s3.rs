@@ -4,7 +4,7 @@
 //! bucket is refused; a sandbox snapshot's files go in and come back.
 
 use cella_e2e::code_server;
-use cella_runtime::sandbox::snapstore::{Claim, SandboxManifest, SnapshotStore};
+use cella_runtime::sandbox::snapstore::{Claim, Owned, SandboxManifest, SnapshotStore};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
@@ -225,14 +225,14 @@ async fn a_claim_in_the_bucket_has_one_owner() {
 async fn of_nodes_racing_through_the_bucket_for_a_sandbox_exactly_one_wins() {
     let s3 = s3_server().await;
     let store = s3.store();
-    let dead = store.own_sandbox("sbx1", "acme", "node-a").await.unwrap();
+    let dead = store.own(Owned::Sandbox("sbx1"), "acme", "node-a").await.unwrap();
     let racers = (0..8).map(|k| {
         let (mine, dead) = (s3.store(), dead.clone());
         let node = if k % 2 == 0 { "node-b" } else { "node-c" };
-        tokio::spawn(async move { (node, mine.take_sandbox("sbx1", &dead, node).await.unwrap()) })
+        tokio::spawn(async move { (node, mine.take(Owned::Sandbox("sbx1"), &dead, node).await.unwrap()) })
     });
     let results: Vec<(&str, bool)> = futures::future::join_all(racers).await.into_iter().map(|r| r.unwrap()).collect();
     let winners: Vec<&str> = results.iter().filter(|(_, won)| *won).map(|(n, _)| *n).collect();
     assert_eq!(winners.len(), 1, "{results:?}");
-    assert_eq!(store.sandbox_owner("sbx1").await.unwrap().unwrap().node, winners[0]);
+    assert_eq!(store.owner_of(Owned::Sandbox("sbx1")).await.unwrap().unwrap().node, winners[0]);
 }

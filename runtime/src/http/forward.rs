@@ -1,7 +1,8 @@
-//! Forwarding in a cluster (`server.cluster`): a request naming a sandbox that another live
-//! node runs goes to that node as it came (method, path, headers, a streamed body) and its
-//! answer comes back streamed, so that any node answers any request; a sandbox whose node
-//! is dead or drained is taken over instead ([`crate::sandboxes::Sandboxes::locate`]).
+//! Forwarding in a cluster (`server.cluster`): a request naming a sandbox, a worker or an MCP
+//! session that another live node holds goes to that node as it came (method, path,
+//! headers, the body) and its answer comes back streamed, so that any node answers any
+//! request; a sandbox or worker whose node is dead or drained is taken over instead
+//! ([`crate::sandboxes::Sandboxes::locate`], [`crate::sandbox::Sandbox::locate_worker`]).
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -81,7 +82,7 @@ pub async fn forward(client: &Forwarder, address: &str, node: &str, req: Request
 fn unreachable(address: &str, why: &str) -> Response {
     let body = serde_json::json!({
         "code": 502,
-        "message": format!("the node that runs this sandbox ({address}) cannot be reached: {why}; try again once its lease runs out"),
+        "message": format!("the node that holds this ({address}) cannot be reached: {why}; try again once its lease runs out"),
     });
     (StatusCode::BAD_GATEWAY, axum::Json(body)).into_response()
 }
@@ -95,3 +96,88 @@ const HOP_BY_HOP: [HeaderName; 6] = [
     header::TE,
     header::UPGRADE,
 ];
+
+/// AgentFlow's routes that name a worker in the body (`worker_id`).
+const WORKER_ROUTES: [&str; 11] = [
+    "/api/v1/execute",
+    "/api/v1/execute/batch",
+    "/api/v1/session/create",
+    "/api/v1/session/destroy",
+    "/api/v1/session/list",
+    "/api/v1/session/refresh",
+    "/api/v1/lifecycle/heartbeat",
+    "/api/v1/lifecycle/status",
+    "/api/v1/worker/disconnect",
+    "/api/v1/init/resource",
+    "/api/v1/init/batch",
+];
+
+/// Where a request names its worker.
+enum Names {
+    /// In the path (a run API session).
+    Path(String),
+    /// In the JSON body, under this field.
+    Body(&'static str),
+}
+
+fn worker_named(req: &Request) -> Option<Names> {
+    let path = req.uri().path();
+    if let Some(rest) = path.strip_prefix("/api/v1/run/sessions/") {
+        return rest.split('/').next().filter(|id| !id.is_empty()).map(|id| Names::Path(id.to_string()));
+    }
+    if req.method() != axum::http::Method::POST {
+        return None;
+    }
+    if path == "/api/v1/run" {
+        return Some(Names::Body("session_id"));
+    }
+    WORKER_ROUTES.contains(&path).then_some(Names::Body("worker_id"))
+}
+
+/// Middleware (behind authentication, in a cluster): a request for a worker (AgentFlow's
+/// `worker_id`, a run API session) that another live node holds is forwarded there; one a
+/// dead or drained node held is taken over here first. A body is read whole to find the
+/// worker (within the server's body limit; a larger one is left to the route's 413).
+pub async fn workers(
+    sandbox: crate::sandbox::Sandbox,
+    client: Forwarder,
+    max: usize,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if was_forwarded(&req) {
+        return next.run(req).await;
+    }
+    let Some(named) = worker_named(&req) else { return next.run(req).await };
+    let Some(tenant) = req.extensions().get::<crate::sandbox::tenancy::Identity>().and_then(|i| i.tenant()) else {
+        return next.run(req).await;
+    };
+    let (req, worker) = match named {
+        Names::Path(id) => (req, Some(id)),
+        Names::Body(field) => {
+            let declared =
+                req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+            if declared.is_none_or(|n| n > max) {
+                return next.run(req).await;
+            }
+            let (parts, body) = req.into_parts();
+            let bytes = match axum::body::to_bytes(body, max).await {
+                Ok(bytes) => bytes,
+                Err(_) => return next.run(Request::from_parts(parts, Body::empty())).await,
+            };
+            let worker = serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| v.get(field)?.as_str().map(str::to_string));
+            (Request::from_parts(parts, Body::from(bytes)), worker)
+        }
+    };
+    let Some(worker_id) = worker.filter(|w| !w.is_empty()) else { return next.run(req).await };
+    let caller = crate::sandbox::Caller { tenant, worker_id };
+    match sandbox.locate_worker(&caller).await {
+        crate::sandbox::Located::There(address) => {
+            let node = sandbox.node().unwrap_or_default().to_string();
+            forward(&client, &address, &node, req).await
+        }
+        _ => next.run(req).await,
+    }
+}

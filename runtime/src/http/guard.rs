@@ -43,6 +43,8 @@ impl HostCheck {
         } else if names.is_empty() {
             return HostCheck { allowed: None };
         }
+        // The name the cluster's other nodes forward to.
+        names.extend(advertised_host(server));
         HostCheck { allowed: Some(names.into()) }
     }
 
@@ -59,6 +61,13 @@ impl HostCheck {
         };
         allowed.iter().any(|a| *a == name || *a == host)
     }
+}
+
+/// The host name of `server.cluster.advertise`, when the server is a cluster's node.
+pub fn advertised_host(server: &ServerConfig) -> Option<String> {
+    let advertise = server.cluster.advertise.as_deref().filter(|_| server.cluster.enabled)?;
+    let uri = advertise.parse::<axum::http::Uri>().ok()?;
+    uri.host().map(|h| h.trim_matches(['[', ']']).to_ascii_lowercase())
 }
 
 /// Middleware: refuses a request whose `Host` is not allowed (403, code 7008).

@@ -11,6 +11,7 @@ use super::json::TenantBodyLimit;
 use crate::codes;
 use crate::mcp::{McpTools, McpWorker, TenantSource};
 use crate::sandbox::Sandbox;
+use crate::sandbox::snapstore::{Owned, SnapshotStore};
 use crate::sandbox::tenancy::Identity;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -32,6 +33,9 @@ pub struct McpDoor {
     manager: Arc<LocalSessionManager>,
     owners: Mutex<HashMap<String, Arc<str>>>,
     cancel: CancellationToken,
+    /// In a cluster: the store where each MCP session names its node, this node's id, and
+    /// the client that forwards a request for another node's MCP session there.
+    cluster: Option<(SnapshotStore, String, super::forward::Forwarder)>,
 }
 
 impl McpDoor {
@@ -50,16 +54,27 @@ impl McpDoor {
         config = if server.mcp.allowed_hosts.is_empty() {
             config.disable_allowed_hosts()
         } else {
-            // The server-wide extra names hold here too.
-            config.with_allowed_hosts(server.mcp.allowed_hosts.iter().chain(&server.allowed_hosts).cloned())
+            // The server-wide extra names hold here too, and the names other nodes of a
+            // cluster forward to: its own address and the one it advertises.
+            let own = server.cluster.enabled.then(|| server.host.trim_matches(['[', ']']).to_string());
+            let advertised = super::guard::advertised_host(server);
+            let names = server.mcp.allowed_hosts.iter().chain(&server.allowed_hosts).cloned();
+            config.with_allowed_hosts(names.chain(own).chain(advertised))
         };
-        let sandbox = sandbox.clone();
+        let this = sandbox.clone();
         let service = StreamableHttpService::new(
-            move || Ok(McpWorker::new(sandbox.clone(), tools.clone(), TenantSource::Request(identity_of))),
+            move || Ok(McpWorker::new(this.clone(), tools.clone(), TenantSource::Request(identity_of))),
             manager.clone(),
             config,
         );
-        McpDoor { service, manager, owners: Mutex::new(HashMap::new()), cancel }
+        let cluster = server
+            .cluster
+            .enabled
+            .then(|| {
+                sandbox.node().map(|me| (sandbox.snapshot_store().clone(), me.to_string(), super::forward::client()))
+            })
+            .flatten();
+        McpDoor { service, manager, owners: Mutex::new(HashMap::new()), cancel, cluster }
     }
 
     /// Ends every MCP session and its open streams (the server is stopping).
@@ -71,10 +86,42 @@ impl McpDoor {
         self.owners.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Forgets the owners of MCP sessions that have ended (expired, deleted, closed).
+    /// Forgets the owners of MCP sessions that have ended (expired, deleted, closed); in a
+    /// cluster, their records in the store go too.
     fn prune(&self) {
         let Ok(live) = self.manager.sessions.try_read() else { return };
-        self.owners().retain(|id, _| live.contains_key(id.as_str()));
+        let mut gone = Vec::new();
+        self.owners().retain(|id, _| {
+            let keep = live.contains_key(id.as_str());
+            if !keep {
+                gone.push(id.clone());
+            }
+            keep
+        });
+        if let Some((store, me, _)) = self.cluster.clone()
+            && !gone.is_empty()
+        {
+            tokio::spawn(async move {
+                for id in gone {
+                    let _ = store.disown_if(Owned::Mcp(&id), &me).await;
+                }
+            });
+        }
+    }
+
+    /// In a cluster: where the live node that holds MCP session `id` is reached, when it is
+    /// not this one. An MCP session's state is its node's: one whose node died is gone (the
+    /// client gets 404 and, as the MCP spec says, starts a new session).
+    async fn elsewhere(&self, id: &str) -> Option<String> {
+        let (store, me, _) = self.cluster.as_ref()?;
+        if self.manager.sessions.read().await.contains_key(id) {
+            return None;
+        }
+        let owner = store.owner_of(Owned::Mcp(id)).await.ok()??;
+        if owner.node == *me {
+            return None;
+        }
+        store.live_address(&owner.node).await.ok()?
     }
 }
 
@@ -90,6 +137,13 @@ pub async fn mcp(State(app): State<App>, who: Who, mut req: Request) -> Response
         return forbidden("admin keys manage the server; use a tenant key for MCP");
     };
     let session = req.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
+    if let Some(id) = &session
+        && !super::forward::was_forwarded(&req)
+        && let Some(address) = door.elsewhere(id).await
+        && let Some((_, me, client)) = &door.cluster
+    {
+        return super::forward::forward(client, &address, me, req).await;
+    }
     if let Some(id) = &session
         && door.owners().get(id).is_some_and(|owner| *owner != tenant)
     {
@@ -116,13 +170,22 @@ pub async fn mcp(State(app): State<App>, who: Who, mut req: Request) -> Response
         && let Some(id) = response.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok())
     {
         door.prune();
-        door.owners().insert(id.to_string(), tenant);
+        door.owners().insert(id.to_string(), tenant.clone());
+        // Recorded before the client learns the id: its next request may reach another node.
+        if let Some((store, me, _)) = &door.cluster
+            && let Err(e) = store.own(Owned::Mcp(id), &tenant, me).await
+        {
+            tracing::warn!(mcp_session = %id, error = %e, "cannot record this node as the MCP session's");
+        }
     }
     if deleting
         && response.status().is_success()
         && let Some(id) = &session
     {
         door.owners().remove(id);
+        if let Some((store, me, _)) = &door.cluster {
+            let _ = store.disown_if(Owned::Mcp(id), me).await;
+        }
     }
     let mut response = response.map(Body::new);
     // rmcp answers a session's DELETE with 202; clients (the Python SDK among them) expect

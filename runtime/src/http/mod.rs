@@ -226,6 +226,14 @@ pub fn router(app: App, server: &ServerConfig) -> Router {
         scalebox: scalebox::inside_routes(app.clone(), server.max_body_bytes),
         cluster: app.sandboxes.clustered().then(|| (app.sandboxes.clone(), forward::client())),
     });
+    // In a cluster, a worker another live node holds is served there (behind authentication:
+    // a worker is its tenant's).
+    let workers = app.sandboxes.clustered().then(|| {
+        let (sandbox, client, max) = (app.sandbox.clone(), forward::client(), server.max_body_bytes);
+        axum::middleware::from_fn(move |req: Request, next: Next| {
+            forward::workers(sandbox.clone(), client.clone(), max, req, next)
+        })
+    });
     routes
         .route("/mcp", axum::routing::any(mcp::mcp))
         .merge(e2b::control_routes())
@@ -233,6 +241,7 @@ pub fn router(app: App, server: &ServerConfig) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(server.max_body_bytes))
+        .layer(tower::util::option_layer(workers))
         .layer(axum::middleware::from_fn_with_state(app.clone(), auth::authenticate))
         .layer(axum::middleware::from_fn(move |req: Request, next: Next| dispatch(front.clone(), req, next)))
         .layer(tower::util::option_layer(guard::cors(server)))

@@ -5,6 +5,7 @@ mod checkpoints;
 pub(crate) mod detach;
 mod execute;
 mod fork;
+mod owners;
 mod reaper;
 mod restarts;
 pub(crate) mod scratch;
@@ -59,6 +60,7 @@ impl Refusal {
 
 pub use crate::engine::host::Mount;
 pub use cella_protocol::SnapshotInfo;
+pub use owners::Located;
 pub use restarts::BroughtBack;
 pub use session::{Caller, Extras, SessionInfo};
 pub use snapshots::Reason as SnapshotReason;
@@ -400,8 +402,20 @@ impl Sandbox {
         if !(snapshots.enabled && snapshots.keep_on_shutdown) {
             return self.destroy_all_sessions().await;
         }
+        let mut workers: Vec<Caller> = self.inner.sessions.all().into_iter().map(|s| s.caller.clone()).collect();
+        workers.sort_by(|a, b| (&a.tenant, &a.worker_id).cmp(&(&b.tenant, &b.worker_id)));
+        workers.dedup();
         let this = self.clone();
-        let kept = detached(async move { this.keep_sessions().await }, |_| 0).await;
+        let kept = detached(
+            async move {
+                let kept = this.keep_sessions().await;
+                // Released only now that their sessions are stored (a cluster's node).
+                this.release_workers(&workers).await;
+                kept
+            },
+            |_| 0,
+        )
+        .await;
         tracing::info!(sessions = kept, "sessions kept for the next start");
         kept
     }

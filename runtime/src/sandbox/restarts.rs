@@ -146,8 +146,19 @@ impl Sandbox {
         // Sessions left to other nodes (a session may have two records).
         let (mut count, mut others) = (0, std::collections::HashSet::new());
         for tenant in self.store().tenants().await {
+            // In a cluster, a worker another node took (or this one released) is not ours.
+            let mut ours = std::collections::HashMap::new();
             for record in self.kept_records(&tenant).await {
                 if record.mounted {
+                    continue;
+                }
+                let worker = record.info.worker_id.clone();
+                let mine = match ours.get(&worker) {
+                    Some(mine) => *mine,
+                    None => *ours.entry(worker).or_insert(self.still_ours(&tenant, &record.info.worker_id).await),
+                };
+                if !mine {
+                    others.insert(record.info.session_id.clone());
                     continue;
                 }
                 match self.bring_back(&record, Extras::default()).await {

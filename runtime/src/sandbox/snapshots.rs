@@ -270,6 +270,9 @@ impl Sandbox {
         blank: Option<Blank>,
     ) -> std::result::Result<Arc<Session>, Refusal> {
         let session = fresh.session.clone();
+        if self.inner.sessions.list(&session.caller).len() == 1 {
+            self.own_worker(&session.caller).await;
+        }
         let busy = session.begin_call();
         let restored = self.restore_instance(backend, &session, captured, files, blank).await;
         drop(busy);

@@ -58,6 +58,9 @@ impl Sandbox {
             Lookup::Existing(session) => Ok(Created { status: CreateStatus::Exists, session: session.info() }),
             Lookup::Created(fresh) => {
                 let session = fresh.session.clone();
+                if self.inner.sessions.list(caller).len() == 1 {
+                    self.own_worker(caller).await;
+                }
                 // Initialising counts as a call: the reaper must not end a session whose start
                 // outlasts its TTL (a first use that compiles the backend, a slow initialize).
                 let _busy = session.begin_call();
@@ -166,6 +169,7 @@ impl Sandbox {
                 let _ = self.store().delete(&session.caller.tenant, &id).await;
             }
             self.unclaim(session).await;
+            self.disown_worker(&session.caller).await;
             tracing::info!("session ended");
         }
         .instrument(span)

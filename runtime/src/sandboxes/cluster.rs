@@ -13,23 +13,10 @@
 //! contexts' sessions are kept, so a node taking one over finds its latest state.
 
 use super::{Sandboxes, Sbx};
-use crate::sandbox::snapstore::{Lease, Owner};
+pub use crate::sandbox::Located;
+use crate::sandbox::snapstore::{Lease, Owned, Owner};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Where a sandbox a request names is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Located {
-    /// On this node (it was, or was taken over just now).
-    Here,
-    /// On another live node, reached at this address.
-    There(String),
-    /// Nowhere: it ended, or never was.
-    Nowhere,
-}
-
-/// The node that released a sandbox (drained): none.
-const RELEASED: &str = "";
 
 impl Sandboxes {
     /// Whether this server is a node of a cluster.
@@ -44,7 +31,7 @@ impl Sandboxes {
     /// Records this node as the owner of a new sandbox (a cluster's node only).
     pub(super) async fn own(&self, sbx: &Sbx) {
         let Some(me) = self.me().filter(|_| self.clustered()) else { return };
-        if let Err(e) = self.sandbox.snapshot_store().own_sandbox(&sbx.id, &sbx.tenant, &me).await {
+        if let Err(e) = self.sandbox.snapshot_store().own(Owned::Sandbox(&sbx.id), &sbx.tenant, &me).await {
             tracing::warn!(sandbox_id = %sbx.id, error = %e, "cannot record this node as the sandbox's owner");
         }
     }
@@ -59,7 +46,7 @@ impl Sandboxes {
         let store = self.sandbox.snapshot_store().clone();
         // Twice at most: a lost race for the fence is followed by a read of the winner.
         for _ in 0..3 {
-            let owner = match store.sandbox_owner(id).await {
+            let owner = match store.owner_of(Owned::Sandbox(id)).await {
                 Ok(Some(owner)) => owner,
                 Ok(None) => return Located::Nowhere,
                 Err(e) => {
@@ -67,10 +54,10 @@ impl Sandboxes {
                     return Located::Nowhere;
                 }
             };
-            if owner.node != me && owner.node != RELEASED {
-                match store.lease(&owner.node).await {
-                    Ok(Some(lease)) if lease.live(chrono::Utc::now()) => return Located::There(lease.address),
-                    Ok(_) => {}
+            if owner.node != me && !owner.node.is_empty() {
+                match store.live_address(&owner.node).await {
+                    Ok(Some(address)) => return Located::There(address),
+                    Ok(None) => {}
                     Err(e) => {
                         tracing::warn!(sandbox_id = %id, node = %owner.node, error = %e, "cannot read the owner's lease");
                         return Located::Nowhere;
@@ -97,7 +84,7 @@ impl Sandboxes {
             return Ok(true);
         }
         let store = self.sandbox.snapshot_store().clone();
-        if owner.node != me && !store.take_sandbox(id, owner, me).await.map_err(|e| e.to_string())? {
+        if owner.node != me && !store.take(Owned::Sandbox(id), owner, me).await.map_err(|e| e.to_string())? {
             return Ok(false);
         }
         let kept = store.kept_one(&owner.tenant, id).await.map_err(|e| e.to_string())?;
@@ -163,7 +150,7 @@ impl Sandboxes {
         let Some(me) = self.me().filter(|_| self.clustered()) else { return };
         let store = self.sandbox.snapshot_store().clone();
         for id in kept {
-            if let Err(e) = store.release_sandbox(id, &me).await {
+            if let Err(e) = store.release_owned(Owned::Sandbox(id), &me).await {
                 tracing::warn!(sandbox_id = %id, error = %e, "cannot release the sandbox");
             }
         }

@@ -20,7 +20,7 @@
 
 use super::context::{Context, Language, worker_in};
 use super::{Files, Inner, Sandboxes, Sbx, token_key};
-use crate::sandbox::snapstore::{Attributes, KeptContext, KeptSandbox, Record};
+use crate::sandbox::snapstore::{Attributes, KeptContext, KeptSandbox, Owned, Record};
 use crate::sandbox::{BroughtBack, Caller};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -128,7 +128,7 @@ impl Sandboxes {
             tracing::warn!(tenant = %sbx.tenant, sandbox_id = %sbx.id, error = %e, "cannot delete the ended sandbox's record");
         }
         if self.clustered()
-            && let Err(e) = store.drop_sandbox_owner(&sbx.id).await
+            && let Err(e) = store.disown(Owned::Sandbox(&sbx.id)).await
         {
             tracing::warn!(sandbox_id = %sbx.id, error = %e, "cannot delete the ended sandbox's owner");
         }
@@ -192,7 +192,7 @@ impl Sandboxes {
                 // In a cluster, only what the store says is still this node's: the others
                 // may have taken the rest, and released ones are taken on their first use.
                 if self.clustered() {
-                    let owner = store.sandbox_owner(&record.id).await.ok().flatten();
+                    let owner = store.owner_of(Owned::Sandbox(&record.id)).await.ok().flatten();
                     if owner.is_none_or(|o| Some(&o.node) != ours.as_ref()) {
                         continue;
                     }

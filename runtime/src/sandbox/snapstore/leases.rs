@@ -1,14 +1,16 @@
 //! A cluster's shared state in the store (`server.cluster`): each node's lease, and which
-//! node runs each sandbox.
+//! node runs each sandbox, each worker's sessions and each MCP session.
 //!
 //! - `cluster/nodes/<node>.json`: a [`Lease`], renewed by its node every third of its
 //!   length; a node whose lease ran out is dead to the others;
-//! - `cluster/sandboxes/<sandbox id>/owner.json`: the [`Owner`] of a sandbox, created only if
-//!   absent (`PutMode::Create`) when the sandbox is made;
-//! - `cluster/sandboxes/<sandbox id>/taken-<holder>-<its claim's time>`: the fence of a
-//!   takeover: to take a sandbox from a dead holder a node must create this object first,
-//!   which only one node can, so two nodes racing for one sandbox never both win it; the
-//!   fences go with the owner.
+//! - `<owned>/owner.json`: the [`Owner`] of what [`Owned`] names, created only if absent
+//!   (`PutMode::Create`) when it is made: `cluster/sandboxes/<sandbox id>`,
+//!   `cluster/workers/<tenant>/<worker id in hex>` (a worker's sessions: AgentFlow's workers,
+//!   run API sessions), `cluster/mcp/<MCP session id>`;
+//! - `<owned>/taken-<holder>-<its claim's time>`: the fence of a takeover: to take what a
+//!   dead holder owned a node must create this object first, which only one node can, so
+//!   two nodes racing for one sandbox or worker never both win it; the fences go with the
+//!   owner.
 
 use super::*;
 use object_store::{PutMode, PutOptions};
@@ -35,12 +37,61 @@ impl Lease {
     }
 }
 
-/// Which node runs a sandbox.
+/// What a node owns in a cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owned<'a> {
+    /// An E2B or Scalebox sandbox, by id.
+    Sandbox(&'a str),
+    /// A worker's sessions (an AgentFlow worker, a run API session).
+    Worker {
+        /// The worker's tenant.
+        tenant: &'a str,
+        /// The worker.
+        worker: &'a str,
+    },
+    /// An MCP session (its state is the node's, never taken over), by `Mcp-Session-Id`.
+    Mcp(&'a str),
+}
+
+impl Owned<'_> {
+    fn dir(&self) -> Vec<String> {
+        match self {
+            Owned::Sandbox(id) => vec!["sandboxes".into(), tenant_part(id)],
+            Owned::Worker { tenant, worker } => {
+                let hex: String = worker.bytes().map(|b| format!("{b:02x}")).collect();
+                vec!["workers".into(), tenant_part(tenant), hex]
+            }
+            Owned::Mcp(id) => vec!["mcp".into(), tenant_part(id)],
+        }
+    }
+
+    fn key(&self, last: &str) -> Key {
+        let dir = self.dir();
+        key(std::iter::once("cluster").chain(dir.iter().map(String::as_str)).chain(std::iter::once(last)))
+    }
+
+    fn prefix(&self) -> Key {
+        let dir = self.dir();
+        key(std::iter::once("cluster").chain(dir.iter().map(String::as_str)))
+    }
+}
+
+impl std::fmt::Display for Owned<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Owned::Sandbox(id) => write!(f, "sandbox {id}"),
+            Owned::Worker { tenant, worker } => write!(f, "worker {worker} of {tenant}"),
+            Owned::Mcp(id) => write!(f, "MCP session {id}"),
+        }
+    }
+}
+
+/// Which node runs a sandbox, a worker's sessions or an MCP session.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Owner {
     /// The node.
     pub node: String,
-    /// The sandbox's tenant.
+    /// The tenant of what it owns.
     pub tenant: String,
     /// When this node took it (RFC 3339): names the fence of its next takeover.
     pub since: String,
@@ -59,10 +110,6 @@ impl SnapshotStore {
         key(["cluster", "nodes", &format!("{}.json", tenant_part(node))])
     }
 
-    fn owner_key(id: &str) -> Key {
-        key(["cluster", "sandboxes", &tenant_part(id), "owner.json"])
-    }
-
     /// Writes (renews) `lease`.
     pub async fn put_lease(&self, lease: &Lease) -> Result<(), StoreError> {
         self.write(&Self::lease_key(&lease.node), serde_json::to_vec(lease).map_err(io)?).await
@@ -72,6 +119,11 @@ impl SnapshotStore {
     pub async fn lease(&self, node: &str) -> Result<Option<Lease>, StoreError> {
         let Some(bytes) = self.read(&Self::lease_key(node)).await? else { return Ok(None) };
         serde_json::from_slice(&bytes).map(Some).map_err(|e| io(format!("lease of {node}: {e}")))
+    }
+
+    /// Where `node` is reached while its lease holds; `None` once it ran out or went.
+    pub async fn live_address(&self, node: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.lease(node).await?.filter(|l| l.live(chrono::Utc::now())).map(|l| l.address))
     }
 
     /// Removes `node`'s lease (it stopped: the others need not wait for it to run out).
@@ -85,58 +137,64 @@ impl SnapshotStore {
         self.read_all(listed.objects.into_iter().map(|o| o.location).collect()).await
     }
 
-    /// Records `node` as the owner of a new sandbox (unless one is recorded: then it is
-    /// answered).
-    pub async fn own_sandbox(&self, id: &str, tenant: &str, node: &str) -> Result<Owner, StoreError> {
+    /// Records `node` as the owner of `what`, of `tenant` (unless one is recorded: then
+    /// that one is answered).
+    pub async fn own(&self, what: Owned<'_>, tenant: &str, node: &str) -> Result<Owner, StoreError> {
         let owner = Owner { node: node.into(), tenant: tenant.into(), since: chrono::Utc::now().to_rfc3339() };
         let body = serde_json::to_vec(&owner).map_err(io)?;
-        match self.objects.put_opts(&Self::owner_key(id), body.into(), create()).await {
+        match self.objects.put_opts(&what.key("owner.json"), body.into(), create()).await {
             Ok(_) => Ok(owner),
-            Err(e) if taken(&e) => self.sandbox_owner(id).await?.ok_or_else(|| io("the owner vanished")),
+            Err(e) if taken(&e) => self.owner_of(what).await?.ok_or_else(|| io("the owner vanished")),
             Err(e) => Err(io(e)),
         }
     }
 
-    /// The owner of sandbox `id`, if one is recorded.
-    pub async fn sandbox_owner(&self, id: &str) -> Result<Option<Owner>, StoreError> {
-        let Some(bytes) = self.read(&Self::owner_key(id)).await? else { return Ok(None) };
-        serde_json::from_slice(&bytes).map(Some).map_err(|e| io(format!("owner of {id}: {e}")))
+    /// The owner of `what`, if one is recorded.
+    pub async fn owner_of(&self, what: Owned<'_>) -> Result<Option<Owner>, StoreError> {
+        let Some(bytes) = self.read(&what.key("owner.json")).await? else { return Ok(None) };
+        serde_json::from_slice(&bytes).map(Some).map_err(|e| io(format!("owner of {what}: {e}")))
     }
 
-    /// Takes sandbox `id` from `from` (a dead node's ownership) for `node`: true when this
-    /// node won it. The fence is created only if absent, so of nodes racing for one sandbox
-    /// exactly one wins; the others then read the new owner.
-    pub async fn take_sandbox(&self, id: &str, from: &Owner, node: &str) -> Result<bool, StoreError> {
+    /// Takes `what` from `from` (a dead or drained node's ownership) for `node`: true when
+    /// this node won it. The fence is created only if absent, so of nodes racing for one
+    /// sandbox or worker exactly one wins; the others then read the new owner.
+    pub async fn take(&self, what: Owned<'_>, from: &Owner, node: &str) -> Result<bool, StoreError> {
         let fence = format!("taken-{}-{}", tenant_part(&from.node), tenant_part(&from.since));
-        let at = key(["cluster", "sandboxes", &tenant_part(id), &fence]);
-        match self.objects.put_opts(&at, node.as_bytes().to_vec().into(), create()).await {
+        match self.objects.put_opts(&what.key(&fence), node.as_bytes().to_vec().into(), create()).await {
             Ok(_) => {}
             Err(e) if taken(&e) => return Ok(false),
             Err(e) => return Err(io(e)),
         }
         let owner = Owner { node: node.into(), tenant: from.tenant.clone(), since: chrono::Utc::now().to_rfc3339() };
-        self.write(&Self::owner_key(id), serde_json::to_vec(&owner).map_err(io)?).await?;
+        self.write(&what.key("owner.json"), serde_json::to_vec(&owner).map_err(io)?).await?;
         Ok(true)
     }
 
-    /// Removes sandbox `id`'s owner and fences (it ended).
-    pub async fn drop_sandbox_owner(&self, id: &str) -> Result<(), StoreError> {
-        self.remove(&Self::owner_key(id)).await?;
-        let prefix = key(["cluster", "sandboxes", &tenant_part(id)]);
-        let listed: Vec<_> = self.objects.list(Some(&prefix)).try_collect().await.map_err(io)?;
+    /// Removes `what`'s owner and fences (it ended).
+    pub async fn disown(&self, what: Owned<'_>) -> Result<(), StoreError> {
+        self.remove(&what.key("owner.json")).await?;
+        let listed: Vec<_> = self.objects.list(Some(&what.prefix())).try_collect().await.map_err(io)?;
         for meta in listed {
             self.remove(&meta.location).await?;
         }
         Ok(())
     }
 
-    /// Releases sandbox `id` (its node, `node`, drains): its owner becomes none, so that the
-    /// next node asked for it takes it at once (through a fence, as from a dead node).
-    pub async fn release_sandbox(&self, id: &str, node: &str) -> Result<(), StoreError> {
-        match self.sandbox_owner(id).await? {
+    /// Removes `what`'s owner and fences if `node` owns it (another's is left).
+    pub async fn disown_if(&self, what: Owned<'_>, node: &str) -> Result<(), StoreError> {
+        match self.owner_of(what).await? {
+            Some(owner) if owner.node == node => self.disown(what).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// Releases `what` (its node, `node`, drains): its owner becomes none, so that the next
+    /// node asked for it takes it at once (through a fence, as from a dead node).
+    pub async fn release_owned(&self, what: Owned<'_>, node: &str) -> Result<(), StoreError> {
+        match self.owner_of(what).await? {
             Some(owner) if owner.node == node => {
                 let released = Owner { node: String::new(), since: chrono::Utc::now().to_rfc3339(), ..owner };
-                self.write(&Self::owner_key(id), serde_json::to_vec(&released).map_err(io)?).await
+                self.write(&what.key("owner.json"), serde_json::to_vec(&released).map_err(io)?).await
             }
             _ => Ok(()),
         }

@@ -36,7 +36,7 @@ pub use blob::{Packed, encode};
 pub use claims::{Claim, Claimed};
 pub use files::{copy_tree, read_files, write_files};
 pub use kept::{Attributes, KeptContext, KeptSandbox};
-pub use leases::{Lease, Owner};
+pub use leases::{Lease, Owned, Owner};
 pub use sweep::Swept;
 
 use crate::engine::snapshot::StateImage;

@@ -264,31 +264,34 @@ fn a_machine_keeps_one_node_id() {
 async fn of_nodes_racing_for_a_dead_nodes_sandbox_exactly_one_wins() {
     let dir = tempfile::tempdir().unwrap();
     let store = SnapshotStore::local(dir.path()).unwrap();
-    let dead = store.own_sandbox("sbx1", "acme", "node-a").await.unwrap();
-    assert_eq!(store.own_sandbox("sbx1", "acme", "node-b").await.unwrap(), dead, "created only if absent");
+    let dead = store.own(Owned::Sandbox("sbx1"), "acme", "node-a").await.unwrap();
+    assert_eq!(store.own(Owned::Sandbox("sbx1"), "acme", "node-b").await.unwrap(), dead, "created only if absent");
     let racers = (0..8).map(|k| {
         let (dir, dead) = (dir.path().to_path_buf(), dead.clone());
         let node = if k % 2 == 0 { "node-b" } else { "node-c" };
         tokio::spawn(async move {
             let mine = SnapshotStore::local(&dir).unwrap();
-            (node, mine.take_sandbox("sbx1", &dead, node).await.unwrap())
+            (node, mine.take(Owned::Sandbox("sbx1"), &dead, node).await.unwrap())
         })
     });
     let results: Vec<(&str, bool)> = futures::future::join_all(racers).await.into_iter().map(|r| r.unwrap()).collect();
     let winners: Vec<&str> = results.iter().filter(|(_, won)| *won).map(|(n, _)| *n).collect();
     assert_eq!(winners.len(), 1, "{results:?}");
-    let owner = store.sandbox_owner("sbx1").await.unwrap().unwrap();
+    let owner = store.owner_of(Owned::Sandbox("sbx1")).await.unwrap().unwrap();
     assert_eq!(owner.node, winners[0]);
     assert_eq!(owner.tenant, "acme");
-    assert!(!store.take_sandbox("sbx1", &dead, "node-d").await.unwrap(), "the old holder's fence is taken");
-    assert!(store.take_sandbox("sbx1", &owner, "node-d").await.unwrap(), "the new holder has a fence of its own");
+    assert!(!store.take(Owned::Sandbox("sbx1"), &dead, "node-d").await.unwrap(), "the old holder's fence is taken");
+    assert!(
+        store.take(Owned::Sandbox("sbx1"), &owner, "node-d").await.unwrap(),
+        "the new holder has a fence of its own"
+    );
     // Released by a drain, then taken at once; ended, nothing is left.
-    store.release_sandbox("sbx1", "node-d").await.unwrap();
-    let released = store.sandbox_owner("sbx1").await.unwrap().unwrap();
+    store.release_owned(Owned::Sandbox("sbx1"), "node-d").await.unwrap();
+    let released = store.owner_of(Owned::Sandbox("sbx1")).await.unwrap().unwrap();
     assert_eq!(released.node, "");
-    assert!(store.take_sandbox("sbx1", &released, "node-b").await.unwrap());
-    store.drop_sandbox_owner("sbx1").await.unwrap();
-    assert_eq!(store.sandbox_owner("sbx1").await.unwrap(), None);
+    assert!(store.take(Owned::Sandbox("sbx1"), &released, "node-b").await.unwrap());
+    store.disown(Owned::Sandbox("sbx1")).await.unwrap();
+    assert_eq!(store.owner_of(Owned::Sandbox("sbx1")).await.unwrap(), None);
     assert!(
         !dir.path().join("cluster/sandboxes/sbx1").exists()
             || std::fs::read_dir(dir.path().join("cluster/sandboxes/sbx1")).unwrap().next().is_none()
@@ -313,4 +316,26 @@ async fn a_lease_holds_for_its_length_and_goes_with_its_node() {
     assert_eq!(store.leases().await.len(), 1);
     store.drop_lease("node-a").await.unwrap();
     assert!(store.lease("node-a").await.unwrap().is_none());
+}
+
+/// Workers are owned per tenant, under keys no two worker ids share (ids with characters a
+/// key cannot hold included); only the owner's node removes its ownership.
+#[tokio::test]
+async fn workers_are_owned_per_tenant_under_distinct_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SnapshotStore::local(dir.path()).unwrap();
+    let worker = |tenant, worker| Owned::Worker { tenant, worker };
+    let names = ["a.b", "a_b", "a/b", "a b", "ä"];
+    for (k, name) in names.iter().enumerate() {
+        let node = format!("node-{k}");
+        assert_eq!(store.own(worker("acme", name), "acme", &node).await.unwrap().node, node);
+    }
+    for (k, name) in names.iter().enumerate() {
+        assert_eq!(store.owner_of(worker("acme", name)).await.unwrap().unwrap().node, format!("node-{k}"));
+        assert_eq!(store.owner_of(worker("other", name)).await.unwrap(), None, "another tenant's worker");
+    }
+    store.disown_if(worker("acme", "a.b"), "node-1").await.unwrap();
+    assert!(store.owner_of(worker("acme", "a.b")).await.unwrap().is_some(), "another node's is left");
+    store.disown_if(worker("acme", "a.b"), "node-0").await.unwrap();
+    assert_eq!(store.owner_of(worker("acme", "a.b")).await.unwrap(), None);
 }
