@@ -1,6 +1,6 @@
 """A sandbox in a cluster of Cella nodes (#35), through the unmodified e2b SDK.
 
-Usage: cluster.py make|use   with E2B_API_KEY, E2B_API_URL and E2B_SANDBOX_URL naming one
+Usage: cluster.py make|use|roll|counters|listed|read   with E2B_API_KEY, E2B_API_URL and E2B_SANDBOX_URL naming one
 node (or the router), and for `use` the output of `make` in CELLA_INPUT. Prints one JSON
 object; the Rust test (tests/e2e/cluster.rs) makes the assertions.
 """
@@ -66,6 +66,15 @@ def counters():
         sbx.run_code("n = 0")
         ids.append(sbx.sandbox_id)
     return {"ids": ids}
+
+
+def listed():
+    """The ids of every running sandbox, as the SDK pages through them (two a page)."""
+    paginator = Sandbox.list(limit=2)
+    ids = []
+    while paginator.has_next:
+        ids.extend(s.sandbox_id for s in paginator.next_items())
+    return {"ids": sorted(ids)}
 
 
 def read():

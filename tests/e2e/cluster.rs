@@ -136,6 +136,61 @@ async fn a_sandbox_is_forwarded_taken_over_after_kill_9_and_released_by_a_drain(
     c.stop().await;
 }
 
+/// Scalebox's in-sandbox routes reach the sandbox's node wherever they arrive: the execution
+/// service by `X-Sandbox-ID`, the file routes by the access token alone (its record in the
+/// store names the sandbox).
+#[tokio::test]
+async fn scalebox_in_sandbox_routes_are_forwarded_by_id_and_by_token_alone() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let store = dir.path().join("store");
+    let a = Node::start(&node_config(&store, "node-a"), dir.path(), "127.0.0.1", 0).await;
+    let b = Node::start(&node_config(&store, "node-b"), dir.path(), "127.0.0.2", 0).await;
+    let client = reqwest::Client::new();
+    let made: Value = client
+        .post(format!("{}/v1/sandboxes", a.base))
+        .json(&json!({"timeout": 300}))
+        .send()
+        .await
+        .expect("node a answers")
+        .json()
+        .await
+        .expect("JSON");
+    let (id, token) = (
+        made["data"]["sandbox_id"].as_str().expect("an id"),
+        made["data"]["envd_access_token"].as_str().expect("a token"),
+    );
+    let frame = |message: Value| {
+        let body = message.to_string().into_bytes();
+        let mut out = vec![0u8];
+        out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        out.extend_from_slice(&body);
+        out
+    };
+    let executed = client
+        .post(format!("{}/sandboxagent.ExecutionService/Execute", b.base))
+        .header("content-type", "application/connect+json")
+        .header("x-sandbox-id", id)
+        .header("x-access-token", token)
+        .body(frame(json!({"code": "open('/workspace/n.txt', 'w').write('from a'); 6 * 7", "language": "python"})))
+        .send()
+        .await
+        .expect("node b answers");
+    let text = executed.text().await.expect("a body");
+    assert!(text.contains(r#""text":"42""#), "run on node a through node b: {text}");
+    let download = client
+        .get(format!("{}/download/workspace/n.txt", b.base))
+        .header("x-access-token", token)
+        .send()
+        .await
+        .expect("node b answers");
+    assert_eq!(download.status().as_u16(), 200);
+    assert_eq!(download.text().await.expect("the file"), "from a", "by the token alone");
+    let stranger = client.get(format!("{}/download/workspace/n.txt", b.base)).header("x-access-token", "no-such-token");
+    assert_eq!(stranger.send().await.expect("node b answers").status().as_u16(), 401);
+    a.stop().await;
+    b.stop().await;
+}
+
 /// The same through the real router (HAProxy, `deploy/router/haproxy.cfg`), the nodes sharing
 /// an S3 bucket (the suite's S3 server, s3s-fs): AgentFlow-style
 /// sessions, keyed by the `worker_id` in their bodies, spread over the three nodes and every
@@ -271,6 +326,12 @@ async fn a_rolling_restart_under_load_loses_no_sandbox_and_no_acknowledged_state
     let addresses: Vec<String> = nodes.iter().map(Node::address).collect();
     let router = cella_e2e::nodes::Router::start([&addresses[0], &addresses[1], &addresses[2]]).await;
     let made = e2b_script_at(&router.base, "any-key", "cluster.py", "counters", &json!({"n": 6})).await;
+    // Sandbox.list through the router: every node's, in pages across nodes.
+    let mut ids: Vec<String> =
+        made["ids"].as_array().expect("ids").iter().map(|i| i.as_str().expect("an id").to_string()).collect();
+    ids.sort();
+    let listed = e2b_script_at(&router.base, "any-key", "cluster.py", "listed", &Value::Null).await;
+    assert_eq!(listed["ids"], json!(ids), "the list is the cluster's");
     // Beside the sandboxes, six AgentFlow-style workers count in a kv session each.
     let counting = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let counters = tokio::spawn(count_in_workers(router.base.clone(), counting.clone()));

@@ -23,12 +23,15 @@ pub fn client() -> Forwarder {
     Client::builder(TokioExecutor::new()).build_http()
 }
 
-/// The sandbox a request names: E2B's `E2b-Sandbox-Id` header (in-sandbox routes), or the
+/// The sandbox a request names: E2B's `E2b-Sandbox-Id` or Scalebox's `X-Sandbox-ID` header
+/// (in-sandbox routes), or the
 /// id in a control route's path (`/sandboxes/{id}…`, `/v2/sandboxes/{id}…`, Scalebox's
 /// `/v1/sandboxes/{id}…`). The router in front hashes on the same.
 pub fn named_sandbox(req: &Request) -> Option<String> {
-    if let Some(id) = req.headers().get("e2b-sandbox-id").and_then(|v| v.to_str().ok()) {
-        return Some(id.trim().to_string()).filter(|id| !id.is_empty());
+    for name in ["e2b-sandbox-id", "x-sandbox-id"] {
+        if let Some(id) = req.headers().get(name).and_then(|v| v.to_str().ok()) {
+            return Some(id.trim().to_string()).filter(|id| !id.is_empty());
+        }
     }
     let mut parts = req.uri().path().trim_start_matches('/').split('/');
     let first = parts.next()?;
@@ -43,7 +46,12 @@ pub fn named_sandbox(req: &Request) -> Option<String> {
 
 /// Whether a request was forwarded here by another node.
 pub fn was_forwarded(req: &Request) -> bool {
-    req.headers().contains_key(FORWARDED)
+    was_forwarded_headers(req.headers())
+}
+
+/// Whether a request with these headers was forwarded here by another node.
+pub fn was_forwarded_headers(headers: &axum::http::HeaderMap) -> bool {
+    headers.contains_key(FORWARDED)
 }
 
 /// Sends `req` to the node at `address` (`http://host:port`) and answers what it answers;
@@ -180,4 +188,38 @@ pub async fn workers(
         }
         _ => next.run(req).await,
     }
+}
+
+/// A cluster's node asks every other live node the same `GET` (with the caller's headers,
+/// marked forwarded so that none asks further) and gets each answer's headers and body; a
+/// node that fails to answer is left out (logged). Outside a cluster: none.
+pub async fn ask_peers(
+    sandbox: &crate::sandbox::Sandbox,
+    uri: &axum::http::Uri,
+    headers: &axum::http::HeaderMap,
+) -> Vec<(axum::http::HeaderMap, axum::body::Bytes)> {
+    use http_body_util::BodyExt;
+    let Some(me) = sandbox.node().filter(|_| sandbox.config().server.cluster.enabled) else { return Vec::new() };
+    let now = chrono::Utc::now();
+    let peers: Vec<_> =
+        sandbox.snapshot_store().leases().await.into_iter().filter(|l| l.node != me && l.live(now)).collect();
+    let client = client();
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let asks = peers.into_iter().map(|peer| {
+        let mut req = Request::new(Body::empty());
+        *req.uri_mut() = uri.clone();
+        *req.headers_mut() = headers.clone();
+        let client = client.clone();
+        async move {
+            let answer = forward(&client, &peer.address, me, req).await;
+            if !answer.status().is_success() {
+                tracing::warn!(node = %peer.node, path, status = %answer.status(), "a node did not answer a cluster-wide list");
+                return None;
+            }
+            let (parts, body) = answer.into_parts();
+            let bytes = body.collect().await.ok()?.to_bytes();
+            Some((parts.headers, bytes))
+        }
+    });
+    futures::future::join_all(asks).await.into_iter().flatten().collect()
 }

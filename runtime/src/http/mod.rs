@@ -277,7 +277,15 @@ async fn dispatch(front: Arc<Front>, req: Request, next: Next) -> Response {
     // In a cluster, a sandbox another live node runs is served there (see `forward`).
     if let Some((sandboxes, client)) = &front.cluster
         && !forward::was_forwarded(&req)
-        && let Some(id) = forward::named_sandbox(&req)
+        && let Some(id) = match forward::named_sandbox(&req) {
+            Some(id) => Some(id),
+            // Scalebox's file and process routes carry the sandbox's token alone.
+            None if scalebox::is_inside(req.uri().path()) => match scalebox::token_of(req.headers()) {
+                Some(token) => sandboxes.sandbox_of_token(&token).await,
+                None => None,
+            },
+            None => None,
+        }
         && let crate::sandboxes::Located::There(address) = sandboxes.locate(&id).await
     {
         let node = sandboxes.facade().node().unwrap_or_default().to_string();

@@ -18,6 +18,11 @@ use crate::sandbox::snapstore::{Lease, Owned, Owner};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// A token's SHA-256, in hex: the name of its record in the store.
+pub(super) fn token_hash(token: &str) -> String {
+    super::token_key(token).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 impl Sandboxes {
     /// Whether this server is a node of a cluster.
     pub fn clustered(&self) -> bool {
@@ -31,9 +36,25 @@ impl Sandboxes {
     /// Records this node as the owner of a new sandbox (a cluster's node only).
     pub(super) async fn own(&self, sbx: &Sbx) {
         let Some(me) = self.me().filter(|_| self.clustered()) else { return };
-        if let Err(e) = self.sandbox.snapshot_store().own(Owned::Sandbox(&sbx.id), &sbx.tenant, &me).await {
+        let store = self.sandbox.snapshot_store();
+        if let Err(e) = store.own(Owned::Sandbox(&sbx.id), &sbx.tenant, &me).await {
             tracing::warn!(sandbox_id = %sbx.id, error = %e, "cannot record this node as the sandbox's owner");
         }
+        if let Err(e) = store.put_token(&token_hash(&sbx.token), &sbx.id).await {
+            tracing::warn!(sandbox_id = %sbx.id, error = %e, "cannot record the sandbox's token");
+        }
+    }
+
+    /// The sandbox a token opens, wherever it runs (a cluster's node only): for Scalebox's
+    /// in-sandbox routes, which carry the token alone.
+    pub async fn sandbox_of_token(&self, token: &str) -> Option<String> {
+        if let Some(id) = self.by_token().get(&super::token_key(token)) {
+            return Some(id.clone());
+        }
+        if !self.clustered() {
+            return None;
+        }
+        self.sandbox.snapshot_store().token_sandbox(&token_hash(token)).await.ok().flatten()
     }
 
     /// Where sandbox `id` is: here (taken over from a dead or drained node if need be), on

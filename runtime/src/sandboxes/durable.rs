@@ -132,6 +132,9 @@ impl Sandboxes {
         {
             tracing::warn!(sandbox_id = %sbx.id, error = %e, "cannot delete the ended sandbox's owner");
         }
+        if self.clustered() {
+            let _ = store.drop_token(&super::cluster::token_hash(&sbx.token)).await;
+        }
     }
 }
 

@@ -147,9 +147,19 @@ fn list_key(sbx: &Sbx) -> String {
     format!("{:020}.{}", sbx.started_at.timestamp_nanos_opt().unwrap_or_default(), sbx.id)
 }
 
+/// A listed sandbox's place in the order, from its listing (another node's).
+fn listed_key(entry: &Value) -> Option<String> {
+    let started = chrono::DateTime::parse_from_rfc3339(entry["startedAt"].as_str()?).ok()?;
+    Some(format!("{:020}.{}", started.timestamp_nanos_opt().unwrap_or_default(), entry["sandboxID"].as_str()?))
+}
+
+/// `GET /v2/sandboxes`: the tenant's sandboxes; in a cluster, every live node's (each node
+/// lists its own with the same query, merged here in the list's order).
 async fn list(
     State(app): State<App>,
     who: Who,
+    uri: axum::http::Uri,
+    request_headers: HeaderMap,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, E2bError> {
     let tenant = who.sandbox_owner()?;
@@ -180,13 +190,25 @@ async fn list(
     if let Some(token) = q.next_token.as_deref().filter(|t| !t.is_empty()) {
         all.retain(|b| if descending { list_key(b).as_str() < token } else { list_key(b).as_str() > token });
     }
-    let more = all.len() > limit;
+    let mut more = all.len() > limit;
     all.truncate(limit);
-    let page: Vec<Value> = all.iter().map(|b| detail(&app, b)).collect();
+    let mut page: Vec<(String, Value)> = all.iter().map(|b| (list_key(b), detail(&app, b))).collect();
+    if !crate::http::forward::was_forwarded_headers(&request_headers) {
+        for (headers, body) in crate::http::forward::ask_peers(&app.sandbox, &uri, &request_headers).await {
+            more |= headers.contains_key("x-next-token");
+            let entries: Vec<Value> = serde_json::from_slice(&body).unwrap_or_default();
+            page.extend(entries.into_iter().filter_map(|e| Some((listed_key(&e)?, e))));
+        }
+        page.sort_by(|a, b| if descending { b.0.cmp(&a.0) } else { a.0.cmp(&b.0) });
+        page.dedup_by(|a, b| a.0 == b.0);
+        more |= page.len() > limit;
+        page.truncate(limit);
+    }
     let mut headers = HeaderMap::new();
-    if more && let Some(last) = all.last().and_then(|b| HeaderValue::from_str(&list_key(b)).ok()) {
+    if more && let Some(last) = page.last().and_then(|(key, _)| HeaderValue::from_str(key).ok()) {
         headers.insert("x-next-token", last);
     }
+    let page: Vec<Value> = page.into_iter().map(|(_, e)| e).collect();
     Ok((headers, axum::Json(page)).into_response())
 }
 

@@ -69,6 +69,12 @@ pub fn is_inside(path: &str) -> bool {
     path.starts_with("/sandboxagent.") || path == "/upload" || path.starts_with("/download/")
 }
 
+/// The access token an in-sandbox request carries (`X-Access-Token`).
+pub fn token_of(headers: &axum::http::HeaderMap) -> Option<String> {
+    let token = headers.get("x-access-token")?.to_str().ok()?.trim();
+    (!token.is_empty()).then(|| token.to_string())
+}
+
 /// The in-sandbox routes.
 pub fn inside_routes(app: App, max_body_bytes: usize) -> Router {
     agent::routes().layer(DefaultBodyLimit::max(max_body_bytes)).with_state(app)

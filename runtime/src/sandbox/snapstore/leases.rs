@@ -7,6 +7,8 @@
 //!   (`PutMode::Create`) when it is made: `cluster/sandboxes/<sandbox id>`,
 //!   `cluster/workers/<tenant>/<worker id in hex>` (a worker's sessions: AgentFlow's workers,
 //!   run API sessions), `cluster/mcp/<MCP session id>`;
+//! - `cluster/tokens/<sha-256 of a sandbox's access token>.json`: which sandbox the token
+//!   opens, for Scalebox's in-sandbox routes that carry the token alone;
 //! - `<owned>/taken-<holder>-<its claim's time>`: the fence of a takeover: to take what a
 //!   dead holder owned a node must create this object first, which only one node can, so
 //!   two nodes racing for one sandbox or worker never both win it; the fences go with the
@@ -198,5 +200,27 @@ impl SnapshotStore {
             }
             _ => Ok(()),
         }
+    }
+
+    fn token_key(token_hash: &str) -> Key {
+        key(["cluster", "tokens", &format!("{}.json", tenant_part(token_hash))])
+    }
+
+    /// Records that the token whose SHA-256 (hex) is `token_hash` opens sandbox `id`.
+    pub async fn put_token(&self, token_hash: &str, id: &str) -> Result<(), StoreError> {
+        self.write(&Self::token_key(token_hash), serde_json::to_vec(&serde_json::json!({"sandbox": id})).map_err(io)?)
+            .await
+    }
+
+    /// The sandbox the token whose SHA-256 is `token_hash` opens, if one is recorded.
+    pub async fn token_sandbox(&self, token_hash: &str) -> Result<Option<String>, StoreError> {
+        let Some(bytes) = self.read(&Self::token_key(token_hash)).await? else { return Ok(None) };
+        let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| io(format!("token record: {e}")))?;
+        Ok(v["sandbox"].as_str().map(str::to_string))
+    }
+
+    /// Removes the record of a token (its sandbox ended).
+    pub async fn drop_token(&self, token_hash: &str) -> Result<(), StoreError> {
+        self.remove(&Self::token_key(token_hash)).await
     }
 }
