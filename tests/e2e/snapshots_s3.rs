@@ -24,14 +24,28 @@ pub(crate) async fn s3_server() -> S3 {
     let mut builder = s3s::service::S3ServiceBuilder::new(s3s_fs::FileSystem::new(root.path()).unwrap());
     builder.set_auth(s3s::auth::SimpleAuth::from_single(KEY_ID, SECRET));
     let service = builder.build();
+    // s3s-fs checks `If-None-Match: *` and then writes, in two steps, so two creates racing
+    // for one key can both succeed; S3 makes a conditional write atomic. Conditional writes
+    // go one at a time here to be what S3 is.
+    let conditional = std::sync::Arc::new(tokio::sync::Mutex::new(()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move {
         while let Ok((socket, _)) = listener.accept().await {
-            let service = service.clone();
+            let (service, conditional) = (service.clone(), conditional.clone());
+            let one_at_a_time = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let (service, conditional) = (service.clone(), conditional.clone());
+                async move {
+                    let _one = match req.headers().contains_key("if-none-match") {
+                        true => Some(conditional.lock_owned().await),
+                        false => None,
+                    };
+                    hyper::service::Service::call(&service, req).await
+                }
+            });
             tokio::spawn(async move {
                 let io = hyper_util::rt::TokioIo::new(socket);
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, one_at_a_time).await;
             });
         }
     });
