@@ -121,6 +121,19 @@ try:
     d, r = rate(owner), rate(routed)
     print(f"req/s, 8 threads: direct {d:.0f}, via the router {r:.0f} ({r / d:.2f})")
 
+    # 1b. A new worker through the router (its first session records its node in the store),
+    # and a worker's call that reaches another node (forwarded there to its owner).
+    fresh = iter(range(10**6))
+
+    def new_worker():
+        w = f"bench-new-{next(fresh)}"
+        c.post(routed + "/api/v1/session/create", json={"worker_id": w, "resource_type": "kv"}).raise_for_status()
+        c.post(routed + "/api/v1/execute", json={"worker_id": w, "action": "kv:set", "params": {"key": "k", "value": 1}}).raise_for_status()
+    print(f"new worker (session/create + first call) via the router: {stats(timed(new_worker, 200))}")
+    other = next(b for _, b in nodes if b != owner)
+    forwarded = timed(lambda: c.post(other + "/api/v1/execute", json=call), N)
+    print(f"execute kv:get at another node (forwarded to the worker's node): {stats(forwarded)}")
+
     # 2. E2B create -> first result through the router.
     os.environ.update(E2B_API_KEY="any-key", E2B_API_URL=routed, E2B_SANDBOX_URL=routed)
     made = []

@@ -278,7 +278,13 @@ async fn behind_haproxy_workers_spread_and_a_sandbox_survives_its_nodes_death() 
     let k: usize =
         owner["node"].as_str().and_then(|n| n.strip_prefix("node-")).and_then(|n| n.parse().ok()).expect("node-k");
     wait_for("a checkpoint of the sandbox", || checkpointed(&store, &id, "c.txt")).await;
-    wait_for("a checkpoint of every worker", || workers_checkpointed(&store, &workers)).await;
+    // And a worker of the Rust SDK, through the router.
+    let sdk = cella_sdk::Sandbox::builder(&router.base).worker_id("sdk-worker").start().await.expect("the Rust SDK");
+    let _kept = sdk.create_sessions(&[("kv", json!({}))]).await.expect("a kv session (ended when dropped)");
+    sdk.execute("kv:set", json!({"key": "k", "value": "from the Rust SDK"})).await.expect("kv:set");
+    let mut checkpointed_workers = workers.clone();
+    checkpointed_workers.push("sdk-worker".into());
+    wait_for("a checkpoint of every worker", || workers_checkpointed(&store, &checkpointed_workers)).await;
     let on_dead = owned_by(&store.join("cluster/workers"), &format!("node-{k}"));
     assert!(on_dead > 0, "the node about to die holds some of the workers");
     let dead = nodes.remove(k);
@@ -303,6 +309,8 @@ async fn behind_haproxy_workers_spread_and_a_sandbox_survives_its_nodes_death() 
         let got = post("/api/v1/execute", json!({"worker_id": w, "action": "kv:get", "params": {"key": "k"}})).await;
         assert_eq!(got["data"]["value"], json!(w), "worker {w} kept its state: {got}");
     }
+    let got = sdk.execute("kv:get", json!({"key": "k"})).await.expect("the Rust SDK's worker is back");
+    assert_eq!(got.data["value"], "from the Rust SDK");
     router.stop().await;
     for node in nodes {
         node.stop().await;

@@ -10,7 +10,8 @@
 //! pause or shutdown record. The owner goes when the worker's last session ends.
 //!
 //! Sandbox contexts (`sbx-…` workers) are the sandboxes layer's: a sandbox has an owner of
-//! its own and brings its contexts with it.
+//! its own and brings its contexts with it. An MCP session's worker (`mcp-…`) stays with its
+//! MCP session.
 
 use super::*;
 use crate::sandbox::snapstore::{Owned, Owner};
@@ -26,9 +27,11 @@ pub enum Located {
     Nowhere,
 }
 
-/// Workers whose sessions the sandboxes layer owns (a sandbox's contexts).
-fn a_sandbox_context(caller: &Caller) -> bool {
-    caller.worker_id.starts_with("sbx-")
+/// Workers with no owner record of their own: a sandbox's contexts (the sandboxes layer owns
+/// the sandbox) and an MCP session's worker (it lives and ends with its MCP session, whose
+/// node is recorded by the MCP door).
+fn owned_elsewhere(caller: &Caller) -> bool {
+    caller.worker_id.starts_with("sbx-") || caller.worker_id.starts_with("mcp-")
 }
 
 impl Sandbox {
@@ -42,7 +45,7 @@ impl Sandbox {
     /// node that owns it. Outside a cluster: always here.
     pub async fn locate_worker(&self, caller: &Caller) -> Located {
         let Some(me) = self.cluster_node() else { return Located::Here };
-        if a_sandbox_context(caller) || self.inner.sessions.has_any(caller) {
+        if owned_elsewhere(caller) || self.inner.sessions.has_any(caller) {
             return Located::Here;
         }
         let store = self.store().clone();
@@ -111,7 +114,7 @@ impl Sandbox {
     /// made (a cluster's node only); another live owner (two nodes asked at once) is logged.
     pub(super) async fn own_worker(&self, caller: &Caller) {
         let Some(me) = self.cluster_node() else { return };
-        if a_sandbox_context(caller) {
+        if owned_elsewhere(caller) {
             return;
         }
         let what = Owned::Worker { tenant: &caller.tenant, worker: &caller.worker_id };
@@ -129,7 +132,7 @@ impl Sandbox {
     /// Removes this node's ownership of the caller's worker once it holds no session here.
     pub(super) async fn disown_worker(&self, caller: &Caller) {
         let Some(me) = self.cluster_node() else { return };
-        if a_sandbox_context(caller) || self.inner.sessions.has_any(caller) {
+        if owned_elsewhere(caller) || self.inner.sessions.has_any(caller) {
             return;
         }
         let what = Owned::Worker { tenant: &caller.tenant, worker: &caller.worker_id };
@@ -142,7 +145,7 @@ impl Sandbox {
     /// next node asked for one takes it at once.
     pub(super) async fn release_workers(&self, workers: &[Caller]) {
         let Some(me) = self.cluster_node() else { return };
-        for caller in workers.iter().filter(|c| !a_sandbox_context(c)) {
+        for caller in workers.iter().filter(|c| !owned_elsewhere(c)) {
             let what = Owned::Worker { tenant: &caller.tenant, worker: &caller.worker_id };
             if let Err(e) = self.store().release_owned(what, &me).await {
                 tracing::warn!(tenant = %caller.tenant, worker_id = %caller.worker_id, error = %e, "cannot release the worker");
@@ -159,7 +162,7 @@ impl Sandbox {
     pub(super) async fn still_ours(&self, tenant: &str, worker: &str) -> bool {
         let Some(me) = self.cluster_node() else { return true };
         let caller = Caller { tenant: Arc::from(tenant), worker_id: worker.to_string() };
-        if a_sandbox_context(&caller) {
+        if owned_elsewhere(&caller) {
             return true;
         }
         match self.store().owner_of(Owned::Worker { tenant, worker }).await {
