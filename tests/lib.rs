@@ -51,6 +51,15 @@ pub async fn eventually<F: std::future::Future<Output = bool>>(
     cond().await
 }
 
+/// One Connect (connect+json) envelope: a flags byte, the length (big-endian) and the JSON.
+pub fn connect_frame(message: &serde_json::Value) -> Vec<u8> {
+    let body = message.to_string().into_bytes();
+    let mut out = vec![0u8];
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
 pub mod guest_logs;
 pub mod mcp_http;
 pub mod nodes;

@@ -106,12 +106,18 @@ fn chrono_like(text: &str) -> Result<std::time::SystemTime, ()> {
     Ok(std::time::UNIX_EPOCH + Duration::from_secs_f64(secs))
 }
 
-#[tokio::test]
-async fn a_sandbox_is_forwarded_taken_over_after_kill_9_and_released_by_a_drain() {
+/// Two nodes (node-a on 127.0.0.1, node-b on 127.0.0.2) over a store directory.
+async fn two_nodes() -> (tempfile::TempDir, PathBuf, Node, Node) {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let store = dir.path().join("store");
     let a = Node::start(&node_config(&store, "node-a"), dir.path(), "127.0.0.1", 0).await;
     let b = Node::start(&node_config(&store, "node-b"), dir.path(), "127.0.0.2", 0).await;
+    (dir, store, a, b)
+}
+
+#[tokio::test]
+async fn a_sandbox_is_forwarded_taken_over_after_kill_9_and_released_by_a_drain() {
+    let (dir, store, a, b) = two_nodes().await;
     let made = e2b_script_at(&a.base, "any-key", "cluster.py", "make", &Value::Null).await;
     let id = made["id"].as_str().expect("a sandbox id").to_string();
 
@@ -141,10 +147,7 @@ async fn a_sandbox_is_forwarded_taken_over_after_kill_9_and_released_by_a_drain(
 /// store names the sandbox).
 #[tokio::test]
 async fn scalebox_in_sandbox_routes_are_forwarded_by_id_and_by_token_alone() {
-    let dir = tempfile::tempdir().expect("a temporary folder");
-    let store = dir.path().join("store");
-    let a = Node::start(&node_config(&store, "node-a"), dir.path(), "127.0.0.1", 0).await;
-    let b = Node::start(&node_config(&store, "node-b"), dir.path(), "127.0.0.2", 0).await;
+    let (_dir, _store, a, b) = two_nodes().await;
     let client = reqwest::Client::new();
     let made: Value = client
         .post(format!("{}/v1/sandboxes", a.base))
@@ -159,19 +162,14 @@ async fn scalebox_in_sandbox_routes_are_forwarded_by_id_and_by_token_alone() {
         made["data"]["sandbox_id"].as_str().expect("an id"),
         made["data"]["envd_access_token"].as_str().expect("a token"),
     );
-    let frame = |message: Value| {
-        let body = message.to_string().into_bytes();
-        let mut out = vec![0u8];
-        out.extend_from_slice(&(body.len() as u32).to_be_bytes());
-        out.extend_from_slice(&body);
-        out
-    };
     let executed = client
         .post(format!("{}/sandboxagent.ExecutionService/Execute", b.base))
         .header("content-type", "application/connect+json")
         .header("x-sandbox-id", id)
         .header("x-access-token", token)
-        .body(frame(json!({"code": "open('/workspace/n.txt', 'w').write('from a'); 6 * 7", "language": "python"})))
+        .body(cella_e2e::connect_frame(
+            &json!({"code": "open('/workspace/n.txt', 'w').write('from a'); 6 * 7", "language": "python"}),
+        ))
         .send()
         .await
         .expect("node b answers");

@@ -101,20 +101,15 @@ async fn another_tenant_gets_nothing_and_delete_is_idempotent() {
     assert_eq!(del(B).await.unwrap().status().as_u16(), 200);
     assert_eq!(get(A).await.unwrap().status().as_u16(), 200, "B's delete ended A's sandbox");
     // Inside: the execution service with no token, a wrong token, and A's.
-    let frame = |message: Value| {
-        let body = message.to_string().into_bytes();
-        let mut out = vec![0u8];
-        out.extend_from_slice(&(body.len() as u32).to_be_bytes());
-        out.extend_from_slice(&body);
-        out
-    };
     let execute = |token: Option<&str>| {
         let mut r = s
             .client
             .post(format!("{}/sandboxagent.ExecutionService/Execute", s.base))
             .header("content-type", "application/connect+json")
             .header("x-sandbox-id", id)
-            .body(frame(json!({"code": "open('/workspace/mark.txt').read()", "language": "python"})));
+            .body(cella_e2e::connect_frame(
+                &json!({"code": "open('/workspace/mark.txt').read()", "language": "python"}),
+            ));
         if let Some(token) = token {
             r = r.header("x-access-token", token);
         }
