@@ -120,6 +120,15 @@ const WORKER_ROUTES: [&str; 11] = [
     "/api/v1/init/batch",
 ];
 
+/// The fields of a JSON body that name a worker; the others are skipped, not built.
+#[derive(Default, serde::Deserialize)]
+struct NamingFields {
+    #[serde(default)]
+    worker_id: Option<String>,
+    #[serde(default)]
+    session_id: Option<String>,
+}
+
 /// Where a request names its worker.
 enum Names {
     /// In the path (a run API session).
@@ -173,9 +182,9 @@ pub async fn workers(
                 Ok(bytes) => bytes,
                 Err(_) => return next.run(Request::from_parts(parts, Body::empty())).await,
             };
-            let worker = serde_json::from_slice::<serde_json::Value>(&bytes)
-                .ok()
-                .and_then(|v| v.get(field)?.as_str().map(str::to_string));
+            // Only the naming fields are read (the route parses the body itself).
+            let named = serde_json::from_slice::<NamingFields>(&bytes).unwrap_or_default();
+            let worker = if field == "worker_id" { named.worker_id } else { named.session_id };
             (Request::from_parts(parts, Body::from(bytes)), worker)
         }
     };
