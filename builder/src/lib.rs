@@ -22,6 +22,7 @@ mod guests;
 mod project;
 mod rust_target;
 mod tools;
+pub mod wasi_python;
 
 pub use c::{build_c, c_bindings};
 pub use error::Error;

