@@ -64,6 +64,8 @@ pub struct Indices {
     pub free: u32,
     /// `turn(ptr, len) -> status`.
     pub turn: u32,
+    /// wasi-libc's `__wasilibc_reset_preopens()`.
+    pub reset_preopens: u32,
 }
 
 // Types, by offset from `first_type`.
@@ -195,7 +197,7 @@ impl Glue {
         code.function(&self.realloc());
         code.function(&self.run_cell());
         code.function(&self.describe());
-        code.function(&self.export(1, &[Arg::Str]));
+        code.function(&self.warmup());
         code.function(&self.export(2, &[Arg::Str, Arg::Str]));
         code.function(&self.export(3, &[]));
         code.function(&self.export(4, &[Arg::Str, Arg::Str, Arg::Str, Arg::Opt, Arg::Str]));
@@ -423,6 +425,16 @@ impl Glue {
         let s = &mut f.instructions();
         self.request(s, op, args, params);
         s.call(self.func(F_RUN)).end();
+        f
+    }
+
+    /// `warmup`, which then makes wasi-libc forget the directories it found: the warm image's
+    /// instances each find their own (a session's scratch folder among them).
+    fn warmup(&self) -> Function {
+        let mut f = Function::new([(3, ValType::I32)]);
+        let s = &mut f.instructions();
+        self.request(s, 1, &[Arg::Str], 2);
+        s.call(self.func(F_RUN)).call(self.at.reset_preopens).end();
         f
     }
 

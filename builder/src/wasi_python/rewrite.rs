@@ -118,6 +118,7 @@ pub fn rewrite(wasm: &[u8], layout: &Layout) -> Result<Vec<u8>, String> {
         alloc: remap.func(exported("host_alloc")?),
         free: remap.func(named("free")?),
         turn: remap.func(exported("turn")?),
+        reset_preopens: remap.func(named("__wasilibc_reset_preopens")?),
     })
     .with_lengths(layout);
 

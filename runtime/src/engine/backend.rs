@@ -64,6 +64,8 @@ pub enum WarmState {
         key: String,
         /// Whether the image came from the cache or was built now.
         origin: Origin,
+        /// The preopened directories its guest holds, handed to each new instance.
+        preopens: u32,
     },
     /// Warm without an image: warmup runs in every new instance.
     PerInstance {
@@ -302,8 +304,8 @@ impl Backend {
                 &warm::grants_fingerprint(&self.resource.grants, &self.base_dir),
                 &self.shared.fingerprint,
                 // Images carry the snapshot accessors (engine::access) since this version;
-                // access-3 refuses them to modules whose code can change a table.
-                "access-3",
+                // access-3 refuses them to modules whose code can change a table; access-4 replays stdio.
+                "access-4",
             ],
         );
         // One build per image even when several sandboxes of one process start at once.
@@ -311,7 +313,8 @@ impl Backend {
         if let Some(component) = self.shared.cache.get(&self.shared.engine, &key) {
             match instantiate_pre(&self.name, &self.shared, &component) {
                 Ok(pre) => {
-                    return WarmState::Snapshot { pre, key, origin: Origin::Cached };
+                    let preopens = super::preopens::load_count(&self.shared.cache, &key);
+                    return WarmState::Snapshot { pre, key, origin: Origin::Cached, preopens };
                 }
                 Err(e) => {
                     tracing::warn!(backend = %self.name, error = %e, "cached warm image unusable; rebuilding")
@@ -336,9 +339,13 @@ impl Backend {
         };
         match warm::snapshot(store, &self.shared.linker, &wasm, &config, self.warmup_timeout()).await {
             Ok(image) => {
-                match self.shared.cache.compile_and_store(&self.shared.engine, &key, &instrumented(&self.name, image)) {
+                let wasm = instrumented(&self.name, image.wasm);
+                match self.shared.cache.compile_and_store(&self.shared.engine, &key, &wasm) {
                     Ok(component) => match instantiate_pre(&self.name, &self.shared, &component) {
-                        Ok(pre) => WarmState::Snapshot { pre, key, origin: Origin::Compiled },
+                        Ok(pre) => {
+                            super::preopens::save_count(&self.shared.cache, &key, image.preopens);
+                            WarmState::Snapshot { pre, key, origin: Origin::Compiled, preopens: image.preopens }
+                        }
                         Err(e) => self.per_instance_probe(&config, format!("the warm image does not link: {e}")).await,
                     },
                     Err(e) => self.per_instance_probe(&config, format!("the warm image does not compile: {e:#}")).await,
@@ -398,7 +405,17 @@ impl Backend {
 
     async fn instantiate_from(&self, state: &WarmState, tags: Tags) -> std::result::Result<Instance, CallError> {
         match state {
-            WarmState::Snapshot { pre, .. } => Ok(self.new_instance(pre, tags).await?),
+            WarmState::Snapshot { pre, preopens, .. } => {
+                let mut instance = self.new_instance(pre, tags).await?;
+                if *preopens > 0 {
+                    let (store, handle, _) = instance.parts();
+                    let handle = *handle;
+                    super::preopens::replay_into(store, &handle, *preopens)
+                        .await
+                        .map_err(|e| Fault::Capacity(format!("cannot hand the instance its directories: {e}")))?;
+                }
+                Ok(instance)
+            }
             WarmState::PerInstance { .. } => {
                 let mut instance = self.new_instance(&self.cold, tags).await?;
                 self.warmup_runs.fetch_add(1, Ordering::Relaxed);

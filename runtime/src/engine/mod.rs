@@ -18,6 +18,7 @@ pub mod snapshot;
 pub(crate) mod source;
 pub mod tools;
 pub mod warm;
+pub mod wasi_state;
 
 use crate::config::Limits;
 use crate::error::{Error, Result};

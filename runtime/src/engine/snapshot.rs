@@ -377,7 +377,8 @@ pub async fn restore(
         return Err(CaptureError::Mismatch("its pages were already moved into another instance".into()));
     }
     arm(store);
-    if image.preopens > 0 {
+    // An instance of a warm image whose warmup took the directories holds them already.
+    if image.preopens > 0 && held_preopens(store).ok() != Some(image.preopens) {
         replay_preopens(store, fns, image.preopens).await?;
     }
     for (index, (memory, state)) in fns.memories.iter().zip(&image.memories).enumerate() {

@@ -23,14 +23,24 @@ pub enum SnapshotError {
     Unsupported(String),
 }
 
-/// Runs `warmup(config)` in `store` under wizer and returns the snapshot component bytes.
+/// A warm image: the snapshot component, and how many preopened directories warmup left the
+/// guest holding (wasi-libc keeps them once it has touched a file), which every instance
+/// made from the image must be handed again ([`crate::engine::preopens::replay_preopens`]).
+pub struct Image {
+    /// The snapshot component.
+    pub wasm: Vec<u8>,
+    /// The directories the guest holds, host table indices `0..preopens`.
+    pub preopens: u32,
+}
+
+/// Runs `warmup(config)` in `store` under wizer and returns the snapshot.
 pub async fn snapshot(
     mut store: Store<HostState>,
     linker: &Linker<HostState>,
     wasm: &[u8],
     config: &str,
     timeout: Duration,
-) -> Result<Vec<u8>, SnapshotError> {
+) -> Result<Image, SnapshotError> {
     let mut wizer = Wizer::new();
     wizer.init_func(format!("{WARMUP_EXPORT}({})", wave_string(config)));
     // The world requires the warmup export to stay.
@@ -57,7 +67,18 @@ pub async fn snapshot(
     };
     match results.first() {
         Some(Val::Result(Err(err))) => Err(SnapshotError::Guest(describe_error(err.as_deref()))),
-        _ => Ok(image),
+        _ => {
+            // The preview 1 adapter's handles are forgotten: each instance takes its own.
+            match crate::engine::wasi_state::forget_adapter_state(&image) {
+                Ok(Some(reset)) => return Ok(Image { wasm: reset, preopens: 0 }),
+                Ok(None) => {}
+                Err(e) => return Err(SnapshotError::Unsupported(format!("reading the warm image: {e:#}"))),
+            }
+            // Any handle but the preopened directories would dangle in every instance.
+            let preopens = crate::engine::preopens::held_preopens(&mut store)
+                .map_err(|e| SnapshotError::Unsupported(format!("warmup left handles open: {e}")))?;
+            Ok(Image { wasm: image, preopens })
+        }
     }
 }
 

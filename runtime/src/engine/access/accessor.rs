@@ -13,6 +13,9 @@ use wasm_encoder::{
 };
 use wasmtime::{Result, bail};
 
+/// The stdio functions a replay calls, in the order the preview 1 adapter calls them.
+const STDIO: [&str; 3] = ["get-stdin", "get-stdout", "get-stderr"];
+
 /// Builds the accessor module and the component sections that lift and export it.
 pub(super) struct Builder {
     types: wasm_encoder::TypeSection,
@@ -114,19 +117,33 @@ impl Builder {
             Piece::Memory { instance, name, .. } => Some((*instance, name.clone())),
             Piece::Global { .. } => None,
         });
+        let stdio = match spaces.stdio {
+            [Some(a), Some(b), Some(c)] => Some([a, b, c]),
+            _ => None,
+        };
         let replay = match (spaces.preopens, &first_memory) {
             (Some(preopens), Some((instance, name))) => {
-                self.preopens_prelude(out, preopens, *instance, name);
+                self.preopens_prelude(out, preopens, stdio, *instance, name);
                 args.push(("preopens".into(), self.accessor_instance - 1));
                 true
             }
             _ => false,
         };
         // Imports first: they own the low function, global and memory indices.
+        // `get-stdin`, `get-stdout`, `get-stderr` (with stdio), then `get-directories`.
+        let stdio_replay = replay && stdio.is_some();
+        if stdio_replay {
+            let ty = self.signature(&[], &[ValType::I32]);
+            for name in STDIO {
+                self.imports.import("preopens", name, wasm_encoder::EntityType::Function(ty));
+            }
+            self.imported_funcs = 3;
+        }
+        let directories = self.imported_funcs;
         if replay {
             let ty = self.signature(&[ValType::I32], &[]);
             self.imports.import("preopens", "get-directories", wasm_encoder::EntityType::Function(ty));
-            self.imported_funcs = 1;
+            self.imported_funcs += 1;
         }
         for piece in &pieces {
             match piece {
@@ -156,9 +173,17 @@ impl Builder {
         if replay {
             // `get-directories`' results land at address 0 of the first memory (the host puts
             // the page back): only its side effect counts, the handles it hands the guest.
-            let f = self.function(&[], &[], &[I::I32Const(0), I::Call(0)]);
+            let f = self.function(&[], &[], &[I::I32Const(0), I::Call(directories)]);
             let ty = self.ctype(&[], None);
             self.lift("replay-preopens".into(), &f, ty, vec![]);
+        }
+        if stdio_replay {
+            // The same after the three stdio streams, in the order wasi-libc's preview 1
+            // adapter takes them: a guest that touched a file descriptor holds those first.
+            let body = [I::Call(0), I::Drop, I::Call(1), I::Drop, I::Call(2), I::Drop, I::I32Const(0), I::Call(3)];
+            let f = self.function(&[], &[], &body);
+            let ty = self.ctype(&[], None);
+            self.lift("replay-stdio-preopens".into(), &f, ty, vec![]);
         }
         self.finish(out, &args);
         Ok(())
@@ -167,7 +192,14 @@ impl Builder {
     /// Before the accessor: a module whose `realloc` always answers 0, and
     /// `wasi:filesystem/preopens.get-directories` lowered into the first memory with it, in a
     /// core instance the accessor imports as `preopens`.
-    fn preopens_prelude(&mut self, out: &mut wasm_encoder::Component, preopens: u32, instance: u32, memory: &str) {
+    fn preopens_prelude(
+        &mut self,
+        out: &mut wasm_encoder::Component,
+        preopens: u32,
+        stdio: Option<[u32; 3]>,
+        instance: u32,
+        memory: &str,
+    ) {
         let mut module = wasm_encoder::Module::new();
         let mut types = wasm_encoder::TypeSection::new();
         types.ty().function([ValType::I32; 4], [ValType::I32]);
@@ -198,6 +230,9 @@ impl Builder {
             kind: ComponentExportKind::Func,
             name: "get-directories",
         });
+        for (stream, name) in stdio.iter().flatten().zip(STDIO) {
+            aliases.alias(Alias::InstanceExport { instance: *stream, kind: ComponentExportKind::Func, name });
+        }
         out.section(&aliases);
         let realloc = self.base_core_funcs;
         let mem = self.base_core_memories;
@@ -205,17 +240,25 @@ impl Builder {
         let mut canonicals = wasm_encoder::CanonicalFunctionSection::new();
         canonicals
             .lower(func, [CanonicalOption::UTF8, CanonicalOption::Memory(mem), CanonicalOption::Realloc(realloc)]);
+        let streams = if stdio.is_some() { 3 } else { 0 };
+        for i in 0..streams {
+            canonicals.lower(func + 1 + i, []);
+        }
         out.section(&canonicals);
         let lowered = self.base_core_funcs + 1;
 
         let mut instances = wasm_encoder::InstanceSection::new();
-        instances.export_items([("get-directories", ExportKind::Func, lowered)]);
+        let mut items = vec![("get-directories", ExportKind::Func, lowered)];
+        for (i, name) in STDIO.iter().enumerate().take(streams as usize) {
+            items.push((name, ExportKind::Func, lowered + 1 + i as u32));
+        }
+        instances.export_items(items);
         out.section(&instances);
 
         // What the prelude added to each index space.
-        self.base_core_funcs += 2;
+        self.base_core_funcs += 2 + streams;
         self.base_core_memories += 1;
-        self.base_funcs += 1;
+        self.base_funcs += 1 + streams;
         self.accessor_instance += 2;
     }
 

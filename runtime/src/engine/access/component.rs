@@ -40,6 +40,8 @@ pub(super) struct Spaces {
     pub(super) instantiations: HashMap<u32, u32>,
     /// The imported `wasi:filesystem/preopens` instance, if any.
     pub(super) preopens: Option<u32>,
+    /// The imported `wasi:cli/stdin`, `stdout` and `stderr` instances, if any.
+    pub(super) stdio: [Option<u32>; 3],
 }
 
 impl Spaces {
@@ -158,6 +160,11 @@ fn count(spaces: &mut Spaces, payload: Payload<'_>) -> Result<()> {
                 if kind == ComponentExternalKind::Instance && import.name.name.starts_with("wasi:filesystem/preopens@")
                 {
                     spaces.preopens = Some(spaces.instances);
+                }
+                for (i, name) in ["wasi:cli/stdin@", "wasi:cli/stdout@", "wasi:cli/stderr@"].iter().enumerate() {
+                    if kind == ComponentExternalKind::Instance && import.name.name.starts_with(name) {
+                        spaces.stdio[i] = Some(spaces.instances);
+                    }
                 }
                 spaces.count(kind)?;
             }

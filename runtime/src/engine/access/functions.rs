@@ -32,6 +32,8 @@ pub struct Access {
     pub(crate) globals: Vec<GlobalFns>,
     /// Calls `get-directories` for the guest, when it imports it.
     pub(crate) replay: Option<TypedFunc<(), ()>>,
+    /// Calls `get-stdin`, `get-stdout`, `get-stderr`, then `get-directories`.
+    pub(crate) replay_stdio: Option<TypedFunc<(), ()>>,
 }
 
 /// Where an instrumented component's accessor functions are among its exports: found by
@@ -45,6 +47,7 @@ pub struct Exports {
     /// Per global: its type, `get` and `set`.
     globals: Vec<(&'static str, ComponentExportIndex, ComponentExportIndex)>,
     replay: Option<ComponentExportIndex>,
+    replay_stdio: Option<ComponentExportIndex>,
 }
 
 impl Exports {
@@ -81,8 +84,29 @@ impl Exports {
             }
             break;
         }
-        let replay = find("replay-preopens");
-        Ok(Exports { memories, globals, replay })
+        let (replay, replay_stdio) = (find("replay-preopens"), find("replay-stdio-preopens"));
+        Ok(Exports { memories, globals, replay, replay_stdio })
+    }
+
+    /// Only the first memory's functions and `replay-preopens`: what handing a new instance
+    /// its directories needs.
+    pub fn first_memory(store: &mut Store<HostState>, instance: &Component) -> Result<Exports, CaptureError> {
+        let Some(root) = instance.get_export_index(&mut *store, None, ACCESS_INSTANCE) else {
+            return Err(CaptureError::NotInstrumented(format!("it exports no `{ACCESS_INSTANCE}`")));
+        };
+        let mut find = |name: &str| instance.get_export_index(&mut *store, Some(&root), name);
+        let missing = || CaptureError::NotInstrumented("an accessor function is missing".into());
+        let [size, grow, read, dest, write] =
+            ["size", "grow", "read", "dest", "write"].map(|f| find(&format!("m0-{f}")));
+        let memory = [
+            size.ok_or_else(missing)?,
+            grow.ok_or_else(missing)?,
+            read.ok_or_else(missing)?,
+            dest.ok_or_else(missing)?,
+            write.ok_or_else(missing)?,
+        ];
+        let (replay, replay_stdio) = (find("replay-preopens"), find("replay-stdio-preopens"));
+        Ok(Exports { memories: vec![memory], globals: Vec::new(), replay, replay_stdio })
     }
 
     /// The accessor functions of `instance`, an instance of the component they were found in.
@@ -121,10 +145,11 @@ impl Exports {
             };
             globals.push(typed);
         }
-        let replay = match &self.replay {
-            Some(index) => Some(instance.get_typed_func(&mut *store, index).map_err(bad)?),
-            None => None,
+        let mut typed = |index: &Option<ComponentExportIndex>| match index {
+            Some(index) => instance.get_typed_func(&mut *store, index).map(Some).map_err(bad),
+            None => Ok(None),
         };
-        Ok(Access { memories, globals, replay })
+        let (replay, replay_stdio) = (typed(&self.replay)?, typed(&self.replay_stdio)?);
+        Ok(Access { memories, globals, replay, replay_stdio })
     }
 }
