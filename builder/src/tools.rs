@@ -105,7 +105,7 @@ impl Tools {
     }
 
     /// Runs `install` under a lock unless `stamp_dir/.cella-build` already says `want`.
-    fn installed(
+    pub(crate) fn installed(
         &self,
         dir: &Path,
         what: &str,

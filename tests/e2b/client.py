@@ -320,7 +320,45 @@ def create_only():
     return {"id": sbx.sandbox_id, "token": sbx._envd_access_token}
 
 
-SCENARIOS = {f.__name__: f for f in [basics, streaming, files, commands, contexts, isolation, lifecycle, paused, forked, snapshotted, reaped, create_only]}
+def scientific():
+    import base64
+    import struct
+
+    sbx = Sandbox.create()
+    try:
+        out = {}
+        e = sbx.run_code("import pandas as pd\npd.DataFrame({'a': [1, 2], 'b': [3.5, 4.5]})")
+        out["frame"] = [{"text": r.text, "html": r.html, "main": r.is_main_result} for r in e.results]
+        e = sbx.run_code(
+            "import matplotlib.pyplot as plt\nplt.figure(figsize=(4, 3), dpi=100)\n"
+            "plt.plot([1, 2, 3], [4, 1, 9], label='y')\nplt.title('rises')\nplt.show()"
+        )
+        charts = []
+        for r in e.results:
+            png = base64.b64decode(r.png) if r.png else b""
+            chart = r.chart
+            charts.append({
+                "signature": png[:8].hex(),
+                "size": list(struct.unpack(">II", png[16:24])) if len(png) >= 24 else None,
+                "main": r.is_main_result,
+                "type": chart.type.value if chart else None,
+                "title": chart.title if chart else None,
+                "points": [list(p) for p in chart.elements[0].points] if chart else None,
+            })
+        out["chart"] = charts
+        sbx.files.write("data.csv", "x,y\n1,2\n3,4\n")
+        out["csv"] = execution(sbx.run_code("import pandas as pd\nint(pd.read_csv('data.csv')['y'].sum())"))
+        sbx.run_code("import matplotlib.pyplot as plt\nplt.figure()\nplt.bar(['a', 'b'], [1, 2])\nplt.savefig('chart.png')\nplt.close('all')")
+        out["saved"] = bytes(sbx.files.read("chart.png", format="bytes"))[:8].hex()
+        out["numpy"] = execution(sbx.run_code("import numpy as np\nnp.arange(10).reshape(2, 5).sum(axis=1).tolist()"))
+        out["memory"] = execution(sbx.run_code("import numpy as np\nbig = np.ones((12000, 12000))"))
+        out["after_memory"] = execution(sbx.run_code("1 + 1"))
+        return out
+    finally:
+        sbx.kill()
+
+
+SCENARIOS = {f.__name__: f for f in [scientific, basics, streaming, files, commands, contexts, isolation, lifecycle, paused, forked, snapshotted, reaped, create_only]}
 
 if __name__ == "__main__":
     print(json.dumps(SCENARIOS[sys.argv[1]](), default=str))

@@ -328,3 +328,33 @@ async fn bad_input_gets_e2b_errors_never_a_hang() {
     assert_eq!((r.status().as_u16(), r.json::<Value>().await.unwrap()["code"].clone()), (404, json!("not_found")));
     let _ = s.client.delete(format!("{}/sandboxes/{id}", s.base)).header("x-api-key", "k").send().await;
 }
+
+/// The scientific Python through E2B's SDK: a DataFrame comes back as HTML and text, a
+/// figure shown with `plt.show()` as a PNG of the plotted size with E2B's chart data, pandas
+/// reads a file the SDK wrote, a chart saved by the cell is read back, and an allocation past
+/// the memory limit is a MemoryError that leaves the session working.
+#[tokio::test]
+async fn the_scientific_python_returns_tables_charts_and_files_through_e2b() {
+    let s = code_server(json!({
+        "server": {"limits": {"memory_mb": 1024, "call_timeout_s": 60}},
+        "resources": {"python": cella_e2e::scientific_python()}
+    }))
+    .await;
+    let out = e2b_client(&s, "any-key", "scientific").await;
+    let frame = &out["frame"][0];
+    assert_eq!(frame["main"], true, "{out}");
+    assert!(frame["html"].as_str().unwrap_or_default().contains("<table"), "a DataFrame has an HTML form: {frame}");
+    assert!(frame["text"].as_str().unwrap_or_default().contains("3.5"), "and a text form: {frame}");
+    let chart = &out["chart"][0];
+    assert_eq!(chart["signature"], "89504e470d0a1a0a", "the figure is a PNG: {chart}");
+    assert_eq!(chart["size"], json!([400, 300]), "at figsize x dpi: {chart}");
+    assert_eq!(chart["main"], false, "a shown figure is a display result, not the cell's value");
+    assert_eq!(chart["type"], "line");
+    assert_eq!(chart["title"], "rises");
+    assert_eq!(chart["points"], json!([[1, 4], [2, 1], [3, 9]]));
+    assert_eq!(out["csv"]["text"], "6", "pandas reads what files.write wrote: {}", out["csv"]);
+    assert_eq!(out["saved"], "89504e470d0a1a0a", "files.read gives back the chart the cell saved");
+    assert_eq!(out["numpy"]["text"], "[10, 35]");
+    assert_eq!(error_name(&out["memory"]), "MemoryError", "{}", out["memory"]);
+    assert_eq!(out["after_memory"]["text"], "2", "the session survives its MemoryError");
+}

@@ -5,7 +5,7 @@
 //! The module is a WASI reactor whose only entry is `turn(cell)` and whose only custom import
 //! is `host.call(frame) -> frame`. [`rewrite`] adds glue functions that implement the
 //! backend world's exports over `turn` and answer `host.call` themselves ([`glue`]); the
-//! backend's logic is Python (`components/python/driver/_cella_driver.py`), imported by the
+//! backend's logic is Python (`components/python-sci/_cella_driver.py`), imported by the
 //! glue's fixed cell from the read-only library folder the runtime grants at
 //! `/usr/local/lib` (the wheel's `python-stdlib.zip` as `python315.zip`, and `cella/`).
 //! wit-component with the WASI preview 1 reactor adapter then makes the component, one
@@ -13,9 +13,11 @@
 
 mod blob;
 mod glue;
+mod install;
 mod rewrite;
 
 pub use blob::Tool;
+pub use install::{Artifacts, SHA256, VERSION, artifacts, lay_out_lib};
 
 use crate::Error;
 

@@ -87,6 +87,10 @@ pub struct CellResult {
     pub result: Option<String>,
     /// Its error.
     pub error: Option<CellError>,
+    /// Its rich results, in order (figures the cell showed, then its last value), each a
+    /// map of formats (`text`, `html`, `png` in base64, `chart`, …) with `is_main_result`;
+    /// empty from an interpreter that gives only `result`.
+    pub results: Vec<Value>,
     /// Cells run in its context so far, this one included.
     pub execution_count: u32,
 }
@@ -387,6 +391,7 @@ impl Sandboxes {
         cell.stdout.push_str(&text("stdout"));
         cell.stderr = text("stderr");
         cell.result = data["result"].as_str().map(str::to_string);
+        cell.results = data["results"].as_array().cloned().unwrap_or_default();
         cell.error = data.get("error").filter(|e| e.is_object()).map(|e| CellError {
             name: e["name"].as_str().unwrap_or("Error").to_string(),
             value: e["value"].as_str().unwrap_or_default().to_string(),

@@ -66,7 +66,21 @@ fn result_text(language: Language, repr: &str) -> String {
 /// The lines that close a cell.
 fn closing_lines(language: Language, cell: &CellResult) -> Vec<Bytes> {
     let mut out = Vec::new();
-    if let Some(repr) = &cell.result {
+    if !cell.results.is_empty() {
+        for result in &cell.results {
+            let mut result = result.clone();
+            if let Some(map) = result.as_object_mut() {
+                if map.get("is_main_result").and_then(Value::as_bool) == Some(true)
+                    && let Some(Value::String(text)) = map.get("text")
+                {
+                    let text = result_text(language, text);
+                    map.insert("text".into(), Value::String(text));
+                }
+                map.insert("type".into(), Value::String("result".into()));
+            }
+            out.push(line(result));
+        }
+    } else if let Some(repr) = &cell.result {
         out.push(line(json!({"type": "result", "text": result_text(language, repr), "is_main_result": true})));
     }
     if let Some(e) = &cell.error {

@@ -73,7 +73,7 @@ class Results:
 
     def figure(self, fig, main=False):
         buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", bbox_inches="tight")
+        fig.savefig(buffer, format="png")  # at the figure's own size (figsize x dpi)
         result = {
             "text": repr(fig),
             "png": base64.b64encode(buffer.getvalue()).decode("ascii"),
