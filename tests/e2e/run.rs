@@ -509,3 +509,27 @@ async fn a_client_that_disconnects_mid_run_keeps_its_session() {
     assert!(gone.await, "the abandoned run session was not reaped at its TTL");
     assert!(within(Duration::from_secs(5), async || !scratch_of(&cella_id).exists()).await, "scratch left behind");
 }
+
+/// The scientific Python through the run API: a figure comes back as an `image/png` bundle
+/// with its chart, and a DataFrame as the main result's `text/html` and `text/plain`.
+#[tokio::test]
+async fn the_run_api_returns_rich_results_as_mime_bundles() {
+    let s = python_server(json!({
+        "server": {"limits": {"memory_mb": 1024, "call_timeout_s": 60}},
+        "resources": {"python": cella_e2e::scientific_python()}
+    }))
+    .await;
+    let code = "import matplotlib.pyplot as plt, pandas as pd\nplt.bar(['a', 'b'], [3, 5])\nplt.show()\npd.DataFrame({'n': [1, 2]})";
+    let (status, out) = run(&s, json!({"code": code})).await;
+    assert_eq!(status, 200, "{out}");
+    let results = out["data"]["results"].as_array().cloned().unwrap_or_default();
+    assert_eq!(results.len(), 2, "the figure, then the frame: {out}");
+    let png = results[0]["data"]["image/png"].as_str().unwrap_or_default();
+    assert!(png.starts_with("iVBORw0KGgo"), "a base64 PNG: {}", &png[..png.len().min(40)]);
+    assert_eq!(results[0]["is_main_result"], false);
+    assert_eq!(results[0]["chart"]["type"], "bar");
+    assert_eq!(results[0]["chart"]["elements"][1]["value"], 5);
+    assert_eq!(results[1]["is_main_result"], true);
+    assert!(results[1]["data"]["text/html"].as_str().unwrap_or_default().contains("<table"));
+    assert_eq!(out["data"]["result"], results[1]["data"]["text/plain"]);
+}

@@ -352,6 +352,39 @@ struct Ran {
     timing: Timing,
 }
 
+/// The MIME type of each format of an interpreter's rich result.
+const MIME_TYPES: &[(&str, &str)] = &[
+    ("text", "text/plain"),
+    ("html", "text/html"),
+    ("markdown", "text/markdown"),
+    ("svg", "image/svg+xml"),
+    ("png", "image/png"),
+    ("jpeg", "image/jpeg"),
+    ("latex", "text/latex"),
+    ("json", "application/json"),
+    ("javascript", "application/javascript"),
+];
+
+/// An interpreter's rich results (`python:run`'s `results`) as MIME bundles.
+fn mime_bundles(results: &serde_json::Value) -> Vec<serde_json::Value> {
+    let Some(results) = results.as_array() else { return Vec::new() };
+    results
+        .iter()
+        .map(|r| {
+            let data: serde_json::Map<String, serde_json::Value> = MIME_TYPES
+                .iter()
+                .filter_map(|(key, mime)| r.get(*key).map(|v| ((*mime).to_string(), v.clone())))
+                .collect();
+            let mut bundle =
+                serde_json::json!({"is_main_result": r["is_main_result"].as_bool() == Some(true), "data": data});
+            if let Some(chart) = r.get("chart") {
+                bundle["chart"] = chart.clone();
+            }
+            bundle
+        })
+        .collect()
+}
+
 /// The envelope of a successful run: the code's output with the run's timing and insights.
 fn report(opened: &Opened, rt: &str, request: &RunRequest, envelope: Envelope, ran: Ran) -> Envelope {
     let insights = insights(&ran.timing, opened.reused, request);
@@ -363,6 +396,7 @@ fn report(opened: &Opened, rt: &str, request: &RunRequest, envelope: Envelope, r
         stderr: data["stderr"].as_str().unwrap_or_default().to_string(),
         result: data["result"].as_str().map(str::to_string),
         error: data.get("error").filter(|e| !e.is_null()).cloned(),
+        results: mime_bundles(&data["results"]),
         reused_session: opened.reused,
         kept_alive: request.keep_alive,
         expires_at: ran.expires_at,

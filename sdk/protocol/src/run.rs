@@ -180,6 +180,12 @@ pub struct RunResult {
     /// `{name, value, traceback}` when the code raised (a syntax error included).
     #[cfg_attr(feature = "schema", schema(value_type = Option<Object>))]
     pub error: Option<Value>,
+    /// Rich results, in order (figures the code showed, then its final value), each
+    /// `{is_main_result, data: {MIME type: content}, chart?}`: `text/plain`, `text/html`,
+    /// `image/png` (base64), … Empty from an interpreter that gives only `result`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "schema", schema(value_type = Vec<Object>))]
+    pub results: Vec<Value>,
     /// Whether the session was reused.
     pub reused_session: bool,
     /// Whether the session lives on after this run.

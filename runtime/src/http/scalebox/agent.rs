@@ -112,6 +112,34 @@ fn closing(cell: &CellResult, started: &str) -> Vec<Bytes> {
     if let Some(text) = &cell.result {
         result["text"] = json!(text);
     }
+    // Rich results: the figures a cell showed come first as results of their own; the main
+    // result's formats (`html`, `png`, …) join the final frame. Scalebox's formats are strings.
+    for rich in &cell.results {
+        let main = rich["is_main_result"].as_bool() == Some(true);
+        let mut formats = serde_json::Map::new();
+        for (key, value) in rich.as_object().into_iter().flatten() {
+            if key == "is_main_result" {
+                continue;
+            }
+            let value = match (key.as_str(), value) {
+                ("chart", v) => v.clone(),
+                (_, Value::String(s)) => json!(s),
+                (_, other) => json!(other.to_string()),
+            };
+            formats.insert(key.clone(), value);
+        }
+        if main {
+            for (key, value) in formats {
+                if key != "text" {
+                    result[key.as_str()] = value;
+                }
+            }
+        } else {
+            formats.insert("isMainResult".into(), json!(false));
+            formats.insert("executionCount".into(), json!(cell.execution_count));
+            frames.push(connect::envelope(&json!({"result": formats})));
+        }
+    }
     frames.push(connect::envelope(&json!({"result": result})));
     frames
 }
