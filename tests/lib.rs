@@ -216,6 +216,16 @@ pub fn scientific_python() -> Value {
     })
 }
 
+/// A code server whose `python` is [`scientific_python`], with the memory (its warm image
+/// takes about 100 MiB) and the call time its cells need.
+pub async fn scientific_server() -> Server {
+    code_server(json!({
+        "server": {"limits": {"memory_mb": 1024, "call_timeout_s": 60}},
+        "resources": {"python": scientific_python()}
+    }))
+    .await
+}
+
 /// Runs `tests/e2b/client.py SCENARIO` (E2B's own Python SDK, pinned in
 /// `tests/e2b/requirements.txt`) against `server` with the API key `key`; returns the JSON
 /// it prints. Panics with its stderr when it fails.

@@ -65,9 +65,19 @@ pub fn build_c(
         });
     }
     let module = std::fs::read(&core).map_err(|e| Error::io(format!("reading {}", core.display()), e))?;
-    let component = wit_component::ComponentEncoder::default()
+    let component = reactor_component(&module)?;
+    if let Some(parent) = out.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(format!("creating {}", parent.display()), e))?;
+    }
+    std::fs::write(out, component).map_err(|e| Error::io(format!("writing {}", out.display()), e))
+}
+
+/// Makes a component of a WASI preview 1 reactor `module` (its WIT world embedded) with
+/// wit-component and the preview 1 reactor adapter.
+pub(crate) fn reactor_component(module: &[u8]) -> Result<Vec<u8>, Error> {
+    wit_component::ComponentEncoder::default()
         .validate(true)
-        .module(&module)
+        .module(module)
         .and_then(|e| {
             e.adapter(
                 wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME,
@@ -75,9 +85,5 @@ pub fn build_c(
             )
         })
         .and_then(|e| e.encode())
-        .map_err(|e| Error::Failed { what: "making the component (wit-component)".into(), output: format!("{e:#}") })?;
-    if let Some(parent) = out.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| Error::io(format!("creating {}", parent.display()), e))?;
-    }
-    std::fs::write(out, component).map_err(|e| Error::io(format!("writing {}", out.display()), e))
+        .map_err(|e| Error::Failed { what: "making the component (wit-component)".into(), output: format!("{e:#}") })
 }

@@ -335,11 +335,7 @@ async fn bad_input_gets_e2b_errors_never_a_hang() {
 /// the memory limit is a MemoryError that leaves the session working.
 #[tokio::test]
 async fn the_scientific_python_returns_tables_charts_and_files_through_e2b() {
-    let s = code_server(json!({
-        "server": {"limits": {"memory_mb": 1024, "call_timeout_s": 60}},
-        "resources": {"python": cella_e2e::scientific_python()}
-    }))
-    .await;
+    let s = cella_e2e::scientific_server().await;
     let out = e2b_client(&s, "any-key", "scientific").await;
     let frame = &out["frame"][0];
     assert_eq!(frame["main"], true, "{out}");

@@ -514,11 +514,7 @@ async fn a_client_that_disconnects_mid_run_keeps_its_session() {
 /// with its chart, and a DataFrame as the main result's `text/html` and `text/plain`.
 #[tokio::test]
 async fn the_run_api_returns_rich_results_as_mime_bundles() {
-    let s = python_server(json!({
-        "server": {"limits": {"memory_mb": 1024, "call_timeout_s": 60}},
-        "resources": {"python": cella_e2e::scientific_python()}
-    }))
-    .await;
+    let s = cella_e2e::scientific_server().await;
     let code = "import matplotlib.pyplot as plt, pandas as pd\nplt.bar(['a', 'b'], [3, 5])\nplt.show()\npd.DataFrame({'n': [1, 2]})";
     let (status, out) = run(&s, json!({"code": code})).await;
     assert_eq!(status, 200, "{out}");

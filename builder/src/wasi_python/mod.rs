@@ -86,15 +86,5 @@ pub fn component(python_wasm: &[u8], manifest: &Manifest, wit: &std::path::Path)
         resolve.select_world(&[package], Some(crate::WORLD)).map_err(|e| failed("the WIT world", format!("{e:#}")))?;
     wit_component::embed_component_metadata(&mut module, &resolve, world, wit_component::StringEncoding::UTF8, false)
         .map_err(|e| failed("embedding the WIT", format!("{e:#}")))?;
-    wit_component::ComponentEncoder::default()
-        .validate(true)
-        .module(&module)
-        .and_then(|e| {
-            e.adapter(
-                wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME,
-                wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
-            )
-        })
-        .and_then(|e| e.encode())
-        .map_err(|e| failed("making the component (wit-component)", format!("{e:#}")))
+    crate::c::reactor_component(&module)
 }
