@@ -21,7 +21,7 @@ impl Blob {
 
     /// Appends `size` zeroed bytes aligned to 4; returns their offset.
     pub fn reserve(&mut self, size: usize) -> u32 {
-        while self.bytes.len() % 4 != 0 {
+        while !self.bytes.len().is_multiple_of(4) {
             self.bytes.push(0);
         }
         let at = self.bytes.len();

@@ -21,9 +21,12 @@ const ALLOCATION: &str = "allocation_state";
 /// `AllocationState::StackAllocated`, and the states past it that the reset undoes.
 const STACK_ALLOCATED: i32 = 2;
 
+/// A top-level section's bytes, and for a core module section the module's bytes alone.
+type Section<'a> = (&'a [u8], Option<&'a [u8]>);
+
 /// Each top-level section of the component `wasm`, the header first: its bytes, and for a
 /// core module section the module's bytes alone.
-fn sections(wasm: &[u8]) -> Result<Vec<(&[u8], Option<&[u8]>)>> {
+fn sections(wasm: &[u8]) -> Result<Vec<Section<'_>>> {
     let mut parser = Parser::new(0);
     let mut pos = 0usize;
     let mut out = Vec::new();
