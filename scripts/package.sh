@@ -5,6 +5,7 @@
 #   <out>/cella/share/cella/components/*.wasm  the product's components (builtin:<name>)
 #   <out>/cella/share/cella/{corpus,data}      the example data the default config grants
 #   <out>/cella/share/cella/wheelhouse         the example wheels the python backend installs
+#   <out>/cella/share/cella/python-sci         the scientific Python's library (stdlib zip, driver, mpl-data)
 #   <out>/cella/share/cella/sdk/{guest-rust,codes}  the Rust guest SDK `cella new` projects use
 #
 # and <out>/cella-<version>-<arch>-linux.tar.gz of it. `cella serve` finds share/cella beside
@@ -34,6 +35,9 @@ if command -v strip >/dev/null; then strip --strip-debug "$tree/bin/cella"; fi
 # Only the components themselves (the build folder also holds cargo's own files).
 cp "$home"/components/*.wasm "$tree/share/cella/components/"
 cp -rL "$home/corpus" "$home/data" "$tree/share/cella/"
+# The scientific Python reads its standard library, packages and driver from here.
+[[ -d "$home/python-sci/lib" ]] || { echo "error: $home/python-sci is missing: build with cargo first" >&2; exit 1; }
+cp -rL "$home/python-sci" "$tree/share/cella/"
 cp "$home"/wheelhouse/*.whl "$tree/share/cella/wheelhouse/" 2>/dev/null || true
 for sdk in guest-rust codes; do
     mkdir -p "$tree/share/cella/sdk/$sdk"

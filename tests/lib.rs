@@ -219,11 +219,24 @@ pub fn scientific_python() -> Value {
 /// A code server whose `python` is [`scientific_python`], with the memory (its warm image
 /// takes about 100 MiB) and the call time its cells need.
 pub async fn scientific_server() -> Server {
-    code_server(json!({
+    scientific_server_with(json!({})).await
+}
+
+/// [`scientific_server`] with `patch` merged in.
+pub async fn scientific_server_with(patch: Value) -> Server {
+    Server::start(scientific_config(patch)).await
+}
+
+/// The configuration patch of [`scientific_server_with`], for a test that starts the server
+/// itself (again, over the same store).
+pub fn scientific_config(patch: Value) -> Value {
+    let mut config = json!({
         "server": {"limits": {"memory_mb": 1024, "call_timeout_s": 60}},
-        "resources": {"python": scientific_python()}
-    }))
-    .await
+        "resources": code_resources()
+    });
+    config["resources"]["python"] = scientific_python();
+    merge(&mut config, patch);
+    config
 }
 
 /// Runs `tests/e2b/client.py SCENARIO` (E2B's own Python SDK, pinned in

@@ -4,7 +4,7 @@
 //! the RSS after (memory after churn).
 //! Run with: `cargo bench -p cella-runtime --bench memory [-- [BACKEND] COUNT...]`
 //! (e.g. `-- 1000 100000`; `CELLA_MEMORY_SESSIONS=1000,100000` works too). BACKEND is `kv`
-//! (the default), `python` or `javascript`: each session then runs one small cell
+//! (the default), `python` (the scientific one), `python-lite` or `javascript`: each session then runs one small cell
 //! (`x = 1`, `let x = 1`) instead of a `kv:set`, in the backend's own memory limit.
 //!
 //! Each session holds about four memory mappings: 100,000 sessions need `vm.max_map_count`
@@ -121,11 +121,14 @@ fn counts(resource: &str) -> Vec<usize> {
 fn backend() -> (&'static str, &'static str, fn(usize) -> Value) {
     let named = std::env::args().skip(1).find_map(|a| match a.as_str() {
         "python" => Some("python"),
+        "python-lite" => Some("python-lite"),
         "javascript" => Some("javascript"),
         _ => None,
     });
     match named {
-        Some("python") => ("python", "python:run", |_| json!({"code": "x = 1"})),
+        // The scientific Python's warm image has numpy, pandas and matplotlib imported.
+        Some("python") => ("python", "python:run", |_| json!({"code": "import numpy, pandas, matplotlib; x = 1"})),
+        Some("python-lite") => ("python-lite", "python-lite:run", |_| json!({"code": "x = 1"})),
         Some(_) => ("javascript", "javascript:run", |_| json!({"code": "let x = 1"})),
         None => ("kv", "kv:set", |i| json!({"key": "k", "value": i})),
     }

@@ -1,5 +1,5 @@
-//! Session snapshots: snapshot, restore, fork (per copy) and pause + auto-resume, for a Python
-//! session holding about 10 MB of user data and for a kv session; with the bytes stored
+//! Session snapshots: snapshot, restore, fork (per copy) and pause + auto-resume, for a
+//! scientific Python session holding a 10 MB pandas DataFrame and for a kv session; with the bytes stored
 //! against the bytes of memory that changed. Medians and p95 over the samples.
 //! Run with: `cargo bench -p cella-runtime --bench snapshots [-- SAMPLES] [FILTER]` (default
 //! 30 samples; FILTER runs only the measurements whose name contains it, e.g. `fork_python`).
@@ -57,7 +57,7 @@ fn main() {
     rt.block_on(async {
         let config = common::config(
             &["python", "kv"],
-            json!({"server": {"limits": {"max_instances": 200, "memory_mb": 256},
+            json!({"server": {"limits": {"max_instances": 200, "memory_mb": 1024},
                               "snapshots": {"dir": store.path(), "keep_on_shutdown": false}}}),
         );
         let sb = Sandbox::start(config).await.unwrap();
@@ -66,7 +66,8 @@ fn main() {
         // A Python session with ~10 MB of user data (random bytes: nothing compresses it away).
         let py = Caller::new("bench-python");
         sb.create_session(&py, "python", serde_json::Value::Null, None).await.unwrap();
-        run(&sb, &py, "python:run", json!({"code": "import random\ndata = random.randbytes(10 * 1024 * 1024)\nsmall = {'k': list(range(1000))}"})).await;
+        // The scientific Python holds it as a pandas DataFrame of random floats.
+        run(&sb, &py, "python:run", json!({"code": "import numpy as np, pandas as pd\ndata = pd.DataFrame(np.random.default_rng(1).random((131072, 10)))\nsmall = {'k': list(range(1000))}"})).await;
         let kv = Caller::new("bench-kv");
         sb.create_session(&kv, "kv", serde_json::Value::Null, None).await.unwrap();
         run(&sb, &kv, "kv:set", json!({"key": "a", "value": {"nested": [1, 2, 3]}})).await;

@@ -15,6 +15,7 @@ mod routes;
 mod run;
 mod run_snapshots;
 mod scalebox;
+mod scientific;
 mod sdk;
 mod seeds;
 mod shell;

@@ -148,3 +148,24 @@ async fn a_session_comes_back_after_a_graceful_restart() {
     assert_eq!(after["text"], "(42, 'over the restart')", "{after}");
     s.stop().await;
 }
+
+/// The scientific Python's rich results through Scalebox's CodeInterpreter: a figure shown
+/// with `plt.show()` is a PNG result of its own (at figsize × dpi, with its chart), streamed
+/// before the cell's main result, which carries a DataFrame's HTML.
+#[tokio::test]
+async fn the_scientific_python_returns_charts_and_tables_through_scalebox() {
+    let (s, ca, _dir) = tls_server(cella_e2e::scientific_config(json!({}))).await;
+    let out = scalebox_client(&s, "any-key", &ca, "scientific").await;
+    assert!(out["error"].is_null(), "{out}");
+    let results = out["results"].as_array().cloned().unwrap_or_default();
+    assert_eq!(results.len(), 2, "the figure, then the main result: {out}");
+    assert_eq!(results[0]["main"], false);
+    assert_eq!(results[0]["png"]["signature"], "89504e470d0a1a0a", "{out}");
+    assert_eq!(results[0]["png"]["size"], json!([400, 300]));
+    assert_eq!(results[0]["chart"]["type"], "line");
+    assert_eq!(results[0]["chart"]["title"], "rises");
+    assert_eq!(results[1]["main"], true);
+    assert_eq!(results[1]["table"], true, "a DataFrame's HTML: {out}");
+    assert!(results[1]["text"].as_str().unwrap_or_default().contains("1.5"), "{out}");
+    assert_eq!(out["shown"], json!([false, true]), "onResult saw them in order");
+}

@@ -64,6 +64,34 @@ const scenarios = {
     return out;
   },
 
+  // The scientific Python's rich results through the SDK's CodeInterpreter: a shown figure
+  // as a PNG result of its own, a DataFrame as the main result's HTML.
+  async scientific() {
+    const first = await Session.run({ code: 'import matplotlib.pyplot as plt', language: 'python', keepAlive: true });
+    const sandbox = first.sandbox;
+    const { context } = SessionExecutor.sessions.get(first.sessionId);
+    const interpreter = new CodeInterpreter(sandbox, sandbox.connectionConfig, new ApiClient(sandbox.connectionConfig));
+    const shown = [];
+    const r = await interpreter.runCode(
+      "import pandas as pd\nplt.figure(figsize=(4, 3), dpi=100)\nplt.plot([1, 2, 3], [4, 1, 9])\nplt.title('rises')\nplt.show()\npd.DataFrame({'a': [1.5, 2]})",
+      { context, onResult: (result) => shown.push(result.isMainResult) },
+    );
+    const png = (b64) => {
+      if (!b64) return null;
+      const bytes = Buffer.from(b64, 'base64');
+      return { signature: bytes.subarray(0, 8).toString('hex'), size: [bytes.readUInt32BE(16), bytes.readUInt32BE(20)] };
+    };
+    const results = (r.results ?? []).map((x) => ({
+      main: x.isMainResult,
+      png: png(x.png),
+      table: typeof x.html === 'string' && x.html.includes('<table'),
+      text: x.text ?? null,
+      chart: x.chart ? { type: x.chart.type, title: x.chart.title } : null,
+    }));
+    await Session.close(first.sessionId);
+    return { results, shown, error: r.error ? { name: r.error.name, value: r.error.value } : null };
+  },
+
   async javascript() {
     const out = {};
     const first = await Session.run({ code: "var n = 20; console.log('js says hi'); n + 1", language: 'javascript', keepAlive: true });

@@ -293,6 +293,10 @@ pub struct ResourceConfig {
     /// the snapshot fails, warmup runs in every new instance.
     #[serde(default = "yes")]
     pub warm_image: bool,
+    /// Linear memory an instance of this backend may have, in MiB: at most
+    /// `server.limits.memory_mb` (the pool's slot size), which applies when absent.
+    #[serde(default)]
+    pub memory_mb: Option<u64>,
 }
 
 /// Capabilities granted to a component (`resources.<name>.grants`). Nothing is granted by

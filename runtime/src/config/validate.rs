@@ -80,6 +80,16 @@ impl Config {
                     "resources.{name}: a resource name uses only letters, digits, '_' and '-'"
                 )));
             }
+            match r.memory_mb {
+                Some(0) => return Err(Error::Config(format!("resources.{name}.memory_mb: must be above 0"))),
+                Some(m) if m > self.server.limits.memory_mb => {
+                    return Err(Error::Config(format!(
+                        "resources.{name}.memory_mb: {m} is above server.limits.memory_mb ({}), the most an instance may have",
+                        self.server.limits.memory_mb
+                    )));
+                }
+                _ => {}
+            }
             if !r.config.is_object() {
                 return Err(Error::Config(format!("resources.{name}.config: must be a JSON object")));
             }

@@ -332,6 +332,11 @@ impl Backend {
             let _ = store.set_fuel(u64::MAX);
         }
         self.shared.metrics.cache("warm_image", false);
+        tracing::info!(
+            backend = %self.name,
+            component_mb = std::fs::metadata(&self.path).map_or(0, |m| m.len() / 1_000_000),
+            "building the warm image (compile, warmup, snapshot, compile again: minutes for a large interpreter, once per cache)"
+        );
         self.warmup_runs.fetch_add(1, Ordering::Relaxed);
         let wasm = match super::source::read_again(&self.path, &self.sha256) {
             Ok(wasm) => wasm,
@@ -427,7 +432,8 @@ impl Backend {
     }
 
     fn new_store(&self, tags: Tags) -> std::result::Result<Store<HostState>, Fault> {
-        let memory_mb = tags.memory_mb.map_or(self.shared.limits.memory_mb, |m| m.min(self.shared.limits.memory_mb));
+        let cap = self.resource.memory_mb.map_or(self.shared.limits.memory_mb, |m| m.min(self.shared.limits.memory_mb));
+        let memory_mb = tags.memory_mb.map_or(cap, |m| m.min(cap));
         let memory = (memory_mb as usize) * 1024 * 1024;
         let state = HostState::new(&self.resource.grants, &self.base_dir, memory, tags)
             .map_err(|e| Fault::Capacity(format!("cannot grant capabilities: {e}")))?;

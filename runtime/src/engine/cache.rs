@@ -25,6 +25,12 @@ pub enum Origin {
     Compiled,
 }
 
+/// A held cache lock (see [`ComponentCache::lock`]): released when dropped.
+pub struct CacheLock<G> {
+    _file: Option<std::fs::File>,
+    _process: G,
+}
+
 /// The component cache directory.
 #[derive(Debug, Clone)]
 pub struct ComponentCache {
@@ -63,9 +69,11 @@ impl ComponentCache {
         format!("{kind}-{}", &hex::encode(h.finalize())[..32])
     }
 
-    /// Holds the in-process lock of `key`: sandboxes that start at once in one process (tests,
-    /// benchmarks) compile each artifact once, the others wait and then find it cached.
-    pub fn lock(&self, key: &str) -> std::sync::MutexGuard<'static, ()> {
+    /// Holds the lock of `key`: sandboxes that start at once compile each artifact once, the
+    /// others wait and then find it cached. In one process (tests, benchmarks) a mutex; across
+    /// processes (servers sharing a cache directory) an advisory lock on `<key>.lock`, where
+    /// the file system has them.
+    pub fn lock(&self, key: &str) -> CacheLock<std::sync::MutexGuard<'static, ()>> {
         type Locks = std::sync::Mutex<std::collections::HashMap<PathBuf, &'static std::sync::Mutex<()>>>;
         static LOCKS: std::sync::OnceLock<Locks> = std::sync::OnceLock::new();
         let path = self.path_for(key);
@@ -73,11 +81,12 @@ impl ComponentCache {
             let mut locks = LOCKS.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
             locks.entry(path).or_insert_with(|| Box::leak(Box::new(std::sync::Mutex::new(()))))
         };
-        lock.lock().unwrap_or_else(|e| e.into_inner())
+        let process = lock.lock().unwrap_or_else(|e| e.into_inner());
+        CacheLock { _file: self.file_lock(key), _process: process }
     }
 
     /// [`ComponentCache::lock`] for async code that builds an artifact across awaits.
-    pub async fn lock_async(&self, key: &str) -> tokio::sync::OwnedMutexGuard<()> {
+    pub async fn lock_async(&self, key: &str) -> CacheLock<tokio::sync::OwnedMutexGuard<()>> {
         type Locks = std::sync::Mutex<std::collections::HashMap<PathBuf, std::sync::Arc<tokio::sync::Mutex<()>>>>;
         static LOCKS: std::sync::OnceLock<Locks> = std::sync::OnceLock::new();
         let path = self.path_for(key);
@@ -85,7 +94,31 @@ impl ComponentCache {
             let mut locks = LOCKS.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
             locks.entry(path).or_default().clone()
         };
-        lock.lock_owned().await
+        let process = lock.lock_owned().await;
+        let cache = self.clone();
+        let key = key.to_string();
+        let file = tokio::task::spawn_blocking(move || cache.file_lock(&key)).await.ok().flatten();
+        CacheLock { _file: file, _process: process }
+    }
+
+    /// Waits for the exclusive lock on `<key>.lock`; `None` where it cannot be taken (the
+    /// in-process lock still holds).
+    fn file_lock(&self, key: &str) -> Option<std::fs::File> {
+        std::fs::create_dir_all(&self.dir).ok()?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.dir.join(format!("{key}.lock")))
+            .ok()?;
+        match file.try_lock() {
+            Ok(()) => Some(file),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                tracing::info!(key, dir = %self.dir.display(), "another process is building this artifact; waiting for it");
+                file.lock().ok().map(|()| file)
+            }
+            Err(std::fs::TryLockError::Error(_)) => None,
+        }
     }
 
     /// Loads the component stored under `key`, or compiles `wasm()` and stores it.
@@ -189,5 +222,23 @@ fn checksum_of(mut file: std::fs::File) -> std::io::Result<String> {
             0 => return Ok(format!("{:032x}", hasher.digest128())),
             n => hasher.update(&buffer[..n]),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_lock_keeps_other_processes_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ComponentCache::new(Some(dir.path().to_path_buf()));
+        let key = ComponentCache::key("warm", &["x"]);
+        let held = cache.lock(&key);
+        // Another process opens the file anew: a lock on another open file description.
+        let other = std::fs::File::options().write(true).open(dir.path().join(format!("{key}.lock"))).unwrap();
+        assert!(matches!(other.try_lock(), Err(std::fs::TryLockError::WouldBlock)));
+        drop(held);
+        assert!(other.try_lock().is_ok(), "released with the guard");
     }
 }

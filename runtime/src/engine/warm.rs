@@ -14,6 +14,12 @@ use wasmtime_wizer::Wizer;
 /// The exported warmup function, as wizer names it.
 const WARMUP_EXPORT: &str = "cella:backend/guest.warmup@0.1.0";
 
+/// How long wizer may take to compile the instrumented component before warmup starts.
+const COMPILE_ALLOWANCE: Duration = Duration::from_secs(900);
+
+/// Beyond twice the warmup deadline, how long wizer may take to write the snapshot.
+const SNAPSHOT_ALLOWANCE: Duration = Duration::from_secs(300);
+
 /// Why no snapshot was made.
 #[derive(Debug)]
 pub enum SnapshotError {
@@ -45,11 +51,37 @@ pub async fn snapshot(
     wizer.init_func(format!("{WARMUP_EXPORT}({})", wave_string(config)));
     // The world requires the warmup export to stay.
     wizer.keep_init_func(true);
-    store.data_mut().deadline = Instant::now() + timeout;
+    // The deadline counts the guest's time only: wizer compiles the instrumented component
+    // first (about a minute for a 100 MB interpreter on 2 cores), and that is not warmup.
+    let guest_started: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
+    store.data_mut().deadline = Instant::now() + COMPILE_ALLOWANCE + timeout;
     store.set_epoch_deadline(1);
-    let run = wizer
-        .run_component(&mut store, wasm, async |store, component| linker.instantiate_async(store, component).await);
-    let (image, results) = match tokio::time::timeout(timeout, run).await {
+    let run = wizer.run_component(&mut store, wasm, async |store, component| {
+        store.data_mut().deadline = Instant::now() + timeout;
+        *guest_started.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        linker.instantiate_async(store, component).await
+    });
+    let watchdog = async {
+        // The epoch deadline stops guest code; this stops a guest parked in a host call, and
+        // a compile that never ends. Snapshotting after warmup gets as long again.
+        let begun = Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            let guest = *guest_started.lock().unwrap_or_else(|e| e.into_inner());
+            let over = match guest {
+                Some(at) => at.elapsed() > timeout * 2 + SNAPSHOT_ALLOWANCE,
+                None => begun.elapsed() > COMPILE_ALLOWANCE,
+            };
+            if over {
+                return guest.is_some();
+            }
+        }
+    };
+    let outcome = tokio::select! {
+        done = run => Ok(done),
+        guest_ran = watchdog => Err(guest_ran),
+    };
+    let (image, results) = match outcome {
         Ok(Ok(done)) => done,
         Ok(Err(e)) => {
             let text = format!("{e:#}");
@@ -61,8 +93,14 @@ pub async fn snapshot(
                 },
             );
         }
-        Err(_) => {
+        Err(true) => {
             return Err(SnapshotError::Guest(format!("warmup timed out after {}s", timeout.as_secs_f64())));
+        }
+        Err(false) => {
+            return Err(SnapshotError::Unsupported(format!(
+                "compiling the component for warmup took over {}s",
+                COMPILE_ALLOWANCE.as_secs()
+            )));
         }
     };
     match results.first() {

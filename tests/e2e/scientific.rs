@@ -1,0 +1,78 @@
+//! The scientific Python (`builtin:python-sci`) as a session like every other: fork, pause,
+//! resume and a graceful restart keep its interpreter's state (a pandas DataFrame); the call
+//! deadline stops a long scipy call and the session goes on; a crash of the interpreter
+//! ends only its own session.
+
+use cella_e2e::{Server, scientific_config, scientific_server_with, worker};
+use serde_json::json;
+
+async fn run(s: &Server, w: &str, code: &str) -> serde_json::Value {
+    let (status, body) = s.execute(w, "python:run", json!({"code": code})).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+#[tokio::test]
+async fn a_scientific_session_forks_pauses_and_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let patch = json!({"server": {"snapshots": {"dir": dir.path(), "keep_on_shutdown": true}}});
+    let s = scientific_server_with(patch.clone()).await;
+    let w = worker("sci-snap");
+    let made = run(&s, &w, "import numpy as np, pandas as pd\ndf = pd.DataFrame({'x': np.arange(100_000)})").await;
+    assert_eq!(made["code"], 0, "{made}");
+
+    let (status, body) =
+        s.post("/api/v1/session/fork", json!({"worker_id": w, "resource_type": "python", "count": 2})).await;
+    assert_eq!(status, 200, "{body}");
+    let copies = body["data"]["copies"].as_array().cloned().unwrap_or_default();
+    assert_eq!(copies.len(), 2, "{body}");
+    for copy in &copies {
+        let fork = copy["worker_id"].as_str().unwrap();
+        let got = run(&s, fork, "df['x'] = 0\nint(df.x.sum())").await;
+        assert_eq!(got["data"]["result"], "0", "the copy changes its own frame: {got}");
+    }
+    let got = run(&s, &w, "int(df.x.sum())").await;
+    assert_eq!(got["data"]["result"], "4999950000", "the source keeps its frame: {got}");
+
+    let (status, body) = s.post("/api/v1/session/pause", json!({"worker_id": w, "resource_type": "python"})).await;
+    assert_eq!(status, 200, "{body}");
+    let got = run(&s, &w, "df['y'] = df.x * 2\nint(df.y.max())").await;
+    assert_eq!(got["data"]["result"], "199998", "resumed with numpy and its frame: {got}");
+
+    let (status, body) = s.post("/api/v1/server/shutdown", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    s.wait().await.expect("the server stops");
+    let s = Server::start(scientific_config(patch)).await;
+    let got = run(&s, &w, "import matplotlib.pyplot as plt\nplt.plot(df.y[:3])\nplt.show()\nlen(df)").await;
+    assert_eq!(got["data"]["result"], "100000", "back after the restart: {got}");
+    assert_eq!(got["data"]["results"][0]["png"].as_str().map(|p| &p[..8]), Some("iVBORw0K"), "and plots: {got}");
+}
+
+#[tokio::test]
+async fn the_deadline_stops_a_long_scipy_call_and_a_crash_ends_only_its_session() {
+    let s = scientific_server_with(json!({})).await;
+    let w = worker("sci-deadline");
+    let other = worker("sci-other");
+    run(&s, &other, "kept = 7").await;
+    run(&s, &w, "import scipy.optimize\nkept = 1").await;
+    // A minimisation that would run for minutes: stopped at the request's 2 s deadline.
+    let started = std::time::Instant::now();
+    let (status, body) = s
+        .post(
+            "/api/v1/execute",
+            json!({"worker_id": w, "action": "python:run", "timeout": 2,
+                   "params": {"code": "import numpy as np\nscipy.optimize.minimize(lambda v: float(np.sum(np.sin(v) ** 2)), np.ones(400), method='Nelder-Mead', options={'maxiter': 10**9, 'maxfev': 10**9, 'xatol': 0, 'fatol': 0})"}}),
+        )
+        .await;
+    let took = started.elapsed();
+    assert_ne!(status, 200, "{body}");
+    assert_eq!(body["code"], 5006, "a timeout: {body}");
+    assert!(took.as_secs() < 30, "stopped near its deadline, not after {took:?}");
+    let got = run(&s, &w, "kept").await;
+    assert_eq!(got["code"], 0, "the worker gets a session again: {got}");
+    // A trap inside the interpreter (a stack overflow past recursion's guard) ends that session.
+    let crashed = run(&s, &w, "import sys\nsys.setrecursionlimit(10**8)\ndef f(n): return f(n + 1)\nf(0)").await;
+    assert_ne!(crashed["code"], 0, "{crashed}");
+    let got = run(&s, &other, "kept").await;
+    assert_eq!(got["data"]["result"], "7", "the other session is untouched: {got}");
+}
