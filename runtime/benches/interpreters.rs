@@ -1,9 +1,12 @@
 //! Code-interpreter benchmarks (criterion), issue #4's speed figures at the engine level.
 //! Run with: `cargo bench -p cella-runtime --bench interpreters`
 //!
-//! - `interpreters/create_python`, `interpreters/create_javascript`: a new session ready to
-//!   run (store + instance from the warm image + `initialize` + registry), through the facade.
-//! - `interpreters/run_print_python`, `interpreters/run_print_javascript`: `print(1)` /
+//! - `interpreters/create_python`, `interpreters/create_python-lite`,
+//!   `interpreters/create_javascript`: a new session ready to run (store + instance from the
+//!   warm image + `initialize` + registry), through the facade. `python` is the scientific
+//!   one (`builtin:python-sci`) since 2026-12-07; `python-lite` the componentize-py one, which
+//!   was `python` before (the figures in docs/benchmarks.md until then are of it).
+//! - `interpreters/run_print_python`, `…_python-lite`, `interpreters/run_print_javascript`: `print(1)` /
 //!   `console.log(1)` in a live session, through the facade (no HTTP).
 //! - `interpreters/compute_python`: `sum(i*i for i in range(10**6))` in a live session (the
 //!   interpreter's own speed: Cranelift's code, bounds checks, epoch checks).
@@ -35,7 +38,7 @@ mod common;
 fn config(cache: &Path) -> Config {
     let reservation: Option<u64> = std::env::var("CELLA_MEMORY_RESERVATION_MB").ok().and_then(|v| v.parse().ok());
     common::config(
-        &["python", "javascript"],
+        &["python", "python-lite", "javascript"],
         json!({"server": {"cache_dir": cache,
                           "limits": {"max_instances": 1000, "memory_reservation_mb": reservation}}}),
     )
@@ -59,9 +62,11 @@ fn benches(c: &mut Criterion) {
     let mut group = c.benchmark_group("interpreters");
     group.sample_size(30);
 
-    for (resource, tool, code) in
-        [("python", "python:run", "print(1)"), ("javascript", "javascript:run", "console.log(1)")]
-    {
+    for (resource, tool, code) in [
+        ("python", "python:run", "print(1)"),
+        ("python-lite", "python-lite:run", "print(1)"),
+        ("javascript", "javascript:run", "console.log(1)"),
+    ] {
         group.bench_function(format!("create_{resource}"), |b| {
             b.to_async(&rt).iter_custom(|iters| {
                 let sb = sandbox.clone();

@@ -1,7 +1,7 @@
 //! The scientific Python (`builtin:python-sci`) as a session like every other: fork, pause,
 //! resume and a graceful restart keep its interpreter's state (a pandas DataFrame); the call
-//! deadline stops a long scipy call and the session goes on; a crash of the interpreter
-//! ends only its own session.
+//! deadline stops a long scipy call (ending that session; a new one works, with a
+//! wheelhouse package installed); a crash of the interpreter ends only its own session.
 
 use cella_e2e::{Server, scientific_config, scientific_server_with, worker};
 use serde_json::json;
@@ -88,6 +88,11 @@ async fn the_deadline_stops_a_long_scipy_call_and_a_crash_ends_only_its_session(
     let got =
         run(&s, &w, "import scipy.optimize\nscipy.optimize.minimize_scalar(lambda x: (x - 2) ** 2).x.round(3)").await;
     assert_eq!(got["data"]["result"], "np.float64(2.0)", "{got}");
+    // Pure-Python wheels install from the wheelhouse beside the built-in stack.
+    let (status, got) = s.execute(&w, "python:install", json!({"packages": ["six"]})).await;
+    assert_eq!(status, 200, "{got}");
+    let got = run(&s, &w, "import six\nsix.PY3").await;
+    assert_eq!(got["data"]["result"], "True", "{got}");
     // A trap inside the interpreter (a stack overflow past recursion's guard) ends that session.
     let (status, crashed) = s
         .execute(
