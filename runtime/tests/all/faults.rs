@@ -4,7 +4,7 @@
 use crate::common::*;
 use cella_runtime::codes;
 use cella_runtime::sandbox::CreateStatus;
-use cella_runtime::{Caller, Sandbox};
+use cella_runtime::{Caller, Config, Sandbox};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -92,6 +92,20 @@ async fn a_memory_bomb_hits_the_memory_limit() {
     let w = worker("small");
     assert_eq!(ok(exec(&sb, &w, "faulty:alloc", json!({"mb": 8})).await)["allocated_mb"], 8);
     bystander_unharmed(&sb, &other).await;
+}
+
+/// A resource's own `memory_mb` is its instances' limit, below the pool's slot; one above
+/// the slot is refused at load with both numbers.
+#[tokio::test]
+async fn a_resource_may_have_less_memory_than_the_pool() {
+    let sb = sandbox_with(json!({"resources": {"faulty": {"memory_mb": 16}}})).await;
+    let env = fault_ends_session(&sb, "faulty:alloc", json!({"mb": 32}), None, codes::MEMORY_LIMIT).await;
+    assert!(env.message.contains("16 MiB"), "{}", env.message);
+    assert_eq!(ok(exec(&sb, &worker("small"), "faulty:alloc", json!({"mb": 8})).await)["allocated_mb"], 8);
+    let mut value = base_config();
+    merge(&mut value, json!({"resources": {"faulty": {"memory_mb": 65}}}));
+    let err = Config::from_json(&value.to_string(), &repo_root()).unwrap_err().to_string();
+    assert!(err.contains("resources.faulty.memory_mb") && err.contains("(64)"), "{err}");
 }
 
 #[tokio::test]
